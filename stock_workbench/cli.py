@@ -6,7 +6,7 @@ Docs: https://stock-workbench.github.io/stock_workbench/cli.html.md"""
 
 # %% ../nbs/90_cli.ipynb #2fd7ac4d
 from __future__ import annotations
-import argparse, json, os, sys, traceback
+import argparse, json, os, sys, threading, traceback
 from pathlib import Path
 from .config import Settings, SwbError
 
@@ -58,7 +58,9 @@ def cmd_ingest(args, settings:Settings)->int:
     "Load, validate, and only then write to the store"
     from stock_workbench.store import OhlcvStore
     from stock_workbench.validate import require_valid
+    warm = _warm_validation()
     df, lineage = load_source(args, settings)
+    warm.join()
     _note(f"validating {len(df):,} rows of {df['symbol'].nunique()} symbol(s) ...")
     rep = require_valid(df, settings, ",".join(args.allow_jump or []))
     store = OhlcvStore.from_settings(settings)
@@ -76,7 +78,9 @@ def cmd_validate(args, settings:Settings)->int:
     "Validate only: print the report, exit 1 if any check fails"
     from stock_workbench.validate import validate_ohlcv
     args.source = args.source or "csv"
+    warm = _warm_validation()
     df, _ = load_source(args, settings)
+    warm.join()
     rep = validate_ohlcv(df, settings, ",".join(args.allow_jump or []))
     _print_json(rep.to_dict()) if args.json else print(str(rep))
     if not rep.success:
@@ -98,6 +102,12 @@ def cmd_info(args, settings:Settings)->int:
     print(f"{'symbol':<{w}}  {'rows':>7}  first       last")
     for s, v in syms.items(): print(f"{s:<{w}}  {v['rows']:>7,}  {v['first']}  {v['last']}")
     return 0
+
+def _warm_validation()->threading.Thread:
+    "Import Great Expectations (~1.5 s) in the background while the source loads"
+    from stock_workbench.validate import _gx_batch_definition
+    t = threading.Thread(target=_gx_batch_definition, daemon=True); t.start()
+    return t
 
 def _note(msg:str):
     "Progress for a person watching, on stderr"
@@ -155,4 +165,6 @@ def main(argv:list[str]|None=None)->int:
 
 def console()->None:
     "Entry point of the console scripts"
+    # jsonschema (under Great Expectations) compiles 38 grammars of its optional IRI format checker at import (~2.5 s); no command uses it
+    sys.modules.setdefault("rfc3987_syntax", None)
     sys.exit(main())

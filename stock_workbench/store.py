@@ -67,11 +67,10 @@ class OhlcvStore:
 # %% ../nbs/30_store.ipynb #cfb9e080
 def _read_table(t:DeltaTable, symbols=None, start=None, end=None, columns=None)->pa.Table:
     "Rows of `t`, pruned by symbol partition and date"
-    parts = [("symbol", "in", list(symbols))] if symbols else None
-    filters = []
+    filters = [("symbol", "in", list(symbols))] if symbols else []  # on the partition column: prunes whole folders
     if start is not None: filters.append(("date", ">=", pd.Timestamp(start).date()))
     if end is not None: filters.append(("date", "<=", pd.Timestamp(end).date()))
-    return t.to_pyarrow_table(partitions=parts, filters=filters or None, columns=columns)
+    return t.to_pyarrow_table(filters=filters or None, columns=columns)
 
 @patch
 def read(self:OhlcvStore,

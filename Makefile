@@ -1,0 +1,42 @@
+# Two commands set up a fresh machine (Python 3.11, git, make):
+#   make demo   install into .venv, run the main job on the embedded sample market
+#   make test   install into .venv, run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-notebooks test-pytest sync-check lab bench clean-home
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[all,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job (until the EOD pipeline exists): generate, validate and store the sample market, then report the store.
+demo: $(STAMP)
+	$(BIN)/swb ingest --source synthetic
+	$(BIN)/swb info
+
+test: test-notebooks test-pytest
+
+test-notebooks: $(STAMP)
+	$(BIN)/nbdev-test --n-workers 2 --flags slow
+
+test-pytest: $(STAMP)
+	$(BIN)/pytest -q -n 2 tests
+
+# The package must be exactly what the notebooks export.
+sync-check: $(STAMP)
+	$(BIN)/nbdev-export && $(BIN)/nbdev-clean
+	@test -z "$$(git status --porcelain -- nbs stock_workbench)" || { git status --porcelain -- nbs stock_workbench; echo "notebooks and package are out of sync: run nbdev-export && nbdev-clean and commit" >&2; exit 1; }
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=.
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_ingest.py

@@ -1,0 +1,50 @@
+"Shared fixtures: a throwaway workbench home, the `swb` console script, Yahoo-style CSV files"
+import hashlib, os, subprocess, sys
+from pathlib import Path
+import pandas as pd, pytest
+from stock_workbench.synthetic import synthetic_market
+
+BIN = Path(sys.executable).parent
+YAHOO_HEADER = ["Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    "An empty workbench home, set as SWB_HOME for this test and its subprocesses"
+    h = tmp_path / "home"
+    h.mkdir()
+    monkeypatch.setenv("SWB_HOME", str(h))
+    monkeypatch.setenv("SWB_QUIET", "1")
+    for k in [k for k in os.environ if k.startswith("SWB_") and k not in ("SWB_HOME", "SWB_QUIET")]:
+        monkeypatch.delenv(k)
+    return h
+
+
+def swb(*args, env=None, exe="swb", timeout=300):
+    "Run the installed console script; returns the CompletedProcess"
+    return subprocess.run([str(BIN / exe), *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def tree_digest(path: Path) -> dict:
+    "Every file under `path` with the sha256 of its bytes (empty if `path` does not exist)"
+    if not path.exists(): return {}
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def sample(symbol="ABC", days=60, seed=3) -> pd.DataFrame:
+    "A valid canonical frame for one symbol: the first `days` sessions of a synthetic market"
+    df = synthetic_market(1, days / 252, seed=seed)
+    return df.assign(symbol=symbol)
+
+
+def write_yahoo_csv(df: pd.DataFrame, path: Path) -> Path:
+    "Write one symbol's canonical rows as a Yahoo-style CSV"
+    out = df.drop(columns="symbol").rename(columns=dict(zip(
+        ["date", "open", "high", "low", "close", "adj_close", "volume"], YAHOO_HEADER)))
+    out["Date"] = out["Date"].dt.strftime("%Y-%m-%d")
+    out["Volume"] = out["Volume"].round().astype("int64")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(path, index=False)
+    return path
