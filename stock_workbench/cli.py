@@ -8,10 +8,12 @@ Docs: https://stock-workbench.github.io/stock_workbench/cli.html.md"""
 from __future__ import annotations
 import argparse, json, os, sys, threading, traceback
 from pathlib import Path
+import numpy as np, pandas as pd
 from .config import Settings, SwbError
 
 # %% auto #0
-__all__ = ['load_source', 'cmd_ingest', 'cmd_validate', 'cmd_info', 'build_parser', 'main', 'console']
+__all__ = ['load_source', 'cmd_ingest', 'cmd_validate', 'cmd_info', 'settings_horizons', 'cmd_features', 'cmd_evaluate',
+           'cmd_train', 'cmd_predict', 'build_parser', 'main', 'console']
 
 # %% ../nbs/90_cli.ipynb #a04e3149
 def _split(text:str|None)->list[str]:
@@ -103,6 +105,142 @@ def cmd_info(args, settings:Settings)->int:
     for s, v in syms.items(): print(f"{s:<{w}}  {v['rows']:>7,}  {v['first']}  {v['last']}")
     return 0
 
+def _panel(args, settings:Settings):
+    "The stored panel for `--symbols` (default: the universe, else every stored symbol) and its store"
+    from stock_workbench.store import OhlcvStore
+    store = OhlcvStore.from_settings(settings)
+    if store.version is None: raise SwbError(f"store {store.path} is empty: run `swb ingest` first")
+    syms = _split(getattr(args, "symbols", None)) or settings.universe or None
+    return store.read(syms), store
+
+def _features(args, settings:Settings, targets:bool=False):
+    "Point-in-time features (and targets) of the panel `args` asks for, with the data lineage"
+    from stock_workbench.features import add_targets, build_features
+    panel, store = _panel(args, settings)
+    _note(f"features for {panel['symbol'].nunique()} symbol(s), {len(panel):,} rows ...")
+    feats = build_features(panel)
+    if targets: feats = add_targets(feats, settings_horizons(settings))
+    lineage = {"store_version": store.version, "symbols": panel["symbol"].nunique(), "rows": len(panel),
+               "first": str(panel["date"].min().date()), "last": str(panel["date"].max().date())}
+    return feats, panel, lineage
+
+def settings_horizons(settings:Settings)->tuple[int, ...]:
+    "The forecast horizons from the settings, e.g. (1, 5)"
+    try: hs = tuple(sorted({int(h) for h in settings.horizons.split(",") if h.strip()}))
+    except ValueError: raise SwbError(f"setting horizons={settings.horizons!r} is not a list of whole numbers") from None
+    if not hs or min(hs) < 1: raise SwbError(f"setting horizons={settings.horizons!r} needs positive session counts")
+    return hs
+
+def _date_arg(text:str|None, flag:str):
+    "`text` as a Timestamp, or None"
+    if not text: return None
+    try: return pd.Timestamp(text)
+    except (ValueError, TypeError): raise SwbError(f"{flag} {text!r} is not a date (YYYY-MM-DD)") from None
+
+def cmd_features(args, settings:Settings)->int:
+    "Write the feature table for stored symbols to a csv or parquet file"
+    from stock_workbench.features import FEATURE_COLUMNS
+    out = Path(args.output)
+    if out.suffix.lower() not in (".csv", ".parquet"): raise SwbError(f"--output {out}: must end in .csv or .parquet")
+    start, end = _date_arg(args.start, "--start"), _date_arg(args.end, "--end")
+    feats, _, _ = _features(args, settings)
+    if start is not None: feats = feats[feats["date"] >= start]
+    if end is not None: feats = feats[feats["date"] <= end]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")   # write aside, then rename: never a half-written table
+    feats.to_csv(tmp, index=False, date_format="%Y-%m-%d") if out.suffix.lower() == ".csv" else feats.to_parquet(tmp, index=False)
+    tmp.replace(out)
+    print(f"wrote {len(feats):,} rows x {len(FEATURE_COLUMNS)} features for {feats['symbol'].nunique()} symbol(s) to {out}")
+    return 0
+
+def cmd_evaluate(args, settings:Settings)->int:
+    "Walk-forward evaluation of a model against the random walk on the same windows"
+    from stock_workbench.evaluate import evaluate_models, format_report
+    from stock_workbench.registry import _mlflow, experiment_id
+    name = args.model or settings.default_model
+    data, _, lineage = _features(args, settings, targets=True)
+    res = evaluate_models(data, [name], horizon=args.horizon, train_days=settings.train_days, refit_days=settings.refit_days,
+                          start=_date_arg(args.start, "--start"), end=_date_arg(args.end, "--end"), progress=True)
+    mlflow = _mlflow(settings)
+    with mlflow.start_run(experiment_id=experiment_id(settings, "evaluate"), run_name=f"evaluate-{name}-{args.horizon}d"):
+        mlflow.log_params({"model": name, "horizon": args.horizon, "train_days": settings.train_days,
+                           "refit_days": settings.refit_days, **{f"data.{k}": v for k, v in lineage.items()}})
+        mlflow.set_tags({"swb.model": name, "swb.store_version": str(lineage["store_version"])})
+        mlflow.log_metrics(_flat_metrics(res))
+        mlflow.log_text(format_report(res), "report.txt")
+        mlflow.log_dict(res, "evaluation.json")
+    _print_json(res) if args.json else print(format_report(res))
+    return 0
+
+def _flat_metrics(res:dict)->dict:
+    "model.regime.metric -> value, the numbers of an evaluation"
+    out = {}
+    for m, by in res.get("models", {}).items():
+        for regime, ms in by.items():
+            if not isinstance(ms, dict): continue
+            for k, v in ms.items():
+                if isinstance(v, (int, float)) and v is not None and np.isfinite(v): out[f"{m}.{regime}.{k}"] = float(v)
+    return out
+
+def cmd_train(args, settings:Settings)->int:
+    "Fit a model per horizon on the latest window, log it to MLflow and register a new version"
+    from stock_workbench.evaluate import make_model
+    from stock_workbench.features import MODEL_FEATURES
+    from stock_workbench.registry import assign_alias, log_forecaster
+    name = args.model or settings.default_model
+    data, _, lineage = _features(args, settings, targets=True)
+    days = np.sort(data["date"].unique())
+    models, spans = {}, {}
+    for h in settings_horizons(settings):
+        need = settings.train_days + h
+        if len(days) < need:
+            raise SwbError(f"too little history to train: need {need} sessions ({settings.train_days} training + {h} horizon), the store has {len(days)}")
+        end = days[-1 - h]; start = days[-h - settings.train_days]   # the last target realized by the last stored session
+        _note(f"fitting {name} for {h}-day returns on {pd.Timestamp(start).date()} .. {pd.Timestamp(end).date()} ...")
+        models[h] = make_model(name, h).fit(data, start, end)
+        spans[f"train_start_{h}d"], spans[f"train_end_{h}d"] = str(pd.Timestamp(start).date()), str(pd.Timestamp(end).date())
+    example = data[data["date"] == days[-1]].head(5)
+    r = log_forecaster(settings, models, example, list(MODEL_FEATURES), {**lineage, **spans})
+    alias = assign_alias(settings, r["version"])
+    out = {"model": name, "version": r["version"], "alias": alias, "run_id": r["run_id"], **lineage, **spans}
+    if args.json: _print_json(out)
+    else: print(f"trained {name} on {lineage['symbols']} symbol(s); registered {settings.registered_model} version {r['version']} as {alias} (run {r['run_id']})")
+    return 0
+
+def cmd_predict(args, settings:Settings)->int:
+    "Next-session (and h-session) forecasts for the universe from a registered model"
+    from stock_workbench.registry import load_forecaster
+    model, version = load_forecaster(settings, args.model)
+    feats, panel, lineage = _features(args, settings)
+    day = _date_arg(args.date, "--date") or feats["date"].max()
+    if not (feats["date"] == day).any():
+        raise SwbError(f"no stored data on {day.date()} (the store covers {lineage['first']} .. {lineage['last']})")
+    cols = model.metadata.get_input_schema().input_names()
+    hist = feats[feats["date"] <= day]   # history as context for sequence models; nothing after the date
+    pred = model.predict(hist[cols])
+    pred = pred[pd.to_datetime(pred["date"]) == day].reset_index(drop=True)
+    last = panel[panel["date"] == day].set_index("symbol")["close"]
+    rows = []
+    for _, p in pred.iterrows():
+        row = {"symbol": p["symbol"], "date": str(day.date()), "close": float(last[p["symbol"]])}
+        for h in settings_horizons(settings):
+            if f"p50_{h}d" not in p: continue
+            for q in ("p10", "p50", "p90"):
+                row[f"{q}_{h}d"] = float(p[f"{q}_{h}d"])
+                row[f"price_{q}_{h}d"] = float(row["close"] * np.exp(p[f"{q}_{h}d"]))
+        rows.append(row)
+    kind = next(iter(model.unwrap_python_model().models.values())).name
+    out = {"registered_model": settings.registered_model, "version": version, "model": kind, "ref": args.model,
+           "date": str(day.date()), "predictions": rows}
+    if args.json: _print_json(out); return 0
+    print(f"{settings.registered_model} version {version} ({kind}, {args.model}), forecasts from the close of {day.date()}: log-return quantiles and implied price band")
+    hs = [h for h in settings_horizons(settings) if rows and f"p50_{h}d" in rows[0]]
+    print(f"{'symbol':<8} {'close':>10}  " + "  ".join(f"{'p10/p50/p90 ' + str(h) + 'd':>26} {'price band ' + str(h) + 'd':>21}" for h in hs))
+    for r in rows:
+        print(f"{r['symbol']:<8} {r['close']:>10.2f}  " + "  ".join(
+            f"{r[f'p10_{h}d']:>+8.4f} {r[f'p50_{h}d']:>+8.4f} {r[f'p90_{h}d']:>+8.4f} {r[f'price_p10_{h}d']:>10.2f}-{r[f'price_p90_{h}d']:<10.2f}" for h in hs))
+    return 0
+
 def _warm_validation()->threading.Thread:
     "Import Great Expectations (~1.5 s) in the background while the source loads"
     from stock_workbench.validate import _gx_batch_definition
@@ -140,6 +278,30 @@ def build_parser()->argparse.ArgumentParser:
     p = sub.add_parser("info", help="per symbol rows, first and last date; store version")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_info)
+    p = sub.add_parser("features", help="write the point-in-time feature table of stored symbols")
+    p.add_argument("--symbols", help="A,B,... (default: the universe, else every stored symbol)")
+    p.add_argument("--output", required=True, help="FILE.csv or FILE.parquet")
+    p.add_argument("--start", help="first date written (windows still use earlier history)")
+    p.add_argument("--end", help="last date written")
+    p.set_defaults(func=cmd_features)
+    p = sub.add_parser("evaluate", help="walk-forward evaluation of a model against the random walk")
+    p.add_argument("--model", help="naive, drift, volq, gbm, tft or lstm (default: settings default_model)")
+    p.add_argument("--symbols", help="A,B,... (default: the universe, else every stored symbol)")
+    p.add_argument("--start", help="first test date"); p.add_argument("--end", help="last test date")
+    p.add_argument("--horizon", type=int, default=1, help="forecast horizon in sessions (default 1)")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("train", help="fit on the latest window, log to MLflow, register a new version")
+    p.add_argument("--model", help="naive, drift, volq, gbm, tft or lstm (default: settings default_model)")
+    p.add_argument("--symbols", help="A,B,... (default: the universe, else every stored symbol)")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("predict", help="forecasts from the registered champion")
+    p.add_argument("--date", help="forecast from the close of this stored date (default: the latest)")
+    p.add_argument("--model", default="champion", help="alias or version (default: champion)")
+    p.add_argument("--symbols", help="A,B,... (default: the universe, else every stored symbol)")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=cmd_predict)
     return ap
 
 # %% ../nbs/90_cli.ipynb #3cb573ef

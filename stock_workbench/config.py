@@ -49,8 +49,15 @@ DEFAULTS = {
         max_missing_sessions=5,       # most exchange sessions a symbol may skip between two rows
         report_rows=5,                # offending rows shown per failed expectation
     ),
+    "models": dict(
+        default_model="gbm",          # model `swb train` and `swb evaluate` use when --model is not given
+        train_days=756,               # rolling training window, sessions (3 years)
+        refit_days=63,                # walk-forward refit cadence, sessions
+        horizons="1,5",               # forecast horizons in sessions; the registered model predicts each
+    ),
     "mlflow": dict(
         mlflow_tracking_uri="",       # empty: sqlite mlflow.db in the home
+        registered_model="stock-forecaster", # MLflow registered model with aliases champion / challenger
     ),
     "schedule": dict(
         eod_time="16:30",             # EOD job time, exchange local
