@@ -155,12 +155,13 @@ def cmd_features(args, settings:Settings)->int:
 
 def cmd_evaluate(args, settings:Settings)->int:
     "Walk-forward evaluation of a model against the random walk on the same windows"
-    from stock_workbench.evaluate import evaluate_models, format_report
+    from stock_workbench.evaluate import evaluate_models, fan_figure, format_report, loss_figure
     from stock_workbench.registry import _mlflow, experiment_id
     name = args.model or settings.default_model
     data, _, lineage = _features(args, settings, targets=True)
-    res = evaluate_models(data, [name], horizon=args.horizon, train_days=settings.train_days, refit_days=settings.refit_days,
-                          start=_date_arg(args.start, "--start"), end=_date_arg(args.end, "--end"), progress=True)
+    res, long = evaluate_models(data, [name], horizon=args.horizon, train_days=settings.train_days, refit_days=settings.refit_days,
+                                start=_date_arg(args.start, "--start"), end=_date_arg(args.end, "--end"), progress=True,
+                                return_predictions=True)
     mlflow = _mlflow(settings)
     with mlflow.start_run(experiment_id=experiment_id(settings, "evaluate"), run_name=f"evaluate-{name}-{args.horizon}d"):
         mlflow.log_params({"model": name, "horizon": args.horizon, "train_days": settings.train_days,
@@ -169,6 +170,9 @@ def cmd_evaluate(args, settings:Settings)->int:
         mlflow.log_metrics(_flat_metrics(res))
         mlflow.log_text(format_report(res), "report.txt")
         mlflow.log_dict(res, "evaluation.json")
+        first = long["symbol"].min()
+        mlflow.log_figure(loss_figure(long, args.horizon), "pinball_vs_random_walk.png")
+        mlflow.log_figure(fan_figure(long[long["model"] == name], first, title=f"{name}: {first}, walk-forward forecasts"), f"fan_{first}.png")
     _print_json(res) if args.json else print(format_report(res))
     return 0
 
@@ -199,8 +203,15 @@ def cmd_train(args, settings:Settings)->int:
         _note(f"fitting {name} for {h}-day returns on {pd.Timestamp(start).date()} .. {pd.Timestamp(end).date()} ...")
         models[h] = make_model(name, h).fit(data, start, end)
         spans[f"train_start_{h}d"], spans[f"train_end_{h}d"] = str(pd.Timestamp(start).date()), str(pd.Timestamp(end).date())
+    from stock_workbench.evaluate import fan_figure
     example = data[data["date"] == days[-1]].head(5)
-    r = log_forecaster(settings, models, example, list(MODEL_FEATURES), {**lineage, **spans})
+    recent = data[data["date"] >= days[-min(len(days), 120)]]
+    figures = {}
+    for h, m in models.items():  # the last 120 sessions as the model sees them (in sample up to its training end)
+        p = m.predict(recent).assign(y=recent[f"target_{h}d"].to_numpy())
+        sym = recent["symbol"].iloc[0]
+        figures[f"fan_{h}d_{sym}.png"] = fan_figure(p, sym, title=f"{name}: {sym}, {h}-session log return (in sample to {spans[f'train_end_{h}d']})")
+    r = log_forecaster(settings, models, example, list(MODEL_FEATURES), {**lineage, **spans}, figures=figures)
     alias = assign_alias(settings, r["version"])
     out = {"model": name, "version": r["version"], "alias": alias, "run_id": r["run_id"], **lineage, **spans}
     if args.json: _print_json(out)
@@ -216,7 +227,9 @@ def cmd_predict(args, settings:Settings)->int:
     if not (feats["date"] == day).any():
         raise SwbError(f"no stored data on {day.date()} (the store covers {lineage['first']} .. {lineage['last']})")
     cols = model.metadata.get_input_schema().input_names()
-    hist = feats[feats["date"] <= day]   # history as context for sequence models; nothing after the date
+    ctx = max(getattr(m, "context_days", 0) or 0 for m in model.unwrap_python_model().models.values())
+    days = np.sort(feats.loc[feats["date"] <= day, "date"].unique())
+    hist = feats[(feats["date"] <= day) & (feats["date"] >= days[max(0, len(days) - 1 - ctx)])]  # context for sequence models; nothing after the date
     pred = model.predict(hist[cols])
     pred = pred[pd.to_datetime(pred["date"]) == day].reset_index(drop=True)
     last = panel[panel["date"] == day].set_index("symbol")["close"]

@@ -18,7 +18,7 @@ from .config import SwbError
 __all__ = ['MODEL_NAMES', 'METRIC_KEYS', 'REGIMES', 'VERDICT_RULE', 'make_model', 'Fold', 'plan_folds', 'target_col',
            'walk_forward', 'mae', 'rmse', 'pinball_rows', 'pinball', 'coverage_80', 'hit_rate', 'wilson_interval',
            'hit_rate_ci95', 'ic', 'rank_ic', 'skill_vs_rw', 'dm_test', 'dm_pvalue', 'market_rvol', 'vol_regimes',
-           'verdict', 'score_predictions', 'evaluate_models', 'format_report']
+           'verdict', 'score_predictions', 'evaluate_models', 'format_report', 'fan_figure', 'loss_figure']
 
 # %% ../nbs/60_evaluate.ipynb #4557242f
 MODEL_NAMES = ("naive", "drift", "volq", "gbm", "tft", "lstm")
@@ -447,3 +447,40 @@ def format_report(result:dict)->str:
               "IC / rankIC: mean per-session cross-sectional Pearson / Spearman correlation of p50 with the outcome "
               "('-' when p50 is constant across symbols, as for the random walk)."]
     return "\n".join(lines)
+
+# %% ../nbs/60_evaluate.ipynb #d0156451
+def fan_figure(
+    preds:pd.DataFrame,    # symbol, date, p10, p50, p90 and optionally y (the outcome)
+    symbol:str,            # which symbol to draw
+    days:int=120,          # the last `days` forecast dates
+    title:str="",
+):                         # a matplotlib Figure
+    "The p10–p90 band and p50 of one symbol's forecasts, with the outcomes"
+    import matplotlib; matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    p = preds[preds["symbol"] == symbol].sort_values("date").tail(days)
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    ax.fill_between(p["date"], p["p10"], p["p90"], alpha=.3, label="p10–p90")
+    ax.plot(p["date"], p["p50"], lw=1, label="p50")
+    if "y" in p: ax.plot(p["date"], p["y"], ".", ms=3, color="k", label="realized")
+    ax.axhline(0, color="grey", lw=.5)
+    ax.set_title(title or f"{symbol}: forecast log return"); ax.legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate(); fig.tight_layout()
+    return fig
+
+def loss_figure(
+    long:pd.DataFrame,     # `evaluate_models(..., return_predictions=True)[1]`
+    horizon:int=1,
+):                         # a matplotlib Figure
+    "Cumulative per-session pinball loss of each model minus the random walk's"
+    import matplotlib; matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    l = long.assign(loss=pinball_rows(long["y"], long["p10"], long["p50"], long["p90"]))
+    per = l.pivot_table(index="date", columns="model", values="loss", aggfunc="mean")
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    for m in per.columns.drop("naive", errors="ignore"):
+        ax.plot(per.index, (per[m] - per["naive"]).cumsum(), lw=1, label=m)
+    ax.axhline(0, color="grey", lw=.5)
+    ax.set_title(f"cumulative pinball loss minus the random walk's ({horizon}-session horizon; below 0 = better)")
+    ax.legend(loc="lower left", fontsize=8); fig.autofmt_xdate(); fig.tight_layout()
+    return fig

@@ -4,6 +4,16 @@ import numpy as np, pandas as pd, pytest
 from conftest import swb
 from test_cli import one_line_error
 
+def _client(home):
+    from mlflow import MlflowClient
+    return MlflowClient(f"sqlite:///{home}/mlflow.db")
+
+
+def _runs(home, experiment):
+    c = _client(home)
+    return c.search_runs([c.get_experiment_by_name(experiment).experiment_id])
+
+
 FAST = {"SWB_TRAIN_DAYS": "252", "SWB_REFIT_DAYS": "126"}   # small windows keep these tests quick
 
 
@@ -53,6 +63,12 @@ def test_evaluate_json_against_random_walk(market):
         assert 0 <= overall["coverage_80"] <= 1 and overall["mae"] > 0
     text = swb("evaluate", "--model", "drift", "--symbols", "SYN000,SYN001,SYN002", env=FAST)
     assert text.returncode == 0 and "random walk" in text.stdout
+    runs = _runs(market, "swb-evaluate")
+    assert len(runs) == 2 and {r.data.params["model"] for r in runs} == {"gbm", "drift"}
+    gbm = next(r for r in runs if r.data.params["model"] == "gbm")
+    assert gbm.data.params["data.store_version"] == "0" and gbm.data.metrics["gbm.overall.pinball"] > 0
+    arts = {a.path for a in _client(market).list_artifacts(gbm.info.run_id)}
+    assert {"pinball_vs_random_walk.png", "fan_SYN000.png", "report.txt", "evaluation.json"} <= arts, arts
 
 
 def test_evaluate_bad_input(market):
@@ -68,6 +84,10 @@ def test_train_register_predict(market, tmp_path):
     assert (t1["version"], t1["alias"], t1["store_version"]) == ("1", "champion", 0)
     t2 = json.loads(swb("train", "--model", "naive", "--json", env=FAST).stdout)
     assert (t2["version"], t2["alias"]) == ("2", "challenger")
+    run = _client(market).get_run(t1["run_id"])
+    assert run.data.params["data.store_version"] == "0" and run.data.params["model"] == "gbm"
+    arts = {a.path for a in _client(market).list_artifacts(t1["run_id"])}
+    assert {"fan_1d_SYN000.png", "fan_5d_SYN000.png", "features.txt"} <= arts, arts
 
     r = swb("predict", "--json")
     assert r.returncode == 0, r.stderr
