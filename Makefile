@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-notebooks test-pytest sync-check lab bench
+.PHONY: install demo test test-notebooks test-pytest sync-check lab mlflow-ui bench
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,5 +40,10 @@ sync-check: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=.
 
+mlflow-ui: $(STAMP)
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlflow ui --host 127.0.0.1 --backend-store-uri "sqlite:///$${SWB_HOME:-$$PWD}/mlflow.db"
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_features.py
+	$(BIN)/python benchmarks/bench_walkforward.py
