@@ -6,7 +6,7 @@ Docs: https://stock-workbench.github.io/stock_workbench/cli.html.md"""
 
 # %% ../nbs/90_cli.ipynb #2fd7ac4d
 from __future__ import annotations
-import argparse, json, os, sys, threading, traceback
+import argparse, json, os, sys, traceback
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import Settings, SwbError
@@ -60,9 +60,7 @@ def cmd_ingest(args, settings:Settings)->int:
     "Load, validate, and only then write to the store"
     from stock_workbench.store import OhlcvStore
     from stock_workbench.validate import require_valid
-    warm = _warm_validation()
     df, lineage = load_source(args, settings)
-    warm.join()
     _note(f"validating {len(df):,} rows of {df['symbol'].nunique()} symbol(s) ...")
     rep = require_valid(df, settings, ",".join(args.allow_jump or []))
     store = OhlcvStore.from_settings(settings)
@@ -80,9 +78,7 @@ def cmd_validate(args, settings:Settings)->int:
     "Validate only: print the report, exit 1 if any check fails"
     from stock_workbench.validate import validate_ohlcv
     args.source = args.source or "csv"
-    warm = _warm_validation()
     df, _ = load_source(args, settings)
-    warm.join()
     rep = validate_ohlcv(df, settings, ",".join(args.allow_jump or []))
     _print_json(rep.to_dict()) if args.json else print(str(rep))
     if not rep.success:
@@ -183,12 +179,12 @@ def _flat_metrics(res:dict)->dict:
         for regime, ms in by.items():
             if not isinstance(ms, dict): continue
             for k, v in ms.items():
-                if isinstance(v, (int, float)) and v is not None and np.isfinite(v): out[f"{m}.{regime}.{k}"] = float(v)
+                if isinstance(v, (int, float)) and np.isfinite(v): out[f"{m}.{regime}.{k}"] = float(v)
     return out
 
 def cmd_train(args, settings:Settings)->int:
     "Fit a model per horizon on the latest window, log it to MLflow and register a new version"
-    from stock_workbench.evaluate import make_model
+    from stock_workbench.evaluate import fan_figure, make_model
     from stock_workbench.features import MODEL_FEATURES
     from stock_workbench.registry import assign_alias, log_forecaster
     name = args.model or settings.default_model
@@ -203,7 +199,6 @@ def cmd_train(args, settings:Settings)->int:
         _note(f"fitting {name} for {h}-day returns on {pd.Timestamp(start).date()} .. {pd.Timestamp(end).date()} ...")
         models[h] = make_model(name, h).fit(data, start, end)
         spans[f"train_start_{h}d"], spans[f"train_end_{h}d"] = str(pd.Timestamp(start).date()), str(pd.Timestamp(end).date())
-    from stock_workbench.evaluate import fan_figure
     example = data[data["date"] == days[-1]].head(5)
     recent = data[data["date"] >= days[-min(len(days), 120)]]
     figures = {}
@@ -227,7 +222,8 @@ def cmd_predict(args, settings:Settings)->int:
     if not (feats["date"] == day).any():
         raise SwbError(f"no stored data on {day.date()} (the store covers {lineage['first']} .. {lineage['last']})")
     cols = model.metadata.get_input_schema().input_names()
-    ctx = max(getattr(m, "context_days", 0) or 0 for m in model.unwrap_python_model().models.values())
+    fitted = model.unwrap_python_model().models   # horizon -> ForecastModel: what this version can forecast
+    ctx = max(getattr(m, "context_days", 0) or 0 for m in fitted.values())
     days = np.sort(feats.loc[feats["date"] <= day, "date"].unique())
     hist = feats[(feats["date"] <= day) & (feats["date"] >= days[max(0, len(days) - 1 - ctx)])]  # context for sequence models; nothing after the date
     pred = model.predict(hist[cols])
@@ -236,29 +232,22 @@ def cmd_predict(args, settings:Settings)->int:
     rows = []
     for _, p in pred.iterrows():
         row = {"symbol": p["symbol"], "date": str(day.date()), "close": float(last[p["symbol"]])}
-        for h in settings_horizons(settings):
-            if f"p50_{h}d" not in p: continue
+        for h in fitted:
             for q in ("p10", "p50", "p90"):
                 row[f"{q}_{h}d"] = float(p[f"{q}_{h}d"])
                 row[f"price_{q}_{h}d"] = float(row["close"] * np.exp(p[f"{q}_{h}d"]))
         rows.append(row)
-    kind = next(iter(model.unwrap_python_model().models.values())).name
+    kind = next(iter(fitted.values())).name
     out = {"registered_model": settings.registered_model, "version": version, "model": kind, "ref": args.model,
            "date": str(day.date()), "predictions": rows}
     if args.json: _print_json(out); return 0
     print(f"{settings.registered_model} version {version} ({kind}, {args.model}), forecasts from the close of {day.date()}: log-return quantiles and implied price band")
-    hs = [h for h in settings_horizons(settings) if rows and f"p50_{h}d" in rows[0]]
+    hs = list(fitted)
     print(f"{'symbol':<8} {'close':>10}  " + "  ".join(f"{'p10/p50/p90 ' + str(h) + 'd':>26} {'price band ' + str(h) + 'd':>21}" for h in hs))
     for r in rows:
         print(f"{r['symbol']:<8} {r['close']:>10.2f}  " + "  ".join(
             f"{r[f'p10_{h}d']:>+8.4f} {r[f'p50_{h}d']:>+8.4f} {r[f'p90_{h}d']:>+8.4f} {r[f'price_p10_{h}d']:>10.2f}-{r[f'price_p90_{h}d']:<10.2f}" for h in hs))
     return 0
-
-def _warm_validation()->threading.Thread:
-    "Import Great Expectations (~1.5 s) in the background while the source loads"
-    from stock_workbench.validate import _gx_batch_definition
-    t = threading.Thread(target=_gx_batch_definition, daemon=True); t.start()
-    return t
 
 def _note(msg:str):
     "Progress for a person watching, on stderr"
@@ -326,7 +315,7 @@ def main(argv:list[str]|None=None)->int:
         return args.func(args, Settings())
     except SwbError as e:
         rep = getattr(e, "report", None)
-        if rep is not None: print(rep.to_dict() if getattr(args, "json", False) else str(rep))
+        if rep is not None: _print_json(rep.to_dict()) if getattr(args, "json", False) else print(str(rep))
         print(f"swb: error: {e}", file=sys.stderr)
         return e.exit_code
     except BrokenPipeError:  # e.g. `swb info | head`: the reader left, nothing to say

@@ -191,6 +191,16 @@ def test_invalid_data_fails_closed_with_report(stored_home, tmp_path, kind):
     assert r.returncode == 1 and rep["success"] is False and check in [x["check"] for x in rep["failures"]]
 
 
+def test_failed_ingest_json_report_is_json(stored_home, tmp_path):
+    home, before = stored_home
+    f = write_yahoo_csv(_break(sample("ABC", 40), "negative_price")[0], tmp_path / "abc.csv")
+    r = swb("ingest", "--source", "csv", "--path", f, "--json")
+    one_line_error(r, "validation failed")
+    rep = json.loads(r.stdout)
+    assert rep["success"] is False and "close > 0" in [x["check"] for x in rep["failures"]]
+    assert tree_digest(home / "data") == before
+
+
 def test_one_bad_file_in_a_folder_writes_nothing(stored_home, tmp_path):
     home, before = stored_home
     write_yahoo_csv(sample("GOOD", 30), tmp_path / "csvs" / "good.csv")
