@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-notebooks test-pytest sync-check lab mlflow-ui bench
+.PHONY: install demo test test-notebooks test-pytest sync-check lab mlflow-ui dashboard bench
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,10 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# The main job (until the EOD pipeline exists): generate, validate and store the sample market, then report the store.
+# The main job: the EOD pipeline on the embedded sample market; it prints where the report is.
 demo: $(STAMP)
-	$(BIN)/swb ingest --source synthetic
-	$(BIN)/swb info
+	$(BIN)/swb run eod
 
 test: test-notebooks test-pytest
 
@@ -43,7 +42,14 @@ lab: $(STAMP)
 mlflow-ui: $(STAMP)
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlflow ui --host 127.0.0.1 --backend-store-uri "sqlite:///$${SWB_HOME:-$$PWD}/mlflow.db"
 
+dashboard: $(STAMP)
+	$(BIN)/swb dashboard
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_walkforward.py
+	$(BIN)/python benchmarks/bench_backtest.py
+	$(BIN)/python benchmarks/bench_eod.py
+	$(BIN)/python benchmarks/bench_dashboard.py
+	$(BIN)/python benchmarks/bench_stream.py

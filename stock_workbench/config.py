@@ -59,14 +59,45 @@ DEFAULTS = {
         mlflow_tracking_uri="",       # empty: sqlite mlflow.db in the home
         registered_model="stock-forecaster", # MLflow registered model with aliases champion / challenger
     ),
+    "jobs": dict(
+        eod_source="synthetic",       # where `swb run eod` brings the store up to date from: synthetic, yahoo, snowflake, csv, none
+        eod_csv_path="",              # file or folder of Yahoo-style CSVs when eod_source = csv
+        reports_dir="reports",        # executed notebooks and HTML, relative to the home
+        report_top=10,                # top predicted movers listed in the EOD report
+        report_fan_symbols=4,         # symbols drawn with their forecast fan
+        promote_alpha=0.05,           # a challenger of another kind replaces the champion only if better at this DM p-value
+        promote_eval_days=252,        # sessions of the recent period both are evaluated on
+    ),
+    "backtest": dict(
+        backtest_rule="long_flat",    # long_flat: hold when p50 > costs; long_short: also short when p50 < -costs
+        backtest_days=252,            # sessions of forecasts the EOD backtest covers
+        fees_bps=5.0,                 # commission per trade, basis points of traded value
+        slippage_bps=5.0,             # price slippage per trade, basis points
+    ),
     "schedule": dict(
         eod_time="16:30",             # EOD job time, exchange local
-        eod_timezone="America/New_York",
-        retrain_cadence="weekly",
+        eod_timezone="America/New_York", # time zone of eod_time and retrain_time
+        retrain_cadence="weekly",     # daily, weekly (last session of the week) or monthly (last session of the month)
+        retrain_time="18:00",         # retrain job time on its sessions, after the EOD job
     ),
     "alerts": dict(
         alert_move_pct=5.0,           # predicted |move| that raises an alert
         alert_webhook_url="",         # Slack-compatible webhook; a secret: never logged
+    ),
+    "stream": dict(
+        stream_prefix="swb",          # prefix of the streaming job's Redis keys: <prefix>:ticks:<shard>, <prefix>:latest:<SYM>, ...
+        stream_shards=4,              # Redis streams the ticks are sharded across, by symbol
+        stream_group="swb-stream",    # consumer group of the streaming job
+        stream_batch=1000,            # ticks a consumer reads per XREADGROUP
+        stream_block_ms=100,          # longest wait of one read for new ticks, milliseconds
+        allowed_lateness_s=2.0,       # a 1-minute candle closes once the latest event time seen is this far past its end
+        stream_lease_ms=5000,         # a shard whose consumer stopped renewing its lease passes to another after this long
+        stream_history_days=300,      # sessions of stored daily history under each intraday prediction
+        stream_predict_s=1.0,         # predictions of symbols with new candles are refreshed at most this often, seconds
+        move_alert_pct=2.0,           # price move within move_alert_minutes that raises an alert, percent
+        move_alert_minutes=5,         # window of that price move, minutes
+        metrics_port=9108,            # Prometheus metrics of `swb stream` on 127.0.0.1; 0: none
+        redis_retry_max_s=10.0,       # longest wait between attempts to reach Redis, seconds
     ),
     "services": dict(
         redis_url="redis://127.0.0.1:6379/0",

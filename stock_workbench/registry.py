@@ -6,7 +6,7 @@ Docs: https://stock-workbench.github.io/stock_workbench/registry.html.md"""
 
 # %% ../nbs/70_registry.ipynb #8290783d
 from __future__ import annotations
-import logging, os, warnings
+import contextlib, io, logging, os, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import Settings, SwbError
@@ -100,8 +100,9 @@ def log_forecaster(
         mlflow.log_text("\n".join(features), "features.txt")
         if metrics: mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
         for fname, fig in (figures or {}).items(): mlflow.log_figure(fig, fname)
-        info = mlflow.pyfunc.log_model(name="model", python_model=py, signature=sig, pip_requirements=_requirements(models),
-                                       registered_model_name=settings.registered_model if register else None)
+        with contextlib.redirect_stderr(io.StringIO()):  # mlflow prints "Created version ..." itself; the caller reports the version
+            info = mlflow.pyfunc.log_model(name="model", python_model=py, signature=sig, pip_requirements=_requirements(models),
+                                           registered_model_name=settings.registered_model if register else None)
     return {"run_id": run.info.run_id, "version": str(info.registered_model_version) if register else None, "model": name}
 
 # %% ../nbs/70_registry.ipynb #f351dfdf
@@ -117,7 +118,7 @@ def set_alias(settings:Settings, alias:str, version)->None:
 def alias_version(settings:Settings, alias:str)->str|None:
     "The version `alias` points at, None if unset"
     from mlflow.exceptions import MlflowException
-    try: return _client(settings).get_model_version_by_alias(settings.registered_model, alias).version
+    try: return str(_client(settings).get_model_version_by_alias(settings.registered_model, alias).version)
     except MlflowException: return None
 
 def model_versions(settings:Settings)->list[dict]:
