@@ -98,6 +98,7 @@ DEFAULTS = {
         move_alert_minutes=5,         # window of that price move, minutes
         metrics_port=9108,            # Prometheus metrics of `swb stream` on 127.0.0.1; 0: none
         redis_retry_max_s=10.0,       # longest wait between attempts to reach Redis, seconds
+        candle_export_s=60.0,         # closed candles move from Redis to the offline store $SWB_HOME/candles this often, seconds
     ),
     "services": dict(
         redis_url="redis://127.0.0.1:6379/0",

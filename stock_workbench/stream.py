@@ -8,6 +8,7 @@ Docs: https://stock-workbench.github.io/stock_workbench/stream.html.md"""
 from __future__ import annotations
 import gc, json, math, os, re, signal, socket, sys, threading, time
 from collections import OrderedDict, deque
+from pathlib import Path
 from urllib.parse import urlsplit
 import numpy as np, pandas as pd
 from .config import Settings, SwbError
@@ -15,7 +16,8 @@ from .ticks import (MINUTE_MS, CANDLE_COLUMNS, INTRADAY_FEATURES, FEATURE_LOOKBA
                                    read_ticks_csv, synthetic_ticks, candles_from_ticks, candle_features)
 
 # %% auto #0
-__all__ = ['StreamKeys', 'redis_where', 'connect_redis', 'publish_ticks', 'StreamJob', 'read_candles', 'cmd_replay', 'cmd_stream']
+__all__ = ['StreamKeys', 'redis_where', 'connect_redis', 'publish_ticks', 'StreamJob', 'read_candles', 'CandleStore',
+           'export_candles', 'cmd_replay', 'cmd_stream']
 
 # %% ../nbs/96_stream.ipynb #506aabbc
 class StreamKeys:
@@ -36,6 +38,10 @@ class StreamKeys:
     def outbox(self)->str: return f"{self.prefix}:alerts"
     @property
     def sending(self)->str: return f"{self.prefix}:alerts:sending"
+    @property
+    def export(self)->str: return f"{self.prefix}:export:candles"
+    @property
+    def export_lock(self)->str: return f"{self.prefix}:export:lock"
 
 # %% ../nbs/96_stream.ipynb #adfa82ea
 def redis_where(url:str)->str:
@@ -100,6 +106,7 @@ for _, h in ipairs(p.hset) do
 end
 for _, x in ipairs(p.incr) do redis.call('HINCRBY', x[1], x[2], x[3]) end
 for _, x in ipairs(p.push) do redis.call('LPUSH', x[1], x[2]) end
+for _, x in ipairs(p.queue) do redis.call('RPUSH', x[1], x[2]) end
 for _, a in ipairs(p.ack) do
   local ids = a[3]
   for i = 1, #ids, 7000 do redis.call('XACK', a[1], a[2], unpack(ids, i, math.min(i + 6999, #ids))) end
@@ -297,6 +304,106 @@ def _bar(self:StreamJob, s:str, day:str, c:dict):
     if b is None or b["day"] != day: self.day_bar[s] = dict(day=day, open=c["open"], high=c["high"], low=c["low"], close=c["close"], volume=c["volume"])
     else: b.update(high=max(b["high"], c["high"]), low=min(b["low"], c["low"]), close=c["close"], volume=b["volume"] + c["volume"])
 
+# %% ../nbs/96_stream.ipynb #7d679fb6
+def _candle_arrow(c:pd.DataFrame):
+    "Candles (`CANDLE_COLUMNS`) as an Arrow table of the offline store: session date, then the candle; minutes in microseconds"
+    import pyarrow as pa
+    m = c["minute"].to_numpy().astype("datetime64[us]")
+    return pa.table({"date": pa.array(np.datetime_as_string(m, unit="D"), pa.string()),
+                     "symbol": pa.array(c["symbol"].astype(str).to_numpy(object), pa.string()),
+                     "minute": pa.array(m, pa.timestamp("us")),
+                     **{k: pa.array(c[k].to_numpy("float64"), pa.float64()) for k in CANDLE_COLUMNS[2:-1]},
+                     "trades": pa.array(c["trades"].to_numpy("int64"), pa.int64())})
+
+class CandleStore:
+    "The offline store of closed 1-minute candles: a Delta table partitioned by session date; each (symbol, minute) is written once"
+    def __init__(self, path:str|Path): self.path = Path(path)
+
+    @classmethod
+    def from_settings(cls, settings:Settings|None=None)->CandleStore:
+        "`$SWB_HOME/candles`"
+        return cls((settings or Settings()).home/"candles")
+
+    def _table(self):
+        from deltalake import DeltaTable
+        return DeltaTable(str(self.path)) if DeltaTable.is_deltatable(str(self.path)) else None
+
+    @property
+    def version(self)->int|None:
+        "Delta version, None while nothing is stored"
+        t = self._table()
+        return None if t is None else t.version()
+
+    def insert_new(self,
+        candles:pd.DataFrame,  # `CANDLE_COLUMNS`
+    )->int:                    # candles inserted
+        "Insert the candles whose (symbol, minute) is not stored yet, in one Delta commit; stored ones are left as they are"
+        from deltalake import write_deltalake
+        if not len(candles): return 0
+        t = _candle_arrow(candles.drop_duplicates(["symbol", "minute"], keep="first"))
+        dt = self._table()
+        if dt is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_deltalake(str(self.path), t, partition_by=["date"], mode="error")
+            return t.num_rows
+        days = ", ".join(f"'{d}'" for d in sorted(set(t.column("date").to_pylist())))   # prunes the scan to those sessions
+        m = (dt.merge(t, predicate=f"t.date IN ({days}) AND t.date = s.date AND t.symbol = s.symbol AND t.minute = s.minute",
+                      source_alias="s", target_alias="t").when_not_matched_insert_all().execute())
+        return int(m["num_target_rows_inserted"])
+
+    def read(self,
+        symbols:list[str]|None=None,  # default: all
+        start=None, end=None,         # inclusive session dates
+    )->pd.DataFrame:                  # `CANDLE_COLUMNS`, sorted by symbol and minute
+        "Stored candles"
+        t = self._table()
+        if t is None: return pd.DataFrame(columns=CANDLE_COLUMNS)
+        filters = []
+        if start is not None: filters.append(("date", ">=", f"{pd.Timestamp(start):%Y-%m-%d}"))
+        if end is not None: filters.append(("date", "<=", f"{pd.Timestamp(end):%Y-%m-%d}"))
+        at = t.to_pyarrow_table(filters=filters or None, columns=CANDLE_COLUMNS)   # on the date partitions only: files that
+        if symbols:                                  # merges wrote hold string_view columns, which pyarrow's row-group pruning rejects
+            import pyarrow as pa, pyarrow.compute as pc
+            at = at.filter(pc.is_in(at["symbol"].cast(pa.string()), pa.array(list(symbols), pa.string())))
+        df = at.to_pandas()
+        df["symbol"] = df["symbol"].astype(str)
+        df["minute"] = df["minute"].astype("datetime64[ns]")
+        return df.sort_values(["symbol", "minute"], ignore_index=True)
+
+_UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+def export_candles(
+    r,                          # Redis client
+    keys:StreamKeys,
+    store:CandleStore,
+    items:int=500,              # queue items (commits) per Delta commit
+    lock_ms:int=30_000,         # the lock expires after this long, should an exporter die holding it (an export takes well under 1 s)
+)->int|None:                    # candles inserted; None if another exporter holds the lock
+    "Move the export queue into the offline store, until it is empty"
+    import uuid
+    me = uuid.uuid4().hex
+    if not r.set(keys.export_lock, me, nx=True, px=lock_ms): return None
+    n = 0
+    try:
+        while True:
+            got = r.lrange(keys.export, 0, items - 1)
+            if not got: return n
+            rows = pd.DataFrame([x for it in got for x in json.loads(it)], columns=["symbol", "minute", *CANDLE_COLUMNS[2:]])
+            rows["minute"] = pd.to_datetime(rows["minute"], unit="ms")
+            n += store.insert_new(rows)
+            r.ltrim(keys.export, len(got), -1)   # only now: a crash before this exports the items again, inserting nothing twice
+    finally: r.eval(_UNLOCK, 1, keys.export_lock, me)
+
+def _exporter(settings:Settings, keys:StreamKeys, stop:threading.Event):
+    "Export the queued candles every `candle_export_s` seconds until `stop`; a failure is said once and retried"
+    import redis
+    r, store, failing = connect_redis(settings, check=False), CandleStore.from_settings(settings), False
+    while not stop.wait(float(settings.candle_export_s)):
+        try: export_candles(r, keys, store); failing = False
+        except Exception as e:   # Redis away, or the disk: the candles stay queued in Redis
+            if not failing: _note(f"closed candles not exported to {store.path} yet ({_why(e)}); retrying")
+            failing = True
+
 # %% ../nbs/96_stream.ipynb #a56a2e9f
 @patch
 def _move_alert(self:StreamJob, s:str, m:int, close:float)->str|None:
@@ -321,7 +428,7 @@ def _commit(self:StreamJob, closed:list|None=None):
     self._close_ready()   # every closable candle is queued or in `closed` before the shard's event time is persisted below
     K, now = self.keys, str(int(time.time() * 1000))
     acks = {sh.k: [x.decode() for x in sh.ack] for sh in self.shards.values()}
-    hset, incr, push, latest = [], [], [], {}
+    hset, incr, push, queue, latest = [], [], [], [], {}
     for s_, (px, t) in self.live.items():
         latest[s_] = {"price": _f(px), "event_ms": str(t), "event_time": str(pd.Timestamp(t, unit="ms")), "updated_ms": now}
     if closed:
@@ -345,7 +452,7 @@ def _commit(self:StreamJob, closed:list|None=None):
         pos = pd.MultiIndex.from_frame(cf[["symbol", "minute"]]).get_indexer(pd.MultiIndex.from_frame(cd[["symbol", "minute"]]))
         F = cf[INTRADAY_FEATURES].to_numpy()[pos]
         V = cd[["open", "high", "low", "close", "volume", "vwap", "trades"]].to_numpy("float64")
-        store, marks, last = {}, [], {}
+        store, marks, last, export = {}, [], {}, []
         for i, (sym, st, m, row) in enumerate(zip(syms, stamp, mins.astype("int64").tolist(), V.tolist())):
             d, hm = st[:10], st[11:16]
             o, h, l, c, v, vw, n = row
@@ -356,6 +463,7 @@ def _commit(self:StreamJob, closed:list|None=None):
             self._bar(sym, d, dict(open=o, high=h, low=l, close=c, volume=v))
             store.setdefault((sym, d), []).extend((hm, f'{{"open": {o!r}, "high": {h!r}, "low": {l!r}, "close": {c!r}, "volume": {v!r}, '
                                                        f'"vwap": {vw!r}, "trades": {int(n)}}}'))   # JSON; repr keeps every bit
+            export.append([sym, m, o, h, l, c, v, vw, int(n)])
             last[sym] = i
             marks += [f"closed:{sym}", str(m)]; self.closed[sym] = m
             if text is not None:
@@ -369,6 +477,7 @@ def _commit(self:StreamJob, closed:list|None=None):
                                                "move_alert_since": "" if since is None else str(since), "updated_ms": now})
         hset += [[K.candles(sym, d), kv] for (sym, d), kv in store.items()]
         hset.append([K.state, marks])
+        queue.append([K.export, json.dumps(export)])   # for the offline store, in the same atomic call (float repr: every bit kept)
         merged = int(cd["trades"].sum()); self.counts["merged"] += merged; self.counts["candles"] += len(cd)
         incr += [[K.stats, "merged", merged], [K.stats, "candles", len(cd)]]
         self._m_candles.inc(len(cd))
@@ -382,8 +491,8 @@ def _commit(self:StreamJob, closed:list|None=None):
     if self._late: incr.append([K.stats, "late", self._late])
     if self._dup: incr.append([K.stats, "duplicate", self._dup])
     ack = [[K.ticks(k), self.s.stream_group, ids] for k, ids in acks.items() if ids]
-    if hset or incr or push or ack:
-        self._commit_script(args=[json.dumps({"hset": hset, "incr": incr, "push": push, "ack": ack})])
+    if hset or incr or push or queue or ack:
+        self._commit_script(args=[json.dumps({"hset": hset, "incr": incr, "push": push, "queue": queue, "ack": ack})])
     for sh in self.shards.values(): sh.ack = []
     self._m_ticks.labels("late").inc(self._late); self._m_ticks.labels("duplicate").inc(self._dup)
     self._m_ticks.labels("read").inc(len(self._arrivals))
@@ -557,6 +666,7 @@ def run(self:StreamJob,
     sender = None
     if self.s.alert_webhook_url.strip():
         sender = threading.Thread(target=_sender, args=(self.s, self.keys, self.me, stop), daemon=True); sender.start()
+    threading.Thread(target=_exporter, args=(self.s, self.keys, stop), daemon=True).start()
     attempt, idle_t, where = 0, time.monotonic(), redis_where(self.s.redis_url)
     block, batch, renew_s = int(self.s.stream_block_ms), int(self.s.stream_batch), self.s.stream_lease_ms / 3000
     try:
@@ -595,6 +705,18 @@ def run(self:StreamJob,
         except Exception: pass
         if self._server is not None: self._server.shutdown(); self._server.server_close()
         stop.set()
+        self._export_now()
+
+@patch
+def _export_now(self:StreamJob):
+    "Export what this run queued for the offline store before the job ends; a failure leaves it queued for the next run"
+    store = CandleStore.from_settings(self.s)
+    for _ in range(160):   # another exporter may hold the lock: for a moment, or until it expires if that one was killed
+        try:
+            if export_candles(self.r or connect_redis(self.s, check=False), self.keys, store) is not None: return
+        except Exception as e:
+            _note(f"closed candles stay queued in Redis for {store.path} ({_why(e)}): the next run exports them"); return
+        time.sleep(0.2)
 
 @patch
 def summary(self:StreamJob)->dict:

@@ -8,7 +8,7 @@ from test_cli import one_line_error
 from stock_workbench.config import Settings
 from stock_workbench.ticks import (INTRADAY_FEATURES, MINUTE_MS, candle_features, candles_from_ticks, late_ticks, shard_of,
                                    synthetic_ticks, tick_frame)
-from stock_workbench.stream import StreamKeys, _last_bars, publish_ticks, read_candles
+from stock_workbench.stream import CandleStore, StreamKeys, _last_bars, publish_ticks, read_candles
 
 URL = "redis://127.0.0.1:6379/0"
 
@@ -120,6 +120,8 @@ def test_stream_equals_batch_with_predictions_alerts_and_metrics(home, rkeys, mo
     ref_c, ref_f = batch(ticks, s)
     got = read_candles(r, keys, ["SYN000", "SYN001", "SYN002"])
     pd.testing.assert_frame_equal(got, ref_c)                            # candles: stream == batch, bit for bit
+    pd.testing.assert_frame_equal(CandleStore.from_settings(s).read(), ref_c)   # and the offline store holds them once the job stopped
+    assert r.llen(keys.export) == 0
     stats = {k.decode(): int(v) for k, v in r.hgetall(keys.stats).items()}
     assert stats == {"merged": len(ticks) - 3, "late": 1, "duplicate": 2, "candles": len(ref_c)}, stats
     for sym in ("SYN000", "SYN001", "SYN002"):
@@ -157,6 +159,7 @@ def expected_move_events(c, pct, minutes):
 def test_sigkill_mid_stream_loses_nothing_counts_nothing_twice(home, rkeys, monkeypatch):
     r, keys = rkeys
     monkeypatch.setenv("SWB_STREAM_LEASE_MS", "1000"); monkeypatch.setenv("SWB_STREAM_BATCH", "200")
+    monkeypatch.setenv("SWB_CANDLE_EXPORT_S", "0.3")       # c1 exports while it runs, so the kill may land mid-export
     s = Settings(home)
     bars = _last_bars(s, None, 12)
     ticks = synthetic_ticks(bars, 800, seed=3)              # 9,600 ticks over a session
@@ -176,6 +179,7 @@ def test_sigkill_mid_stream_loses_nothing_counts_nothing_twice(home, rkeys, monk
     assert p2.returncode == 0 and "Traceback" not in err, err
     ref_c, _ = batch(ticks, s)
     pd.testing.assert_frame_equal(read_candles(r, keys, sorted(bars["symbol"])), ref_c)
+    pd.testing.assert_frame_equal(CandleStore.from_settings(s).read(), ref_c)   # offline: c1's exports and what c2 exported, each once
     stats = {k.decode(): int(v) for k, v in r.hgetall(keys.stats).items()}
     assert stats == {"merged": len(ticks), "candles": len(ref_c)}, stats   # none lost, none twice, none late
     assert pending(r, keys, s) == len(end_ticks(ticks, s.stream_shards))   # only the end ticks, in their still-open candles
