@@ -39,6 +39,8 @@ class StreamKeys:
     @property
     def sending(self)->str: return f"{self.prefix}:alerts:sending"
     @property
+    def daybars(self)->str: return f"{self.prefix}:daybars"
+    @property
     def export(self)->str: return f"{self.prefix}:export:candles"
     @property
     def export_lock(self)->str: return f"{self.prefix}:export:lock"
@@ -491,6 +493,7 @@ def _commit(self:StreamJob, closed:list|None=None):
                                                "move_alert_since": "" if since is None else str(since), "updated_ms": now})
         hset += [[K.candles(sym, d), kv] for (sym, d), kv in store.items()]
         hset.append([K.state, marks])
+        hset.append([K.daybars, [x for sym in last for x in (sym, json.dumps(self.day_bar[sym]))]])   # read by every consumer's predictions
         queue.append([K.export, json.dumps(export)])   # for the offline store, in the same atomic call (float repr: every bit kept)
         merged = int(cd["trades"].sum()); self.counts["merged"] += merged; self.counts["candles"] += len(cd)
         incr += [[K.stats, "merged", merged], [K.stats, "candles", len(cd)]]
@@ -554,11 +557,24 @@ def _predict(self:StreamJob, force:bool=False):
     if force: self._pred_thread.join()
 
 @patch
+def _today_bars(self:StreamJob, own:dict)->dict:
+    "Running daily bars of every symbol of the latest session, from all consumers (`swb:daybars`), this consumer's own fresher"
+    # market features are cross-sectional (the mean return of every symbol that day): a consumer that saw only its own shards
+    # would predict from a market of its own symbols, and a symbol's forecast would depend on who holds its shard
+    bars = {k.decode(): json.loads(v) for k, v in self._pr.hgetall(self.keys.daybars).items()}
+    bars.update(own)
+    if not bars: return bars
+    day = max(b["day"] for b in bars.values())
+    return {s: b for s, b in bars.items() if b["day"] == day}
+
+@patch
 def _predict_now(self:StreamJob, todo:dict, bars:dict):
     "Predictions from today's running bars appended to the daily history; runs beside the reading loop"
     import redis
     from stock_workbench.features import build_features
     try:
+        if getattr(self, "_pr", None) is None: self._pr = connect_redis(self.s, check=False)
+        bars = self._today_bars(bars)
         hist = self._history_of(list(bars))
         todo = {s: v for s, v in todo.items() if s in hist}
         if not todo: return
@@ -576,7 +592,6 @@ def _predict_now(self:StreamJob, todo:dict, bars:dict):
         x = f[self.cols].copy(); x[self.cols[2:]] = x[self.cols[2:]].astype("float64")
         pred = self.model.predict(x)
         hs = sorted({int(c[4:-1]) for c in pred.columns if c.startswith("p50_")})
-        if getattr(self, "_pr", None) is None: self._pr = connect_redis(self.s, check=False)
         p, now = self._pr.pipeline(transaction=False), time.time()
         for i, s in enumerate(pred["symbol"].astype(str)):
             d, close, m, arrival = todo[s]
