@@ -3,13 +3,15 @@ tick-to-online-store latency at a steady rate.
 
 Prints measured figures and ratios; asserts nothing. Usage: python benchmarks/bench_stream.py [--symbols 500] [--dense 25] [--ticks 100000] [--repeat 3]
     [--rate 5000] [--seconds 20] [--batch 1000] [--no-model] [--latency-only]
-1. Throughput: the same --ticks synthetic ticks (4 shards) are published to two key prefixes, twice: over --symbols symbols (the whole
-   session replayed in seconds, so about every tick closes a 1-minute candle: the worst case) and over --dense symbols (about 20 ticks
-   per candle). The reference is a bare loop (XREADGROUP over the shards, COUNT --batch/4 per stream as the job reads, one pipelined
-   XACK per read, nothing else); the job is one `StreamJob` consumer with the same batch size doing everything: late/duplicate checks,
-   candles, features, the atomic commit that writes them and acknowledges, the latest state, and predictions of the champion (a drift
-   forecaster registered in a temporary home) refreshed every `stream_predict_s`. Its one-time start (model load, daily history of the
-   symbols) is done before the clock starts. Bare and job alternate --repeat times; medians are printed with every run.
+1. Throughput: the same ticks (4 shards) are published to two key prefixes, three ways: the latency scenario's ticks (--rate ticks/s
+   over --symbols symbols for --seconds of a live session, about 200 ticks per candle) read as fast as possible; --ticks ticks of a
+   whole session over --dense symbols (about 10 ticks per candle); and --ticks ticks of a whole session over --symbols symbols (about
+   every tick closes a 1-minute candle: the worst case). The reference is a bare loop (XREADGROUP over the shards, COUNT --batch/4 per
+   stream as the job reads, one pipelined XACK per read, nothing else); the job is one `StreamJob` consumer with the same batch size
+   doing everything: late/duplicate checks, candles, features, the atomic commit that writes them and acknowledges, the latest state,
+   the offline-store queue, and predictions of the champion (a drift forecaster registered in a temporary home) refreshed every
+   `stream_predict_s`. Its one-time start (model load, daily history of the symbols) is done before the clock starts. Bare and job
+   alternate --repeat times; medians are printed with every run.
 2. Latency: --rate ticks/s over --symbols symbols in real time (a session's ticks squeezed into --seconds of event time from 09:30:50,
    so a minute ends and every symbol's candle closes mid-run), published at speed 1 by a separate producer process while one consumer
    runs; each tick's latency is from its XADD (the stream entry id, Redis' clock) to the end of the commit that put its price in
@@ -70,11 +72,20 @@ if not a.no_model:
     t = time.perf_counter(); champion(); print(f"champion registered in {time.perf_counter() - t:.1f} s (drift, {a.symbols} symbols)")
 
 # 1. throughput ------------------------------------------------------------------------------------------------------------------
-def throughput(n_symbols):
+def session_ticks(n_symbols, n_ticks, seed=1):
+    "`n_ticks` synthetic ticks of `n_symbols` sample-market symbols spread over their whole session"
+    bars = _last_bars(Settings(), None, n_symbols)
+    return bars, synthetic_ticks(bars, math.ceil(n_ticks / n_symbols), seed=seed).iloc[:n_ticks]
+
+def live_ticks(n_symbols, rate, seconds, seed=2):
+    "`rate` ticks/s over `n_symbols` symbols for `seconds` of a live session: a session's ticks squeezed into `seconds` of event time from 09:30:50"
+    bars, tk = session_ticks(n_symbols, int(rate * seconds), seed)
+    t = tk["event_ms"].to_numpy("int64")
+    t0 = int(pd.Timestamp(bars["date"].max()).value // 10**6) + (9 * 3600 + 30 * 60 + 50) * 1000
+    return bars, tk.assign(event_ms=t0 + (t - t.min()) * int(seconds * 1000) // max(1, t.max() - t.min()))
+
+def throughput(what, bars, ticks):
     "The same ticks through the bare loop and through the job, alternately --repeat times; median ticks/s of each"
-    s = Settings()
-    bars = _last_bars(s, None, n_symbols)
-    ticks = synthetic_ticks(bars, math.ceil(a.ticks / n_symbols), seed=1).iloc[:a.ticks]
     syms = sorted(bars["symbol"])
     bares, fulls = [], []
     for rep in range(a.repeat):
@@ -94,7 +105,7 @@ def throughput(n_symbols):
         t = time.perf_counter(); res = j.run(max_ticks=len(ticks)); fulls.append(res["ticks"] / (time.perf_counter() - t))
         cleanup(kb.prefix); cleanup(kj.prefix)
     bare, full = statistics.median(bares), statistics.median(fulls)
-    print(f"throughput, {len(ticks):,} ticks of {n_symbols} symbols ({len(ticks) / max(res['candles'], 1):.1f} ticks per candle), median of {a.repeat}: "
+    print(f"throughput, {what}: {len(ticks):,} ticks of {len(syms)} symbols ({len(ticks) / max(res['candles'], 1):.1f} ticks per candle), median of {a.repeat}: "
           f"bare XREADGROUP+XACK {bare:,.0f} ticks/s | stream job {full:,.0f} ticks/s = {full / bare:.0%} of bare (target >= 50%) | "
           f"runs: bare {', '.join(f'{x:,.0f}' for x in bares)}; job {', '.join(f'{x:,.0f}' for x in fulls)} | "
           f"{res['candles']:,} candles, {res['predictions']:,} predictions per run")
@@ -102,19 +113,17 @@ def throughput(n_symbols):
 if not a.latency_only:
     t = time.perf_counter(); publish_ticks(R, synthetic_ticks(_last_bars(Settings(), None, 20), 2000, seed=1), StreamKeys(f"swbbench-{tag}-pub"), 4)
     print(f"pipelined XADD: {40_000 / (time.perf_counter() - t):,.0f} ticks/s"); cleanup(f"swbbench-{tag}-pub")
-    throughput(a.symbols)     # the whole session replayed in seconds: nearly every tick closes a candle (worst case)
-    throughput(a.dense)       # fewer symbols, the same ticks: many ticks per candle, as in a live market
+    # the latency scenario's ticks (--rate ticks/s over --symbols symbols for --seconds of a live session), read flat out
+    throughput("live market replayed flat out", *live_ticks(a.symbols, a.rate, a.seconds))
+    throughput("dense", *session_ticks(a.dense, a.ticks))              # fewer symbols, a whole session: ~10 ticks per candle
+    throughput("worst case", *session_ticks(a.symbols, a.ticks))       # the whole session of every symbol in seconds: ~1 tick per candle
 
 # 2. latency at a steady rate --------------------------------------------------------------------------------------------------
 # --rate ticks/s over --symbols symbols in real time: a session's ticks squeezed into --seconds of event time from 09:30:50
 # (so candles close mid-run), published at speed 1 by a separate producer process.
 kl = StreamKeys(f"swbbench-{tag}-lat")
 n_ticks = int(a.rate * a.seconds)
-bars = _last_bars(Settings(), None, a.symbols)
-tk = synthetic_ticks(bars, math.ceil(n_ticks / a.symbols), seed=2).iloc[:n_ticks]
-t = tk["event_ms"].to_numpy("int64")
-t0 = int(pd.Timestamp(bars["date"].max()).value // 10**6) + (9 * 3600 + 30 * 60 + 50) * 1000
-tk = tk.assign(event_ms=t0 + (t - t.min()) * int(a.seconds * 1000) // max(1, t.max() - t.min()))
+bars, tk = live_ticks(a.symbols, a.rate, a.seconds)
 data = home / "ticks.pkl"; tk.to_pickle(data)
 syms = sorted(bars["symbol"])
 j = job(kl.prefix, syms)
