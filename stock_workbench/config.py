@@ -99,6 +99,7 @@ DEFAULTS = {
         metrics_port=9108,            # Prometheus metrics of `swb stream` on 127.0.0.1; 0: none
         redis_retry_max_s=10.0,       # longest wait between attempts to reach Redis, seconds
         candle_export_s=60.0,         # closed candles move from Redis to the offline store $SWB_HOME/candles this often, seconds
+        candle_redis_hours=48.0,      # closed candles stay in Redis this long after their last write (for restarts); the offline store keeps them
     ),
     "services": dict(
         redis_url="redis://127.0.0.1:6379/0",

@@ -109,6 +109,7 @@ end
 for _, x in ipairs(p.incr) do redis.call('HINCRBY', x[1], x[2], x[3]) end
 for _, x in ipairs(p.push) do redis.call('LPUSH', x[1], x[2]) end
 for _, x in ipairs(p.queue) do redis.call('RPUSH', x[1], x[2]) end
+for _, x in ipairs(p.expire) do redis.call('EXPIRE', x[1], x[2]) end
 for _, a in ipairs(p.ack) do
   local ids = a[3]
   for i = 1, #ids, 7000 do redis.call('XACK', a[1], a[2], unpack(ids, i, math.min(i + 6999, #ids))) end
@@ -442,7 +443,7 @@ def _commit(self:StreamJob, closed:list|None=None):
     self._close_ready()   # every closable candle is queued or in `closed` before the shard's event time is persisted below
     K, now = self.keys, str(int(time.time() * 1000))
     acks = {sh.k: [x.decode() for x in sh.ack] for sh in self.shards.values()}
-    hset, incr, push, queue, latest = [], [], [], [], {}
+    hset, incr, push, queue, expire, latest = [], [], [], [], [], {}
     for s_, (px, t) in self.live.items():
         latest[s_] = {"price": _f(px), "event_ms": str(t), "event_time": str(pd.Timestamp(t, unit="ms")), "updated_ms": now}
     if closed:
@@ -492,6 +493,8 @@ def _commit(self:StreamJob, closed:list|None=None):
                                                "trades": str(int(Vl[i][6])), **dict(zip(INTRADAY_FEATURES, map(repr, Fl[i]))),
                                                "move_alert_since": "" if since is None else str(since), "updated_ms": now})
         hset += [[K.candles(sym, d), kv] for (sym, d), kv in store.items()]
+        ttl = max(1, int(self.s.candle_redis_hours * 3600))   # the offline store keeps them; Redis only for the rolling windows
+        expire += [[K.candles(sym, d), ttl] for sym, d in store]
         hset.append([K.state, marks])
         hset.append([K.daybars, [x for sym in last for x in (sym, json.dumps(self.day_bar[sym]))]])   # read by every consumer's predictions
         queue.append([K.export, json.dumps(export)])   # for the offline store, in the same atomic call (float repr: every bit kept)
@@ -509,7 +512,7 @@ def _commit(self:StreamJob, closed:list|None=None):
     if self._dup: incr.append([K.stats, "duplicate", self._dup])
     ack = [[K.ticks(k), self.s.stream_group, ids] for k, ids in acks.items() if ids]
     if hset or incr or push or queue or ack:
-        self._commit_script(args=[json.dumps({"hset": hset, "incr": incr, "push": push, "queue": queue, "ack": ack})])
+        self._commit_script(args=[json.dumps({"hset": hset, "incr": incr, "push": push, "queue": queue, "expire": expire, "ack": ack})])
     for sh in self.shards.values(): sh.ack = []
     self._m_ticks.labels("late").inc(self._late); self._m_ticks.labels("duplicate").inc(self._dup)
     self._m_ticks.labels("read").inc(len(self._arrivals))
