@@ -388,7 +388,8 @@ def export_candles(
     if not r.set(keys.export_lock, me, nx=True, px=lock_ms): return None
     n = 0
     try:
-        while True:
+        while True:   # the lock is renewed before each Delta commit: two exporters would both insert a candle neither sees stored
+            if not r.eval(_RENEW, 1, keys.export_lock, me, lock_ms): return n
             got = r.lrange(keys.export, 0, items - 1)
             if not got: return n
             rows = pd.DataFrame([x for it in got for x in json.loads(it)], columns=["symbol", "minute", *CANDLE_COLUMNS[2:]])
