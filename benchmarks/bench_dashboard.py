@@ -4,7 +4,7 @@
 
 The home (default /tmp/swb-bench-dashboard-500) is built once by `swb run eod` on the 500-symbol, 10-year sample market and a
 `swb run retrain -p model=volq` (a challenger); later runs reuse it. "Interactive": the controls are rendered and the price chart
-is drawn, timed from navigation. "Complete": the backtest is drawn too (it waits for vectorbt's import, in a thread). A redraw: from the control change
+is drawn, timed from navigation. "Complete": the backtest is drawn too (a preheated page is served with it; a page built while its viewer waits draws it in a thread). A redraw: from the control change
 in the browser until the price chart's image changes. The page's own "drawn in" time (kernel side) is printed beside it.
 Targets from issue 5: interactive within 10 s, every redraw within 2 s.
 """
