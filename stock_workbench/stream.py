@@ -373,7 +373,7 @@ class CandleStore:
         df["minute"] = df["minute"].astype("datetime64[ns]")
         return df.sort_values(["symbol", "minute"], ignore_index=True)
 
-_UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
 
 def export_candles(
     r,                          # Redis client
@@ -396,7 +396,7 @@ def export_candles(
             rows["minute"] = pd.to_datetime(rows["minute"], unit="ms")
             n += store.insert_new(rows)
             r.ltrim(keys.export, len(got), -1)   # only now: a crash before this exports the items again, inserting nothing twice
-    finally: r.eval(_UNLOCK, 1, keys.export_lock, me)
+    finally: r.eval(_RELEASE, 1, keys.export_lock, me)   # the shard leases' compare-and-delete
 
 def _exporter(settings:Settings, keys:StreamKeys, stop:threading.Event):
     "Export the queued candles every `candle_export_s` seconds until `stop`; a failure is said once and retried"
