@@ -97,4 +97,4 @@ def load_snowflake(
     absent = [s for s in syms or [] if s not in set(pdf["SYMBOL"])]
     if absent: raise SwbError(f"snowflake: table {table} has no rows for {', '.join(absent)}{span}")
     if pdf.empty: raise SwbError(f"snowflake: table {table} has no rows{span}")
-    return to_canonical(pdf.rename(columns=str.lower), where=f"snowflake table {table}")
+    return to_canonical(pdf.rename(columns=str.lower), where=f"snowflake table {table}", exchange=settings.exchange)

@@ -1,4 +1,4 @@
-"""The canonical daily OHLCV schema, and reading Yahoo-style CSV files into it with a clear error for every malformed file
+"""The canonical daily OHLCV schema, and reading the CSV files people have (Yahoo, yfinance, pandas) into it with a clear error for every malformed file
 
 Docs: https://stock-workbench.github.io/stock_workbench/sources.html.md"""
 
@@ -6,14 +6,16 @@ Docs: https://stock-workbench.github.io/stock_workbench/sources.html.md"""
 
 # %% ../nbs/10_sources.ipynb #a2458faa
 from __future__ import annotations
-import csv, functools, io, re
+import csv, functools, io, itertools, re
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import SwbError
+from .parse import check_symbol, parse_session_dates, symbol_from_path
 
 # %% auto #0
-__all__ = ['OHLCV_DTYPES', 'OHLCV_COLUMNS', 'PRICE_COLUMNS', 'YAHOO_COLUMNS', 'check_symbol', 'empty_ohlcv', 'to_canonical',
-           'read_csv_ohlcv', 'read_csv_folder', 'exchange_sessions']
+__all__ = ['OHLCV_DTYPES', 'OHLCV_COLUMNS', 'PRICE_COLUMNS', 'YAHOO_COLUMNS', 'UNADJUSTED_ATTR', 'SPLIT_DAYS_ATTR',
+           'COLUMN_ALIASES', 'canonical_columns', 'empty_ohlcv', 'to_canonical', 'read_csv_ohlcv', 'read_csv_folder',
+           'exchange_sessions']
 
 # %% ../nbs/10_sources.ipynb #829c226b
 OHLCV_DTYPES = {
@@ -25,15 +27,44 @@ OHLCV_COLUMNS = list(OHLCV_DTYPES)
 PRICE_COLUMNS = ["open", "high", "low", "close", "adj_close"]
 YAHOO_COLUMNS = {"Date": "date", "Open": "open", "High": "high", "Low": "low", "Close": "close",
                  "Adj Close": "adj_close", "Volume": "volume"}
+UNADJUSTED_ATTR = "unadjusted"  # df.attrs key: sorted symbols whose adj_close is a copy of close (the source had no Adj Close)
+SPLIT_DAYS_ATTR = "split_days"  # df.attrs key: [symbol, "YYYY-MM-DD"] pairs where a Stock Splits column is neither 0 nor 1
 
 # %% ../nbs/10_sources.ipynb #7cefb86d
-_SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-^=]{0,14}$")
+COLUMN_ALIASES = {  # canonical column -> the header names it goes by, normalised by `_normalise`
+    "date": ["date", "datetime", "timestamp", "day", "tradedate", "tradingday"],
+    "symbol": ["symbol", "ticker"],
+    "open": ["open", "openprice"],
+    "high": ["high", "highprice"],
+    "low": ["low", "lowprice"],
+    "close": ["close", "closeprice", "closelast", "last"],
+    "adj_close": ["adjclose", "adjustedclose", "adjcloseprice"],
+    "volume": ["volume", "vol"],
+}
+_ALIAS = {a: c for c, names in COLUMN_ALIASES.items() for a in names}
+_UNNAMED = ("", "index")  # pandas' index column: the date when no other column is
+_SPLIT_NAMES = ("stocksplits", "splits", "split", "splitratio")
+_EXPECTED = "expected Date, Open, High, Low, Close[, Adj Close], Volume"
 
-def check_symbol(sym:str)->str:
-    "`sym` upper-cased, or an error if it cannot be a ticker"
-    s = str(sym).strip().upper()
-    if not _SYMBOL_RE.match(s): raise SwbError(f"not a valid symbol: {sym!r}")
-    return s
+def _normalise(name)->str:
+    "A header as `COLUMN_ALIASES` spells it: lower case, no spaces, `. _ - /` or `*` (Yahoo's `Close*`, `Adj Close**`); `Unnamed: 0` is blank"
+    s = str(name).replace("\ufeff", "").strip().lower()
+    if re.fullmatch(r"unnamed:\s*\d+(_level_\d+)?", s): return ""
+    return re.sub(r"[\s._\-/*]+", "", s)
+
+def canonical_columns(
+    names:list,        # a table's column names, in order
+    where:str="data",  # names the input in error messages
+)->dict[int, str]:     # position -> canonical column, for the columns that are used
+    "Which column is which, by `COLUMN_ALIASES` case-insensitively; a blank first column is the date when no other column is"
+    found = {}
+    for i, n in enumerate(names):
+        c = _ALIAS.get(_normalise(n))
+        if c is None: continue
+        if c in found: raise SwbError(f"{where}: two {c} columns ({names[found[c]]}, {n})")
+        found[c] = i
+    if "date" not in found and names and _normalise(names[0]) in _UNNAMED: found["date"] = 0
+    return {i: c for c, i in found.items()}
 
 # %% ../nbs/10_sources.ipynb #bdd9a5fe
 def empty_ohlcv()->pd.DataFrame:
@@ -41,35 +72,58 @@ def empty_ohlcv()->pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in OHLCV_DTYPES.items()})
 
 def to_canonical(
-    df:pd.DataFrame,     # canonical or Yahoo column names; extra columns are dropped
+    df:pd.DataFrame,      # column names as `COLUMN_ALIASES` knows them (canonical, Yahoo, lower case ...); others are dropped
     symbol:str|None=None, # fills the `symbol` column when `df` has none
-    where:str="data",    # names the input in error messages
-)->pd.DataFrame:         # canonical columns and dtypes, row order kept
+    where:str="data",     # names the input in error messages
+    exchange:str="XNYS",  # exchange_calendars code: a timestamp with a UTC offset becomes this exchange's session date
+)->pd.DataFrame:          # canonical columns and dtypes, row order kept; `attrs` name unadjusted symbols and split days
     "Rename, check and cast `df` to the canonical OHLCV schema"
-    df = df.rename(columns={**YAHOO_COLUMNS, **{k.lower(): v for k, v in YAHOO_COLUMNS.items()}})
-    if "symbol" not in df.columns:
-        if symbol is None: raise SwbError(f"{where}: no symbol column and no symbol given")
-        df = df.assign(symbol=check_symbol(symbol))
-    missing = [c for c in OHLCV_COLUMNS if c not in df.columns]
-    if missing: raise SwbError(f"{where}: missing column(s) {', '.join(missing)}")
-    out = {"symbol": df["symbol"].astype("str").str.upper()}
-    dates = pd.to_datetime(df["date"], errors="coerce", format="mixed") if df["date"].dtype == object or pd.api.types.is_string_dtype(df["date"]) else df["date"]
-    _first_bad(df["date"], dates, "date", where)
-    out["date"] = pd.Series(dates, index=df.index).astype("datetime64[ns]")
+    names = list(df.columns)
+    cols = {c: df.iloc[:, i] for i, c in canonical_columns(names, where).items()}
+    missing = [c for c in OHLCV_COLUMNS[1:] if c not in cols and c != "adj_close"]
+    if missing:
+        found = ", ".join(str(n) if str(n).strip() else "(blank)" for n in names) or "nothing"
+        raise SwbError(f"{where}: no {', '.join(missing)} column{'s' * (len(missing) > 1)} ({_EXPECTED}; found: {found})")
+    if "symbol" in cols: syms = _check_symbols(cols["symbol"], where)
+    elif symbol is None: raise SwbError(f"{where}: no symbol column and no symbol given")
+    else: syms = pd.Series(check_symbol(symbol), index=df.index, dtype="str")
+    out = {"symbol": syms, "date": parse_session_dates(cols["date"].rename("date"), where, exchange).astype("datetime64[ns]")}
     for c in OHLCV_COLUMNS[2:]:
-        col = df[c]
+        col = cols.get(c, cols["close"])  # no Adj Close: the close, marked unadjusted below
         num = col if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col) else pd.to_numeric(col, errors="coerce")
         _first_bad(col, num, c, where)
         out[c] = num.astype("float64")
-    return pd.DataFrame(out).reset_index(drop=True)
+    res = pd.DataFrame(out).reset_index(drop=True)
+    res.attrs[UNADJUSTED_ATTR] = [] if "adj_close" in cols else sorted(res["symbol"].dropna().unique().tolist())
+    res.attrs[SPLIT_DAYS_ATTR] = _split_days(df, res)
+    return res
+
+def _check_symbols(col:pd.Series, where:str)->pd.Series:
+    "A symbol column through `check_symbol`, or an error naming the first bad row"
+    ok = {}
+    for i, v in enumerate(col.tolist()):
+        if v in ok: continue
+        if pd.isna(v) or not str(v).strip(): raise SwbError(f"{where} row {i+1}: no symbol")
+        try: ok[v] = check_symbol(str(v))
+        except SwbError as e: raise SwbError(f"{where} row {i+1}: {e}") from None
+    return col.map(ok).astype("str")
+
+def _split_days(df:pd.DataFrame, res:pd.DataFrame)->list:
+    "`[symbol, date]` pairs where a `Stock Splits` column holds a split (0 and 1 mean none)"
+    pos = [i for i, n in enumerate(df.columns) if _normalise(n) in _SPLIT_NAMES]
+    if not pos: return []
+    raw = df.iloc[:, pos[0]].reset_index(drop=True)
+    num = pd.to_numeric(raw, errors="coerce")
+    text = raw.astype("str").str.strip()
+    hit = (num.notna() & ~num.isin([0, 1])) | (num.isna() & raw.notna() & ~text.isin(["", "0", "nan"]))
+    return [[s, f"{d:%Y-%m-%d}"] for s, d in zip(res.symbol[hit], res.date[hit]) if pd.notna(d)]
 
 def _first_bad(raw:pd.Series, parsed:pd.Series, col:str, where:str):
     "Raise naming the first value of `raw` that was present but did not parse"
     bad = parsed.isna().to_numpy() & raw.notna().to_numpy()
     if bad.any():
         i = int(np.argmax(bad))
-        kind = "a date" if col == "date" else "a number"
-        raise SwbError(f"{where} row {i+1}: {col}={raw.iloc[i]!r} is not {kind}")
+        raise SwbError(f"{where} row {i+1}: {col}={raw.iloc[i]!r} is not a number")
 
 # %% ../nbs/10_sources.ipynb #a8f64b3b
 def _check_ragged(path:Path, text:str):
@@ -80,32 +134,102 @@ def _check_ragged(path:Path, text:str):
     for i, n in enumerate(counts[1:], start=2):
         if n != width and lines[i-1].strip(): raise SwbError(f"{path} line {i}: {n} fields, the header has {width}")
 
+_NA = ("", "null", "nan", "na", "n/a", "none")  # normalised: missing values, not tickers
+
+def _is_number(v:str)->bool:
+    try: float(str(v).replace(",", "")); return True
+    except ValueError: return False
+
+def _two_level_header(head:list[list[str]])->tuple[int, list[str], list[str], int]|None:
+    "yfinance's header: (lines it spans, price field of each column, ticker of each column, line of the tickers), or None"
+    if len(head) < 2 or len(head[0]) < 2 or len(head[1]) != len(head[0]): return None
+    a, b = head[0], head[1]
+    if _normalise(b[0]) not in ("ticker", "price", "symbol", "") or all(_is_number(v) or _normalise(v) in _NA for v in b[1:]): return None
+    n_fields = lambda r: sum(_ALIAS.get(_normalise(v)) is not None for v in r[1:])
+    if not max(n_fields(a), n_fields(b)): return None
+    fields, tickers, line = (a, b, 2) if n_fields(a) >= n_fields(b) else (b, a, 1)  # group_by="ticker" puts the tickers first
+    index_row = len(head) > 2 and len(head[2]) == len(a) and not any(v.strip() for v in head[2][1:])
+    return 2 + index_row, fields, tickers, line
+
+def _read_body(path:Path, text:str, skip:int)->pd.DataFrame:
+    "The rows below a header of `skip` lines, columns by position; all-blank trailing rows (Excel's) dropped"
+    try: df = pd.read_csv(io.StringIO(text), header=None, skiprows=skip, na_values=["null", "NaN", ""], keep_default_na=False,
+                          skip_blank_lines=True, thousands=",")
+    except pd.errors.EmptyDataError: raise SwbError(f"{path}: no rows, only a header") from None
+    except (pd.errors.ParserError, ValueError) as e: raise SwbError(f"{path}: not a readable CSV ({str(e).strip().splitlines()[-1]})") from None
+    if len(df) and df.iloc[-1].isna().all():
+        filled = df.notna().any(axis=1).to_numpy()
+        df = df.iloc[:len(filled) - int(np.argmax(filled[::-1]))] if filled.any() else df.iloc[:0]
+    if df.empty: raise SwbError(f"{path}: no rows, only a header")
+    return df
+
 def read_csv_ohlcv(
-    path:str|Path,        # a Yahoo-style daily CSV
-    symbol:str|None=None, # default: the file name, e.g. `aapl.csv` -> AAPL
-)->pd.DataFrame:          # canonical OHLCV rows, in file order
-    "Read one Yahoo-style CSV into the canonical schema"
+    path:str|Path,        # a daily CSV: Yahoo-style, yfinance's two-level header, or pandas' `to_csv` of a date-indexed frame
+    symbol:str|None=None, # default: the ticker row of a yfinance header, a symbol column, else the file name (`aapl.csv` -> AAPL)
+    exchange:str="XNYS",  # exchange_calendars code: a date with a UTC offset becomes this exchange's session date
+)->pd.DataFrame:          # canonical OHLCV rows, in file order (a yfinance file: ticker by ticker)
+    "Read one daily CSV into the canonical schema"
     path = Path(path)
     if not path.is_file(): raise SwbError(f"{path}: no such file")
-    try: text = path.read_text()
+    try: text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError: raise SwbError(f"{path}: not a text file") from None
-    if not text.strip(): raise SwbError(f"{path}: empty file")
+    if not text or text.isspace(): raise SwbError(f"{path}: empty file")
     _check_ragged(path, text)
-    try: df = pd.read_csv(io.StringIO(text), na_values=["null", "NaN", ""], keep_default_na=False, skip_blank_lines=True)
-    except (pd.errors.ParserError, ValueError) as e: raise SwbError(f"{path}: not a readable CSV ({str(e).strip().splitlines()[-1]})") from None
-    if df.empty: raise SwbError(f"{path}: no rows, only a header")
-    return to_canonical(df, symbol or path.stem, where=str(path))
+    head = list(itertools.islice(csv.reader(io.StringIO(text)), 3))
+    two = _two_level_header(head)
+    if two: return _read_two_level(path, text, two, symbol, exchange)
+    names = head[0]
+    if not any(_ALIAS.get(_normalise(n)) for n in names) and sum(map(_is_number, names)) >= len(names) - 1:
+        raise SwbError(f"{path} line 1: data, not a header ({_EXPECTED}; found: {', '.join(names)})")
+    df = _read_body(path, text, 1)
+    df.columns = names
+    has_symbol = "symbol" in canonical_columns(names, str(path)).values()
+    return to_canonical(df, symbol or (None if has_symbol else symbol_from_path(path)), where=str(path), exchange=exchange)
+
+def _read_two_level(path:Path, text:str, layout:tuple, symbol:str|None, exchange:str)->pd.DataFrame:
+    "One symbol per ticker of a yfinance two-level header; a ticker's rows that are all blank (no bar that day) are dropped"
+    skip, fields, tickers, line = layout
+    groups = {}
+    for i in range(1, len(fields)):
+        t = tickers[i].strip()
+        if not t: raise SwbError(f"{path} line {line}: column {i+1} ({fields[i]}) has no ticker")
+        groups.setdefault(t, []).append(i)
+    if symbol and len(groups) > 1:
+        raise SwbError(f"{path}: {len(groups)} tickers ({', '.join(groups)}) cannot take one symbol ({symbol}); each is named by its ticker")
+    syms = {}
+    for t in groups:
+        try: syms[t] = check_symbol(symbol or t)
+        except SwbError as e: raise SwbError(f"{path} line {line}: {e}") from None
+    df, frames = _read_body(path, text, skip), []
+    dates = parse_session_dates(df.iloc[:, 0].rename("date"), str(path), exchange)  # once, not per ticker
+    for t, pos in groups.items():
+        part = pd.concat([dates, df.iloc[:, pos]], axis=1)
+        part.columns = ["date"] + [fields[i] for i in pos]
+        c = to_canonical(part, syms[t], where=f"{path} {syms[t]}" if len(groups) > 1 else str(path), exchange=exchange)
+        if len(groups) > 1:
+            c = c[c[OHLCV_COLUMNS[2:]].notna().any(axis=1)]
+            if c.empty: raise SwbError(f"{path}: no rows for ticker {t} (every value of its columns is blank)")
+        frames.append(c)
+    return _concat(frames)
+
+def _concat(frames:list[pd.DataFrame])->pd.DataFrame:
+    "`pd.concat` that merges the frames' attrs (pandas drops attrs that differ)"
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs = {UNADJUSTED_ATTR: sorted({s for f in frames for s in f.attrs.get(UNADJUSTED_ATTR, [])}),
+                 SPLIT_DAYS_ATTR: [p for f in frames for p in f.attrs.get(SPLIT_DAYS_ATTR, [])]}
+    return out
 
 # %% ../nbs/10_sources.ipynb #6bc9cd0c
 def read_csv_folder(
-    folder:str|Path, # every `*.csv` in it is one symbol, named by the file
-)->pd.DataFrame:     # all symbols, canonical schema
-    "Read every Yahoo-style CSV in `folder` into one panel"
+    folder:str|Path,      # every `*.csv` in it is one symbol, named by the file (or, in a yfinance file, by its tickers)
+    exchange:str="XNYS",  # exchange_calendars code: a date with a UTC offset becomes this exchange's session date
+)->pd.DataFrame:          # all symbols, canonical schema; `attrs` merged over the files
+    "Read every daily CSV in `folder` into one panel"
     from tqdm.auto import tqdm
     files = sorted(Path(folder).glob("*.csv"))
     if not files: raise SwbError(f"{folder}: no *.csv files")
     # progress on a terminal only (disable=None), for folders of hundreds of files
-    return pd.concat([read_csv_ohlcv(f) for f in tqdm(files, desc="reading", unit="file", disable=None, leave=False)], ignore_index=True)
+    return _concat([read_csv_ohlcv(f, exchange=exchange) for f in tqdm(files, desc="reading", unit="file", disable=None, leave=False)])
 
 # %% ../nbs/10_sources.ipynb #c0427eee
 @functools.lru_cache(maxsize=8)

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 import numpy as np, pandas as pd
 from .config import Settings, SwbError
+from .parse import check_symbol
 from .ticks import (MINUTE_MS, CANDLE_COLUMNS, INTRADAY_FEATURES, FEATURE_LOOKBACK, shard_of, tick_frame,
                                    read_ticks_csv, synthetic_ticks, candles_from_ticks, candle_features)
 
@@ -794,8 +795,8 @@ def cmd_replay(args, settings:Settings)->int:
     import redis
     if args.speed < 0: raise SwbError(f"--speed must be 0 (as fast as possible) or positive, not {args.speed}")
     if args.ticks is not None and args.ticks < 1: raise SwbError(f"--ticks must be positive, not {args.ticks}")
-    syms = [s.strip().upper() for s in (args.symbols or "").split(",") if s.strip()]
-    if args.csv: ticks = read_ticks_csv(args.csv); what = f"ticks of {args.csv}"
+    syms = [check_symbol(s) for s in (args.symbols or "").split(",") if s.strip()]
+    if args.csv: ticks = read_ticks_csv(args.csv, getattr(args, "time_unit", None) or "auto"); what = f"ticks of {args.csv}"
     else:
         if not syms and args.universe is None: syms = settings.universe or None
         bars = _last_bars(settings, syms, args.universe if not syms else None)

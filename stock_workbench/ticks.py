@@ -10,6 +10,7 @@ import math, zlib
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import SwbError
+from .parse import check_symbol, parse_event_times
 
 # %% auto #0
 __all__ = ['TICK_COLUMNS', 'MINUTE_MS', 'CANDLE_COLUMNS', 'INTRADAY_FEATURES', 'FEATURE_LOOKBACK', 'tick_frame', 'shard_of',
@@ -37,7 +38,10 @@ def shard_of(
     return zlib.crc32(symbol.encode()) % shards
 
 # %% ../nbs/95_ticks.ipynb #1a167c6c
-def read_ticks_csv(path:str|Path)->pd.DataFrame:  # `tick_frame` in the file's order
+def read_ticks_csv(
+    path:str|Path,        # columns symbol, event_time, price, size, tick_id
+    time_unit:str="auto", # unit of epoch-number event times: s, ms, us, ns, or auto (told by magnitude)
+)->pd.DataFrame:          # `tick_frame` in the file's order
     "Ticks from a CSV file"
     p = Path(path)
     if not p.is_file(): raise SwbError(f"no tick file {p}")
@@ -47,15 +51,12 @@ def read_ticks_csv(path:str|Path)->pd.DataFrame:  # `tick_frame` in the file's o
     missing = [c for c in need if c not in df.columns]
     if missing: raise SwbError(f"{p}: tick CSV needs column(s) {', '.join(missing)}")
     if df[need].isna().any().any(): raise SwbError(f"{p}: tick CSV has empty values")
-    t = df["event_time"]
-    s = t.astype(str).str.strip(); num = s.str.fullmatch(r"\d+").to_numpy(bool)
-    ms = np.zeros(len(s), dtype="int64")
-    try:
-        ms[num] = s[num].astype("int64").to_numpy()
-        ms[~num] = pd.to_datetime(s[~num], format="ISO8601").to_numpy().astype("datetime64[ms]").astype("int64")
-    except (ValueError, TypeError) as e:
-        raise SwbError(f"{p}: event_time is neither ISO time nor epoch milliseconds ({str(e).splitlines()[0]})") from None
-    out = tick_frame(df["symbol"].str.upper(), ms, df["price"], df["size"], df["tick_id"])
+    ms = parse_event_times(df["event_time"], where=str(p), unit=time_unit)
+    syms = df["symbol"].str.strip().str.upper()
+    for s in syms.unique():   # symbols become Redis keys and store partitions: one rule for all of them
+        try: check_symbol(s)
+        except SwbError: raise SwbError(f"{p} row {int(np.argmax((syms == s).to_numpy())) + 1}: symbol={s!r} is not a valid symbol") from None
+    out = tick_frame(syms, ms, df["price"], df["size"], df["tick_id"])
     if not ((out["price"] > 0) & (out["size"] > 0)).all(): raise SwbError(f"{p}: prices and sizes must be positive")
     return out
 

@@ -58,14 +58,13 @@ def _yfinance(base_url:str=""): # empty: Yahoo itself
             log.setLevel(saved[2])
 
 # %% ../nbs/12_yahoo.ipynb #6428efc2
-def _fetch_one(sym:str, start:pd.Timestamp, end:pd.Timestamp|None, session=None)->pd.DataFrame:
+def _fetch_one(sym:str, start:pd.Timestamp, end:pd.Timestamp|None, session=None, exchange:str="XNYS")->pd.DataFrame:
     "One symbol's daily bars from `start` to `end` (inclusive) in the canonical schema"
     import yfinance as yf
     stop = None if end is None else (end + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
     df = yf.Ticker(sym, session=session).history(start=start.strftime("%Y-%m-%d"), end=stop, interval="1d",
                                                  auto_adjust=False, actions=False)
-    df.index = df.index.tz_localize(None)
-    return to_canonical(df.reset_index(), sym, where=f"yahoo {sym}")
+    return to_canonical(df.reset_index(), sym, where=f"yahoo {sym}", exchange=exchange)
 
 # %% ../nbs/12_yahoo.ipynb #ed1e7cbe
 _UNKNOWN, _NO_ROWS = "unknown or delisted", "no rows"
@@ -112,7 +111,7 @@ def load_yahoo(
     host = (urlsplit(base).netloc or base) if base else "query2.finance.yahoo.com"
     frames, failed = {}, {}
     with _yfinance(base) as session, ThreadPoolExecutor(min(_THREADS, len(syms))) as pool:
-        jobs = {pool.submit(_fetch_one, s, first, last, session): s for s in syms}
+        jobs = {pool.submit(_fetch_one, s, first, last, session, settings.exchange): s for s in syms}
         try:
             for job in tqdm(as_completed(jobs), total=len(jobs), desc="yahoo", unit="symbol", leave=False,
                             disable=True if len(syms) < 10 else None):  # None: a bar only on a terminal

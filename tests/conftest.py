@@ -48,3 +48,8 @@ def write_yahoo_csv(df: pd.DataFrame, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(path, index=False)
     return path
+
+
+# Real-world input cases (read-only), beside the repository: ../shared/field/ (see its README)
+FIELD = Path(__file__).resolve().parents[2] / "shared" / "field"
+assert FIELD.is_dir(), f"the real-world input cases are missing: {FIELD}"
