@@ -30,8 +30,8 @@ def load_source(args:argparse.Namespace, settings:Settings):
         p = Path(args.path)
         if p.is_dir():
             if args.symbol: raise SwbError("--symbol names one file's symbol; with --path DIR symbols come from the file names")
-            return read_csv_folder(p), f"csv:{p.resolve()}"
-        return read_csv_ohlcv(p, args.symbol), f"csv:{p.resolve()}"
+            return read_csv_folder(p, exchange=settings.exchange), f"csv:{p.resolve()}"
+        return read_csv_ohlcv(p, args.symbol, exchange=settings.exchange), f"csv:{p.resolve()}"
     if src == "synthetic":
         from stock_workbench.synthetic import synthetic_market
         try: n = int(args.symbols) if args.symbols else settings.synthetic_symbols
@@ -56,30 +56,41 @@ def load_source(args:argparse.Namespace, settings:Settings):
 # %% ../nbs/99_cli.ipynb #b7c7989d
 def _print_json(obj): print(json.dumps(obj, indent=2, default=str))
 
+def _input_name(args)->str:
+    "The file whose rows a report numbers (a single CSV), else empty"
+    p = Path(args.path) if getattr(args, "source", None) == "csv" and getattr(args, "path", None) else None
+    return p.name if p is not None and p.is_file() else ""
+
 def cmd_ingest(args, settings:Settings)->int:
-    "Load, validate, and only then write to the store"
+    "Load, validate (with the stored rows the new ones meet), and only then write to the store"
     from stock_workbench.store import OhlcvStore
-    from stock_workbench.validate import require_valid
+    from stock_workbench.validate import ValidationFailed
     df, lineage = load_source(args, settings)
-    _note(f"validating {len(df):,} rows of {df['symbol'].nunique()} symbol(s) ...")
-    rep = require_valid(df, settings, ",".join(args.allow_jump or []))
     store = OhlcvStore.from_settings(settings)
-    _note(f"writing to {store.path} ...")
-    w = store.write(df, source=lineage)
+    replace = bool(getattr(args, "replace_history", False))
+    _note(f"validating {len(df):,} rows of {df['symbol'].nunique()} symbol(s) ...")
+    try: rep, w = store.ingest(df, settings, ",".join(args.allow_jump or []), replace_history=replace, source=lineage)
+    except ValidationFailed as e:
+        e.report.where = _input_name(args)
+        raise ValidationFailed(e.report) from None
     out = dict(rows=rep.n_rows, symbols=len(rep.symbols), first=rep.first, last=rep.last, version=w.version,
                inserted=w.inserted, updated=w.updated, unchanged=w.unchanged, store=str(store.path))
+    if replace: out.update(replaced_history=True, deleted=w.deleted)
     if args.json: _print_json(out)
     else:
         print(str(rep))
-        print(f"stored version {w.version}: {w.inserted:,} inserted, {w.updated:,} updated, {w.unchanged:,} unchanged ({store.path})")
+        print(f"stored version {w.version}: {w.inserted:,} inserted, {w.updated:,} updated, {w.unchanged:,} unchanged"
+              + (f", {w.deleted:,} removed: history replaced" if replace else "") + f" ({store.path})")
     return 0
 
 def cmd_validate(args, settings:Settings)->int:
-    "Validate only: print the report, exit 1 if any check fails"
-    from stock_workbench.validate import validate_ohlcv
+    "Validate only, as `ingest` would decide against the current store: print the report, exit 1 if any check fails"
+    from stock_workbench.store import OhlcvStore
     args.source = args.source or "csv"
     df, _ = load_source(args, settings)
-    rep = validate_ohlcv(df, settings, ",".join(args.allow_jump or []))
+    rep = OhlcvStore.from_settings(settings).validate_update(df, settings, ",".join(args.allow_jump or []),
+                                                             replace_history=bool(getattr(args, "replace_history", False)))
+    rep.where = _input_name(args)
     _print_json(rep.to_dict()) if args.json else print(str(rep))
     if not rep.success:
         print(f"swb: validation failed: {len(rep.failures)} of {rep.n_checks} checks", file=sys.stderr)
@@ -219,11 +230,19 @@ def cmd_predict(args, settings:Settings)->int:
            "date": str(day.date()), "predictions": rows}
     if args.json: _print_json(out); return 0
     print(f"{settings.registered_model} version {version} ({kind}, {args.model}), forecasts from the close of {day.date()}: log-return quantiles and implied price band")
-    print(f"{'symbol':<8} {'close':>10}  " + "  ".join(f"{'p10/p50/p90 ' + str(h) + 'd':>26} {'price band ' + str(h) + 'd':>21}" for h in hs))
-    for r in rows:
-        print(f"{r['symbol']:<8} {r['close']:>10.2f}  " + "  ".join(
-            f"{r[f'p10_{h}d']:>+8.4f} {r[f'p50_{h}d']:>+8.4f} {r[f'p90_{h}d']:>+8.4f} {r[f'price_p10_{h}d']:>10.2f}-{r[f'price_p90_{h}d']:<10.2f}" for h in hs))
+    print(_predict_table(rows, hs))
     return 0
+
+def _predict_table(rows:list[dict], hs:list[int])->str:
+    "The human table of `swb predict`: prices by significant digits, so a $0.0012 close never reads 0.00"
+    from stock_workbench.display import format_band, format_price
+    cells = [[r["symbol"], format_price(r["close"])] + [x for h in hs for x in (
+                 f"{r[f'p10_{h}d']:+.4f} {r[f'p50_{h}d']:+.4f} {r[f'p90_{h}d']:+.4f}", format_band(r[f"price_p10_{h}d"], r[f"price_p90_{h}d"], sep=" - "))]
+             for r in rows]
+    head = ["symbol", "close"] + [x for h in hs for x in (f"p10/p50/p90 {h}d", f"price band {h}d")]
+    w = [max(len(c[i]) for c in cells + [head]) for i in range(len(head))]
+    line = lambda c: "  ".join(v.ljust(w[0]) if i == 0 else v.rjust(w[i]) for i, v in enumerate(c)).rstrip()
+    return "\n".join(line(c) for c in [head] + cells)
 
 def cmd_run(args, settings:Settings)->int:
     "Run a pipeline notebook for one session; the report goes to reports/<job>/<date>/"
@@ -270,6 +289,9 @@ def _source_args(p:argparse.ArgumentParser, default_source:str|None):
     p.add_argument("--table", help="snowflake: table name")
     p.add_argument("--allow-jump", action="append", metavar="SYM:YYYY-MM-DD",
                    help="exempt a day from the daily-jump check (a split, a real crash); repeatable")
+    p.add_argument("--replace-history", action="store_true",
+                   help="replace each symbol's stored history whole with these rows (one commit), instead of adding to it; "
+                        "checks the new history alone")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
 def build_parser()->argparse.ArgumentParser:
@@ -330,6 +352,8 @@ def build_parser()->argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=0.0, help="replay speed: 1 = real time, 60 = a minute per second; 0 = as fast as possible")
     p.add_argument("--ticks", type=int, help="stop after this many ticks")
     p.add_argument("--seed", type=int, help="random seed of the generator")
+    p.add_argument("--time-unit", choices=["auto", "s", "ms", "us", "ns"], default="auto",
+                   help="epoch unit of numeric event times (default: %(default)s, from their magnitude)")
     p.set_defaults(func=lambda a, s: _delegate("stream", "cmd_replay", a, s))
     p = sub.add_parser("stream", help="the streaming job: ticks -> 1-minute candles -> features -> predictions -> alerts")
     p.add_argument("--consumer", help="consumer name in the group (default: host-pid)")

@@ -117,15 +117,19 @@ def top_movers(
     n:int=10,                # how many
     horizon:int=1,           # ranked by the median predicted move at this horizon
 )->pd.DataFrame:             # symbol, close, predicted move and 80% band in percent, price band
-    "The symbols with the largest median predicted move, either way"
+    "The symbols with the largest median predicted move, either way, as the report shows them"
+    # text, formatted for a reader: prices by significant digits (a $0.0012 close never reads 0.00), moves never hiding as 0.00
+    from stock_workbench.display import format_band_ends, format_pct, format_price
     h = horizon
     mv = np.expm1(forecasts[f"p50_{h}d"]) * 100
-    t = pd.DataFrame({"symbol": forecasts["symbol"], "close": forecasts["close"].round(2),
-                      f"move_{h}d_%": mv.round(2), f"p10_{h}d_%": (np.expm1(forecasts[f"p10_{h}d"]) * 100).round(2),
-                      f"p90_{h}d_%": (np.expm1(forecasts[f"p90_{h}d"]) * 100).round(2),
-                      f"price_p10_{h}d": forecasts[f"price_p10_{h}d"].round(2), f"price_p90_{h}d": forecasts[f"price_p90_{h}d"].round(2)})
+    pct = lambda x: [format_pct(v, signed=True, suffix="") for v in x]
+    ends = [format_band_ends(lo, hi) for lo, hi in zip(forecasts[f"price_p10_{h}d"], forecasts[f"price_p90_{h}d"])]
+    t = pd.DataFrame({"symbol": forecasts["symbol"], "close": [format_price(v) for v in forecasts["close"]],
+                      f"move_{h}d_%": pct(mv), f"p10_{h}d_%": pct(np.expm1(forecasts[f"p10_{h}d"]) * 100),
+                      f"p90_{h}d_%": pct(np.expm1(forecasts[f"p90_{h}d"]) * 100),
+                      f"price_p10_{h}d": [e[0] for e in ends], f"price_p90_{h}d": [e[1] for e in ends]}, index=forecasts.index)
     for k in sorted({int(c[4:-1]) for c in forecasts.columns if c.startswith("p50_")} - {h}):
-        t[f"move_{k}d_%"] = (np.expm1(forecasts[f"p50_{k}d"]) * 100).round(2)
+        t[f"move_{k}d_%"] = pct(np.expm1(forecasts[f"p50_{k}d"]) * 100)
     return t.reindex(mv.abs().sort_values(ascending=False).index).head(n).reset_index(drop=True)
 
 def fan_chart(
@@ -196,7 +200,7 @@ class _Timed:
 # %% ../nbs/92_pipeline.ipynb #959e92e4
 _HISTORY_SESSIONS = 450  # feature warm-up (200-session SMA, 52-week range, recursive EMAs settle to 1e-13) before the first row used
 
-_OVERLAP_DAYS = 14        # an EOD update re-reads two weeks it already has: late corrections, and the jump check's previous close
+_OVERLAP_DAYS = 14        # an EOD update re-reads two weeks it already has: a late correction there is a restatement, refused
 
 class EodJob(_Timed):
     "One end-of-day run: its settings, session, symbols, and what each step found"
@@ -236,7 +240,7 @@ class EodJob(_Timed):
             from stock_workbench.sources import read_csv_folder, read_csv_ohlcv
             if not s.eod_csv_path: raise SwbError("eod_source = csv needs eod_csv_path (a Yahoo-style CSV file or a folder of them)")
             p = Path(s.eod_csv_path)
-            df = read_csv_folder(p) if p.is_dir() else read_csv_ohlcv(p)
+            df = read_csv_folder(p, exchange=s.exchange) if p.is_dir() else read_csv_ohlcv(p, exchange=s.exchange)
             lineage = f"csv:{p.resolve()}"
         elif self.source == "yahoo":
             from stock_workbench.yahoo import load_yahoo
@@ -246,39 +250,50 @@ class EodJob(_Timed):
             lasts = [pd.Timestamp(info[x]["last"]) for x in syms if x in info]
             start = (min(lasts) - pd.Timedelta(days=10)).date().isoformat() if len(lasts) == len(syms) else s.yahoo_start
             df = load_yahoo(syms, start, str(day.date()), settings=s)   # only the last few days when the store is current
-            lineage = f"yahoo:{','.join(syms)}:{start}..{day.date()}"
+            lineage = f"yahoo:{','.join(syms)}:{start}..{day.date()} (sessions after the stored end)"
         else:
             from stock_workbench.snowflake import load_snowflake
             df = load_snowflake(s.snowflake_table, s, symbols=self.symbols or None, end=str(day.date()))
             lineage = f"snowflake:{s.snowflake_table}"
         df = df[df["date"] <= day]
         if self.symbols: df = df[df["symbol"].isin(self.symbols)]
+        self.source_rows = len(df)
         return self._increment(df).reset_index(drop=True), lineage
 
     def _increment(self, df:pd.DataFrame)->pd.DataFrame:
-        "The rows an EOD update brings: a symbol's sessions from `_OVERLAP_DAYS` before its last stored date on (all of a new symbol's)"
+        "The rows an EOD update brings: a symbol's sessions from `_OVERLAP_DAYS` before its last stored date on (all of a new symbol's); from Yahoo only those after it"
         info = self._store().info()["symbols"]
         if not info: return df
         last = pd.Series({k: pd.Timestamp(v["last"]) for k, v in info.items()})
-        since = df["symbol"].map(last - pd.Timedelta(days=_OVERLAP_DAYS))   # NaT for a symbol the store lacks
-        return df[since.isna().to_numpy() | (df["date"] >= since).to_numpy()]
+        # Yahoo rescales its whole adj_close history at every dividend (and all prices at a split): the overlap would be a
+        # restatement on every ex-date, so only sessions after the stored end are taken, checked against the stored last row
+        overlap = pd.Timedelta(days=0 if self.source == "yahoo" else _OVERLAP_DAYS)
+        since = df["symbol"].map(last - overlap)   # NaT for a symbol the store lacks
+        newer = (df["date"] > since) if self.source == "yahoo" else (df["date"] >= since)
+        return df[since.isna().to_numpy() | newer.to_numpy()]
 
     def update_store(self)->dict:
-        "Step 1–2: bring the store up to date for the day, validate the new rows (with two weeks before them), write only if every check passes"
-        from stock_workbench.validate import ValidationFailed, require_valid
+        "Step 1–2: bring the store up to date for the day: the new rows are checked with the stored rows they meet (`OhlcvStore.validate_update`: suite, gaps, jumps, restatements) and written only if every check passes"
+        from stock_workbench.validate import ValidationFailed
+        store = self._store()
         if self.source == "none":
-            self.store_update = dict(source="none", version=self._store().version, validation=None)
+            self.store_update = dict(source="none", version=store.version, validation=None)
             return self.store_update
+        self.source_rows = 0
         with self.timed("load"): df, lineage = self._load_source()
-        if df.empty: raise SwbError(f"the {self.source} source has no rows up to {self.day.date()}")
+        if df.empty:
+            if not self.source_rows: raise SwbError(f"the {self.source} source has no rows up to {self.day.date()}")
+            self.store_update = dict(source=lineage, rows=0, symbols=0, version=store.version, validation=None,
+                                     note=f"the store already holds every {self.source} row up to {self.day.date()}: nothing to write")
+            return self.store_update
         with self.timed("validate"):
-            try: rep = require_valid(df, self.settings)
-            except ValidationFailed as e:
-                print(str(e.report))   # the report shows which checks failed; nothing downstream runs
-                write_quality(self.settings, self.day, lineage, e.report.to_dict(), None)
-                raise
+            rep = store.validate_update(df, self.settings)
+            if not rep.success:
+                print(str(rep))   # the report shows which checks failed; nothing downstream runs
+                write_quality(self.settings, self.day, lineage, rep.to_dict(), None)
+                raise ValidationFailed(rep)
         with self.timed("store"):
-            w = self._store().write(df, source=f"eod {self.day.date()} {lineage}")
+            w = store.write(df, source=f"eod {self.day.date()} {lineage}", base_version=rep.store_version)
         self.store_update = dict(source=lineage, rows=len(df), symbols=int(df["symbol"].nunique()), version=w.version,
                                  inserted=w.inserted, updated=w.updated, unchanged=w.unchanged, validation=rep.to_dict())
         write_quality(self.settings, self.day, lineage, rep.to_dict(), w.version)
@@ -287,10 +302,11 @@ class EodJob(_Timed):
     def quality_table(self)->pd.DataFrame:
         "The data-quality summary: suite, rows, checks passed, and each failure"
         v = (self.store_update or {}).get("validation")
-        if not v: return pd.DataFrame({"check": ["no validation (source none)"]})
+        if not v: return pd.DataFrame({"check": [(self.store_update or {}).get("note") or "no validation (source none)"]})
         rows = [dict(item="suite", value=v["suite"]), dict(item="rows checked", value=f"{v['rows']:,}"),
                 dict(item="symbols", value=v["symbols"]), dict(item="dates", value=f"{v['first']} .. {v['last']}"),
                 dict(item="checks passed", value=f"{v['checks'] - len(v['failures'])} of {v['checks']}"),
+                dict(item="checked against", value=f"{v.get('stored_rows', 0):,} stored row(s) next to the new ones (store version {v.get('store_version')})"),
                 dict(item="store write", value=f"version {self.store_update['version']}: {self.store_update['inserted']:,} inserted, "
                                              f"{self.store_update['updated']:,} updated, {self.store_update['unchanged']:,} unchanged")]
         return pd.DataFrame(rows)

@@ -14,6 +14,8 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 from fastcore.basics import patch
 from .config import Settings, SwbError
 from .sources import OHLCV_COLUMNS, OHLCV_DTYPES, PRICE_COLUMNS, empty_ohlcv
+from .validate import (CONTEXT_CHECKS, ValidationFailed, ValidationReport, boundary_failures, parse_allowed_jumps,
+                                      restatement_failures, validate_ohlcv)
 
 # %% auto #0
 __all__ = ['ARROW_SCHEMA', 'to_arrow', 'from_arrow', 'StoreWrite', 'OhlcvStore']
@@ -42,6 +44,7 @@ class StoreWrite:
     inserted:int        # new (symbol, date) rows
     updated:int         # existing rows whose values changed
     unchanged:int       # incoming rows identical to what was stored
+    deleted:int=0       # stored rows a history replacement removed
 
 class OhlcvStore:
     "Daily OHLCV in a Delta Lake table partitioned by symbol"
@@ -115,16 +118,32 @@ def _diff_rows(new:pa.Table, old:pa.Table)->tuple[pa.Table, int, int]:
     return new.filter(pa.array(keep)), int((~found).sum()), int((found & ~same).sum())
 
 # %% ../nbs/30_store.ipynb #2233cf0c
+def _commit_props(df:pd.DataFrame, source:str, **extra)->CommitProperties:
+    "Lineage recorded with a commit: source, rows, symbols, and which of them carry unadjusted prices"
+    syms = sorted(set(df["symbol"]))
+    unadj = sorted(set(df.attrs.get("unadjusted", [])) & set(syms))  # sources mark frames read without an Adj Close column
+    return CommitProperties(custom_metadata={"swb.source": source, "swb.rows": str(len(df)), "swb.symbols": ",".join(syms),
+                                             "swb.unadjusted": ",".join(unadj), **extra})
+
+def _check_base(self, t:DeltaTable|None, base_version):
+    "Refuse to write when the store moved on since the rows were checked against `base_version`"
+    now = None if t is None else t.version()
+    if base_version is not ... and now != base_version:
+        raise SwbError(f"store {self.path}: another write committed (version {base_version} -> {now}) while the rows were checked; "
+                       "nothing was written; run again")
+
 @patch
 def write(self:OhlcvStore,
     df:pd.DataFrame,            # canonical rows, already validated
     source:str="",              # lineage recorded with the commit, e.g. `csv:aapl.csv`
+    base_version=...,           # the version `df` was checked against (`validate_update`); ...: do not check
 )->StoreWrite:
     "Upsert `df` on (symbol, date) in one atomic commit"
     if df.duplicated(["symbol", "date"]).any(): raise SwbError("refusing to store duplicate (symbol, date) rows")
     new = to_arrow(df)
-    props = CommitProperties(custom_metadata={"swb.source": source, "swb.rows": str(len(df))})
+    props = _commit_props(df, source)
     t = self._table()
+    _check_base(self, t, base_version)
     try:
         if t is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,6 +163,33 @@ def write(self:OhlcvStore,
         raise SwbError(f"store {self.path}: write failed, store unchanged ({str(e).splitlines()[0]})") from None
     return StoreWrite(self.version, inserted, updated, new.num_rows - inserted - updated)
 
+# %% ../nbs/30_store.ipynb #e0859540
+@patch
+def replace_history(self:OhlcvStore,
+    df:pd.DataFrame,            # every row of its symbols' new histories, already validated
+    source:str="",              # lineage recorded with the commit
+    base_version=...,           # the version `df` was checked against; ...: do not check
+)->StoreWrite:
+    "Replace all stored rows of `df`'s symbols with `df` in one atomic commit"
+    if df.duplicated(["symbol", "date"]).any(): raise SwbError("refusing to store duplicate (symbol, date) rows")
+    t = self._table()
+    _check_base(self, t, base_version)
+    if t is None: return self.write(df, source)
+    new, syms = to_arrow(df), sorted(set(df["symbol"]))
+    old = _read_table(t, syms)
+    changed, inserted, updated = _diff_rows(new, old)
+    deleted = old.num_rows - (new.num_rows - inserted)   # stored rows whose dates the new history lacks
+    if changed.num_rows == 0 and deleted == 0: return StoreWrite(t.version(), 0, 0, new.num_rows)
+    in_syms = ", ".join("'" + s.replace("'", "''") + "'" for s in syms)
+    try:
+        write_deltalake(t, new, mode="overwrite", predicate=f"symbol IN ({in_syms})", partition_by=["symbol"],
+                        commit_properties=_commit_props(df, source, **{"swb.replaced": ",".join(syms)}))
+    except CommitFailedError as e:
+        raise SwbError(f"store {self.path}: another write committed first, nothing written; retry ({e})") from None
+    except (DeltaError, OSError) as e:
+        raise SwbError(f"store {self.path}: write failed, store unchanged ({str(e).splitlines()[0]})") from None
+    return StoreWrite(self.version, inserted, updated, new.num_rows - inserted - updated, deleted)
+
 # %% ../nbs/30_store.ipynb #3e80d762
 @patch
 def info(self:OhlcvStore)->dict:
@@ -156,11 +202,115 @@ def info(self:OhlcvStore)->dict:
             "symbols": {r["symbol"]: {"rows": r["date_count"], "first": r["date_min"].isoformat(), "last": r["date_max"].isoformat()}
                         for r in agg}}
 
+def _names(text)->list[str]: return [s for s in str(text or "").split(",") if s]
+
 @patch
 def history(self:OhlcvStore, limit:int|None=None)->list[dict]:
-    "Commits, newest first: version, time, operation, lineage"
+    "Commits, newest first: version, time, operation, lineage (source, symbols written, those with unadjusted prices, histories replaced)"
     t = self._table()
     if t is None: return []
     return [{"version": h["version"], "timestamp": pd.Timestamp(h["timestamp"], unit="ms", tz="UTC").isoformat(),
-             "operation": h.get("operation"), "source": h.get("swb.source", ""), "rows": h.get("swb.rows")}
+             "operation": h.get("operation"), "source": h.get("swb.source", ""), "rows": h.get("swb.rows"),
+             "symbols": _names(h.get("swb.symbols")), "unadjusted": _names(h.get("swb.unadjusted")),
+             "replaced": _names(h.get("swb.replaced"))}
             for h in t.history(limit)]
+
+@patch
+def unadjusted_symbols(self:OhlcvStore)->set[str]:
+    "Symbols whose latest write carried unadjusted prices (read without an Adj Close column)"
+    state = {}
+    for h in reversed(self.history()):   # oldest first: the latest write of a symbol decides
+        for s in h["symbols"]: state[s] = s in h["unadjusted"]
+        for s in h["unadjusted"]: state[s] = True
+    return {s for s, u in state.items() if u}
+
+# %% ../nbs/30_store.ipynb #e8a5e957
+_PAD = pd.Timedelta(days=40)  # stored neighbours are looked for this far around the new rows first: one read for an EOD update
+
+def _bounds(rows:pd.DataFrame, span:pd.DataFrame)->tuple[pd.Series, pd.Series]:
+    "Per symbol of `span` (min, max new date): the latest stored date before its min and the earliest after its max, NaT if none"
+    k = rows[["symbol", "date"]].join(span, on="symbol")
+    lo = k[k["date"] < k["min"]].groupby("symbol")["date"].max().reindex(span.index)
+    hi = k[k["date"] > k["max"]].groupby("symbol")["date"].min().reindex(span.index)
+    return lo, hi
+
+def _stored_spans(t:DeltaTable)->pd.DataFrame:
+    "Per stored symbol: first and last date, from the files' statistics in the Delta log (NaT where a file has none)"
+    a = pa.table(t.get_add_actions(flatten=True)).select(["partition.symbol", "min.date", "max.date"]).to_pandas(date_as_object=False)
+    a.columns = ["symbol", "first", "last"]
+    for c in ("first", "last"): a[c] = pd.to_datetime(a[c]).astype("datetime64[ns]")
+    g = a.groupby("symbol")
+    return pd.DataFrame({"first": g["first"].min(), "last": g["last"].max(), "stats": g["first"].count().eq(g.size()) & g["last"].count().eq(g.size())})
+
+def _neighbour_rows(t:DeltaTable, df:pd.DataFrame)->pd.DataFrame:
+    "Stored rows of `df`'s symbols from the one before each symbol's first new date to the one after its last"
+    stored = _stored_spans(t)
+    syms = sorted(set(df["symbol"]) & set(stored.index))
+    if not syms: return empty_ohlcv()
+    span = df[df["symbol"].isin(syms)].groupby("symbol")["date"].agg(["min", "max"])
+    rows = from_arrow(_read_table(t, syms, span["min"].min() - _PAD, span["max"].max() + _PAD))
+    lo, hi = _bounds(rows, span)
+    st = stored.loc[span.index]
+    maybe_lo = ~st["stats"] | (st["first"] < span["min"])   # stored rows before the new ones exist (or may: no statistics)
+    maybe_hi = ~st["stats"] | (st["last"] > span["max"])
+    far = sorted(set(span.index[(lo.isna() & maybe_lo) | (hi.isna() & maybe_hi)]))   # a neighbour beyond the window
+    if far:
+        keys = _read_table(t, far, columns=["symbol", "date"]).to_pandas(date_as_object=False).astype({"date": "datetime64[ns]"})
+        flo, fhi = _bounds(keys, span.loc[far])
+        lo, hi = lo.fillna(flo), hi.fillna(fhi)
+        extra = sorted(set(flo.dropna()) | set(fhi.dropna()))
+        if extra:
+            more = from_arrow(t.to_pyarrow_table(filters=[("symbol", "in", far), ("date", "in", [d.date() for d in extra])]))
+            rows = pd.concat([rows, more], ignore_index=True).drop_duplicates(["symbol", "date"])
+    lo, hi = lo.fillna(span["min"]), hi.fillna(span["max"])
+    d = rows["date"]
+    keep = (d >= rows["symbol"].map(lo)) & (d <= rows["symbol"].map(hi))
+    return rows[keep.to_numpy()].sort_values(["symbol", "date"], ignore_index=True)
+
+def _checkable(df:pd.DataFrame)->bool:
+    "Whether `df` has the canonical columns and types, and keys, that the checks against stored rows need"
+    return (set(OHLCV_COLUMNS) <= set(df.columns) and pd.api.types.is_datetime64_dtype(df["date"])
+            and all(pd.api.types.is_float_dtype(df[c]) for c in OHLCV_COLUMNS[2:])
+            and not df["date"].isna().any() and not df["symbol"].isna().any())
+
+@patch
+def validate_update(self:OhlcvStore,
+    df:pd.DataFrame,              # canonical rows bound for the store
+    settings:Settings|None=None,  # thresholds, exchange, allowed jumps, suites folder
+    allowed_jumps:str="",         # extra SYM:YYYY-MM-DD days exempt from the jump check
+    replace_history:bool=False,   # the rows will replace their symbols' stored histories: check them alone
+)->ValidationReport:              # `.success`, and `.store_version` to pass to `write` as `base_version`
+    "The suite on `df`, plus gap, jump and restatement checks against the stored rows it meets"
+    settings = settings or Settings()
+    t = self._table()
+    unadj = set(df.attrs.get("unadjusted", [])) | (self.unadjusted_symbols() if t is not None else set())
+    rep = validate_ohlcv(df, settings, allowed_jumps, unadjusted=unadj)
+    rep.store_version = None if t is None else t.version()
+    if t is None or replace_history or df.empty or not _checkable(df): return rep
+    old = _neighbour_rows(t, df)
+    if old.empty: return rep
+    new = df[OHLCV_COLUMNS].reset_index(drop=True)
+    rows = np.arange(1, len(new) + 1)
+    seen = old[["symbol", "date"]].merge(new[["symbol", "date"]].drop_duplicates(), how="left", indicator=True)["_merge"]
+    beside = old[(seen == "left_only").to_numpy()]    # stored rows the new ones do not replace
+    jumps = parse_allowed_jumps(settings.allowed_jumps) | parse_allowed_jumps(allowed_jumps)
+    rep.failures += (restatement_failures(new, rows, old, settings.report_rows)    # first: a restatement explains a jump beside it
+                     + boundary_failures(pd.concat([beside, new], ignore_index=True), np.r_[np.zeros(len(beside), int), rows],
+                                         settings, jumps, unadj))
+    rep.n_checks += CONTEXT_CHECKS
+    rep.stored_rows = len(old)
+    return rep
+
+@patch
+def ingest(self:OhlcvStore,
+    df:pd.DataFrame,              # canonical rows
+    settings:Settings|None=None,
+    allowed_jumps:str="",         # extra SYM:YYYY-MM-DD days exempt from the jump check
+    replace_history:bool=False,   # replace each symbol's stored history with `df` instead of adding to it
+    source:str="",                # lineage recorded with the commit
+)->tuple[ValidationReport, StoreWrite]:
+    "Validate `df` as `validate_update` does and only if it passes write it, in one commit; else raise `ValidationFailed`"
+    rep = self.validate_update(df, settings, allowed_jumps, replace_history)
+    if not rep.success: raise ValidationFailed(rep)
+    write = self.replace_history if replace_history else self.write
+    return rep, write(df, source=source, base_version=rep.store_version)

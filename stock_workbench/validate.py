@@ -15,8 +15,9 @@ from .config import Settings, SwbError
 from .sources import OHLCV_COLUMNS, exchange_sessions
 
 # %% auto #0
-__all__ = ['expectations_dir', 'load_suite_json', 'parse_allowed_jumps', 'add_check_columns', 'ValidationReport',
-           'ValidationFailed', 'validate_ohlcv', 'require_valid']
+__all__ = ['SPLIT_RATIOS', 'CONTEXT_CHECKS', 'expectations_dir', 'load_suite_json', 'parse_allowed_jumps', 'add_check_columns',
+           'ValidationReport', 'ValidationFailed', 'match_split', 'validate_ohlcv', 'require_valid',
+           'boundary_failures', 'restatement_failures']
 
 # %% ../nbs/20_validate.ipynb #c7f33d91
 import stock_workbench
@@ -57,7 +58,7 @@ def add_check_columns(
     "Add the derived columns the suite checks"
     codes, _ = pd.factorize(df["symbol"])
     order = np.argsort(codes, kind="stable")          # group symbols, keep each one's input order
-    first = np.r_[True, codes[order][1:] != codes[order][:-1]]
+    first = np.r_[True, codes[order][1:] != codes[order][:-1]][:len(order)]   # [:0] for an empty frame
     day = df["date"].to_numpy()[order].astype("datetime64[D]")
     valid_day = ~np.isnat(day)
     def since_prev(x):
@@ -99,26 +100,41 @@ def _gx_batch_definition():
 class ValidationReport:
     "What a suite found in a dataset"
     suite:str; n_rows:int; symbols:list; first:str|None; last:str|None
-    n_checks:int; failures:list=field(default_factory=list)  # dicts: check, columns, count, rows
+    n_checks:int; failures:list=field(default_factory=list)  # dicts: check, columns, count, rows[, note, scope]
+    stored_rows:int=0               # stored rows the new ones were checked against (their neighbours, the rows they overlap)
+    store_version:int|None=None     # the store version they were checked against
+    where:str=""                    # the input's name (e.g. its file), so rows read `row 3 of aapl.csv`
 
     @property
     def success(self)->bool: return not self.failures
 
     def to_dict(self)->dict:
         return dict(suite=self.suite, success=self.success, rows=self.n_rows, symbols=len(self.symbols),
-                    first=self.first, last=self.last, checks=self.n_checks, failures=self.failures)
+                    first=self.first, last=self.last, checks=self.n_checks, failures=self.failures,
+                    stored_rows=self.stored_rows, store_version=self.store_version)
 
     def __str__(self)->str:
-        head = (f"suite {self.suite}: {self.n_rows:,} rows, {len(self.symbols)} symbol(s), {self.first} .. {self.last}: "
+        ctx = f" (with {self.stored_rows:,} stored row(s) next to them)" if self.stored_rows else ""
+        head = (f"suite {self.suite}: {self.n_rows:,} rows, {len(self.symbols)} symbol(s), {self.first} .. {self.last}{ctx}: "
                 + ("all {} checks passed".format(self.n_checks) if self.success
                    else f"FAILED {len(self.failures)} of {self.n_checks} checks"))
         lines = [head]
         for f in self.failures:
-            lines.append(f"  FAIL {f['check']} [{', '.join(f['columns'])}]: " + (f"{f['count']:,} row(s)" if "error" not in f else f"could not be checked: {f['error']}"))
+            scope = f" ({f['scope']})" if f.get("scope") else ""
+            lines.append(f"  FAIL {f['check']} [{', '.join(f['columns'])}]{scope}: " + (f"{f['count']:,} row(s)" if "error" not in f else f"could not be checked: {f['error']}"))
+            if f.get("note"): lines.append(f"    {f['note']}")
             for r in f["rows"]:
-                vals = "  ".join(f"{k}={v}" for k, v in r.items() if k not in ("symbol", "date", "row"))
-                lines.append(f"      row {r['row']}: {r['symbol']} {r['date']}  {vals}")
+                lines.append(f"      {_row_text(r, self.where)}")
+                if r.get("note"): lines.append(f"        {r['note']}")
         return "\n".join(lines)
+
+def _row_text(r:dict, where:str="", brief:bool=False)->str:
+    "One offending row as the report names it: `row 3 of abc.csv: ABC 2024-01-05  close=-2`, or `stored row: ...`"
+    vals = [f"{k}={v}" for k, v in r.items() if k not in ("symbol", "date", "row", "note", "after", "after_row")]
+    vals = "  ".join(vals[:1] if brief else vals)   # brief: the first value only, for one-line messages
+    name = lambda row: "stored row" if row == "stored" else f"row {row}" + (f" of {where}" if where else "")
+    after = f"  (after {name(r['after_row'])} {r['after']})" if r.get("after") else ""
+    return f"{name(r['row'])}: {r['symbol']} {r['date']}  {vals}{after}"
 
 # %% ../nbs/20_validate.ipynb #bb281594
 class ValidationFailed(SwbError):
@@ -126,7 +142,35 @@ class ValidationFailed(SwbError):
     def __init__(self, report:ValidationReport):
         self.report = report
         names = "; ".join(f["check"] for f in report.failures[:3]) + ("; ..." if len(report.failures) > 3 else "")
-        super().__init__(f"validation failed: {len(report.failures)} of {report.n_checks} checks ({names}); nothing was written")
+        f0 = report.failures[0] if report.failures else {}
+        r0 = (f0.get("rows") or [None])[0]
+        first = f"; e.g. {_row_text(r0, report.where, brief=True)}" if r0 else ""
+        note = f0.get("note") or (r0 or {}).get("note")
+        super().__init__(f"validation failed: {len(report.failures)} of {report.n_checks} checks ({names}){first}"
+                         + (f"; {note}" if note else "") + "; nothing was written")
+
+# %% ../nbs/20_validate.ipynb #12d9b224
+SPLIT_RATIOS = {"2:1": 1/2, "3:1": 1/3, "4:1": 1/4, "5:1": 1/5, "10:1": 1/10, "3:2": 2/3,
+                "1:2": 2., "1:3": 3., "1:4": 4., "1:5": 5., "1:10": 10., "2:3": 3/2}  # price after the split / before
+
+def match_split(
+    ratio:float,       # price after / price before
+    tol:float=0.08,    # largest |log(ratio / split ratio)|: room for the day's own move
+)->str|None:           # e.g. `4:1 split`, `1:10 reverse split`; None if no split is that close
+    "The stock split whose price ratio is nearest `ratio`, if within `tol`"
+    if not (ratio > 0 and np.isfinite(ratio)): return None
+    name, r = min(SPLIT_RATIOS.items(), key=lambda kv: abs(np.log(ratio / kv[1])))
+    return f"{name} {'reverse ' if r > 1 else ''}split" if abs(np.log(ratio / r)) <= tol else None
+
+def _jump_note(sym:str, day:str, ret:float, unadjusted:bool)->str|None:
+    "What a refused jump of `ret` on `day` may be and how to proceed, if it looks like a split"
+    split = match_split(1 + ret)
+    if split is None: return None
+    allow = f"--allow-jump {sym}:{day}"
+    if unadjusted: return (f"prices are unadjusted (no Adj Close) and x{1 + ret:.3g} matches a {split}: if {sym} split on {day}, "
+                           f"pass {allow} to keep it, or ingest split-adjusted prices (with Adj Close) using --replace-history")
+    return (f"x{1 + ret:.3g} matches a {split}: if {sym} split on {day}, the rows before it are on the pre-split scale; ingest the "
+            f"split-adjusted history whole with --replace-history, or pass {allow}")
 
 # %% ../nbs/20_validate.ipynb #27ebb416
 def _fmt(v):
@@ -141,22 +185,34 @@ def _gx_error(info)->str|None:
     infos = [info] if isinstance(info, dict) and "raised_exception" in info else list((info or {}).values())
     return next((i.get("exception_message") for i in infos if isinstance(i, dict) and i.get("raised_exception")), None)
 
+def _suite_params(settings:Settings)->dict:
+    "Values of the suite's `$PARAMETER`s"
+    return dict(max_abs_return=settings.max_abs_return, min_return=-settings.max_abs_return,
+                max_missing_sessions=settings.max_missing_sessions)
+
+def _check_name(exp:dict, settings:Settings)->str:
+    "An expectation's name in reports, its parameters filled in"
+    check = (exp.get("meta") or {}).get("check", exp.get("type", "?"))
+    for p, v in _suite_params(settings).items(): check = check.replace(p, f"{p}={v}")
+    return check
+
 def validate_ohlcv(
     df:pd.DataFrame,              # canonical OHLCV rows
     settings:Settings|None=None,  # thresholds, exchange, allowed jumps, suites folder
     allowed_jumps:str="",         # extra SYM:YYYY-MM-DD days exempt from the jump check
     suite_name:str="ohlcv_daily",
+    unadjusted:set|None=None,     # symbols with unadjusted prices (default: `df.attrs["unadjusted"]`); shapes the jump notes
 )->ValidationReport:
     "Run the suite on `df` and report every failed check with a few offending rows"
     import great_expectations as gx
     settings = settings or Settings()
+    unadjusted = set(df.attrs.get("unadjusted", []) if unadjusted is None else unadjusted)
     spec = load_suite_json(suite_name, settings)
     jumps = parse_allowed_jumps(settings.allowed_jumps) | parse_allowed_jumps(allowed_jumps)
     cols = [c for c in OHLCV_COLUMNS if c in df.columns]
     data = add_check_columns(df.reset_index(drop=True), settings.exchange, frozenset(jumps)) if set(OHLCV_COLUMNS) <= set(cols) else df.reset_index(drop=True)
     suite = gx.ExpectationSuite(name=spec["name"], expectations=spec["expectations"])
-    params = dict(max_abs_return=settings.max_abs_return, min_return=-settings.max_abs_return,
-                  max_missing_sessions=settings.max_missing_sessions)
+    params = _suite_params(settings)
     res = _gx_batch_definition().get_batch(batch_parameters={"dataframe": data}).validate(
         suite, expectation_parameters=params,
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": settings.report_rows})
@@ -165,13 +221,15 @@ def validate_ohlcv(
         if r.success: continue
         kw, meta = r.expectation_config.kwargs, r.expectation_config.meta or {}
         columns = [kw[k] for k in ("column", "column_A", "column_B") if k in kw] + list(kw.get("column_list", []))
-        check = meta.get("check", r.expectation_config.type)
-        for p, v in params.items(): check = check.replace(p, f"{p}={v}")
+        check = _check_name(dict(meta=meta, type=r.expectation_config.type), settings)
         rows = []
         for i in (r.result or {}).get("partial_unexpected_index_list") or []:
             row = data.loc[i]
             rows.append({"row": int(i) + 1, "symbol": _fmt(row.get("symbol")), "date": _fmt(row.get("date")),
                          **{c: _fmt(row[c]) for c in columns if c not in ("symbol", "date") and c in data.columns}})
+            if columns == ["adj_return_1d"]:
+                note = _jump_note(rows[-1]["symbol"], rows[-1]["date"], float(row["adj_return_1d"]), rows[-1]["symbol"] in unadjusted)
+                if note: rows[-1]["note"] = note
         count = (r.result or {}).get("unexpected_count") or 0  # none for table-level checks such as a missing column
         failure = dict(check=check, columns=columns, count=int(count), rows=rows)
         err = _gx_error(r.exception_info)
@@ -190,3 +248,88 @@ def require_valid(
     rep = validate_ohlcv(df, settings, allowed_jumps)
     if not rep.success: raise ValidationFailed(rep)
     return rep
+
+# %% ../nbs/20_validate.ipynb #ede7a1fb
+CONTEXT_CHECKS = 3  # checks added when rows meet stored ones: gap and jump at the boundaries, no restatement
+
+def boundary_failures(
+    merged:pd.DataFrame,           # new rows and the stored rows next to them (no shared symbol/date), any order
+    rows,                          # per row of `merged`: its 1-based input row, 0 for a stored row
+    settings:Settings,             # thresholds, exchange, suites folder
+    allowed_jumps:set=frozenset(), # (symbol, day) pairs exempt from the jump check
+    unadjusted:set=frozenset(),    # symbols with unadjusted prices: shapes the jump notes
+)->list[dict]:                     # failures in `validate_ohlcv`'s format
+    "The suite's gap and jump checks on every pair of consecutive rows of a symbol with a stored row in it"
+    spec = load_suite_json("ohlcv_daily", settings)
+    name = {c: next((_check_name(e, settings) for e in spec["expectations"] if e.get("kwargs", {}).get("column") == c), c)
+            for c in ("sessions_skipped", "adj_return_1d")}
+    order = np.lexsort((merged["date"].to_numpy(), merged["symbol"].to_numpy().astype(str)))
+    m = merged.iloc[order].reset_index(drop=True)
+    r = np.asarray(rows, dtype=int)[order]
+    c = add_check_columns(m, settings.exchange, frozenset(allowed_jumps))
+    sym, day, adj = m["symbol"].to_numpy(), m["date"].to_numpy(), m["adj_close"].to_numpy()
+    pair = np.r_[False, sym[1:] == sym[:-1]] & ((r == 0) | (np.r_[1, r[:-1]] == 0))
+    with np.errstate(invalid="ignore"):
+        bad = {"sessions_skipped": pair & (c["sessions_skipped"].to_numpy() > settings.max_missing_sessions),
+               "adj_return_1d": pair & (np.abs(c["adj_return_1d"].to_numpy()) > settings.max_abs_return)}
+    out = []
+    for col, mask in bad.items():
+        idx = np.flatnonzero(mask)
+        if not len(idx): continue
+        found = []
+        for i in idx[:settings.report_rows]:
+            d = {"row": int(r[i]) if r[i] else "stored", "symbol": str(sym[i]), "date": _fmt(day[i]), col: _fmt(c[col].iloc[i])}
+            if col == "adj_return_1d":
+                d["adj_close"] = _fmt(adj[i]); d["after"] = f"{_fmt(day[i-1])} adj_close={_fmt(adj[i-1])}"
+                note = _jump_note(d["symbol"], d["date"], float(c[col].iloc[i]), d["symbol"] in unadjusted)
+                if note: d["note"] = note
+            else: d["after"] = _fmt(day[i-1])
+            d["after_row"] = int(r[i-1]) if r[i-1] else "stored"      # the row before it, named as `row` is
+            found.append(d)
+        out.append(dict(check=name[col], columns=[col], count=len(idx), rows=found, scope="next to stored rows"))
+    return out
+
+# %% ../nbs/20_validate.ipynb #5fc664ae
+_PRICES = ["open", "high", "low", "close", "adj_close"]
+
+def _ratio_note(g:pd.DataFrame, changed:np.ndarray)->str:
+    "What the restatement of one symbol's overlapping rows `g` looks like"
+    sym, n = g["symbol"].iloc[0], int(changed.sum())
+    cols = [c for c in _PRICES if (g[c].to_numpy() != g[f"{c}_old"].to_numpy())[changed].any()]
+    head = f"{sym}: {n} of {len(g)} overlapping row(s) restated"
+    if not cols: return f"{head} (volume only)"
+    new, old = g.loc[changed, cols].to_numpy(), g.loc[changed, [f"{c}_old" for c in cols]].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"): ratio = float(np.nanmedian(new / old))
+    const = np.isfinite(ratio) and np.allclose(new, old * ratio, rtol=1e-4, atol=1.5e-6)
+    if const and not changed.all():  # unchanged rows allowed only after the changed ones (an ex-date inside the overlap)
+        const = g["date"].to_numpy()[~changed].min() > g["date"].to_numpy()[changed].max()
+    if not const: return f"{head} ({', '.join(cols)}), by no constant ratio"
+    split = match_split(ratio, tol=0.005)
+    kind = (f"looks like a {split} re-adjustment" if split else "looks like a dividend re-adjustment" if 0.8 <= ratio <= 1.25
+            else "a constant-ratio re-adjustment")
+    return f"{head}, ratio {ratio:.4g}: {kind}" + ("" if cols == _PRICES or cols == ["adj_close"] else f" of {', '.join(cols)}")
+
+def restatement_failures(
+    new:pd.DataFrame,   # incoming canonical rows
+    rows,               # their 1-based input rows
+    old:pd.DataFrame,   # stored canonical rows (those with other keys are ignored)
+    report_rows:int=5,  # changed rows shown
+)->list[dict]:          # [] or one failure in `validate_ohlcv`'s format, with a note per symbol
+    "Incoming rows that would change stored ones, with old and new values"
+    vals = OHLCV_COLUMNS[2:]
+    j = new[["symbol", "date"] + vals].assign(_row=np.asarray(rows)).merge(old[["symbol", "date"] + vals], on=["symbol", "date"], suffixes=("", "_old"))
+    if j.empty: return []
+    diff = np.column_stack([~((j[c].to_numpy() == j[f"{c}_old"].to_numpy()) | (np.isnan(j[c].to_numpy()) & np.isnan(j[f"{c}_old"].to_numpy())))
+                            for c in vals])
+    changed = diff.any(axis=1)
+    if not changed.any(): return []
+    found = []
+    for i in np.flatnonzero(changed)[:report_rows]:
+        found.append({"row": int(j["_row"].iloc[i]), "symbol": str(j["symbol"].iloc[i]), "date": _fmt(j["date"].iloc[i]),
+                      **{c: f"{_fmt(j[c].iloc[i])} (stored {_fmt(j[f'{c}_old'].iloc[i])})" for k, c in enumerate(vals) if diff[i, k]}})
+    notes = [_ratio_note(g, changed[g.index.to_numpy()]) for _, g in j.groupby("symbol", sort=True)
+             if changed[g.index.to_numpy()].any()]
+    note = "; ".join(notes[:3]) + (f"; and {len(notes) - 3} more symbol(s)" if len(notes) > 3 else "")
+    return [dict(check="stored rows unchanged (no restatement)", columns=[c for k, c in enumerate(vals) if diff[:, k].any()],
+                 count=int(changed.sum()), rows=found, scope="against stored rows",
+                 note=f"{note}; to replace the stored history whole with the new rows: --replace-history")]

@@ -74,10 +74,20 @@ def test_reingest_overlap_upserts_without_duplicates(home, tmp_path):
     second.loc[second.index[:5], ["close", "adj_close"]] *= 1.01   # revised closes on 5 overlapping days
     second.loc[second.index[:5], "high"] = second.loc[second.index[:5], ["high", "close"]].max(axis=1)
     assert swb("ingest", "--source", "csv", "--path", write_yahoo_csv(first, tmp_path / "a" / "abc.csv")).returncode == 0
-    r = swb("ingest", "--source", "csv", "--path", write_yahoo_csv(second, tmp_path / "b" / "abc.csv"), "--json")
+    before = tree_digest(home / "data")
+    # revised stored rows are a restatement: refused, with old and new values, and nothing written
+    r = swb("ingest", "--source", "csv", "--path", write_yahoo_csv(second, tmp_path / "b" / "abc.csv"))
+    one_line_error(r, "validation failed", "stored rows unchanged (no restatement)", "row 1 of abc.csv: ABC", "--replace-history",
+                   "nothing was written")
+    assert "ABC: 5 of 20 overlapping row(s) restated (high, close, adj_close), by no constant ratio" in r.stdout, r.stdout
+    assert f"close={second.close.iloc[0]:.6g} (stored {first.close.iloc[30]:.6g})" in r.stdout
+    assert tree_digest(home / "data") == before and info()["version"] == 0
+    # asked to replace the history whole, the revised history lands in one new version
+    revised = pd.concat([full.iloc[:30], second])
+    r = swb("ingest", "--source", "csv", "--path", write_yahoo_csv(revised, tmp_path / "c" / "abc.csv"), "--replace-history", "--json")
     assert r.returncode == 0, r.stderr
     w = json.loads(r.stdout)
-    assert (w["version"], w["inserted"], w["updated"], w["unchanged"]) == (1, 30, 5, 15)
+    assert (w["version"], w["inserted"], w["updated"], w["unchanged"], w["deleted"]) == (1, 30, 5, 45, 0)
     stored = OhlcvStore.from_settings(Settings(home)).read()
     assert len(stored) == 80 and not stored.duplicated(["symbol", "date"]).any()
     np.testing.assert_allclose(stored.close.to_numpy()[30:35], second.close.to_numpy()[:5])
@@ -112,7 +122,7 @@ def test_synthetic_defaults_come_from_settings(home):
 
 GOOD = "Date,Open,High,Low,Close,Adj Close,Volume\n2024-01-02,10,11,9,10.5,10.4,1000\n2024-01-03,10.5,12,10,11.5,11.4,1200\n"
 MALFORMED = {
-    "missing_column": (GOOD.replace(",Volume", "").replace(",1000", "").replace(",1200", ""), "missing column(s) volume"),
+    "missing_column": (GOOD.replace(",Volume", "").replace(",1000", "").replace(",1200", ""), "no volume column"),
     "text_in_numeric": (GOOD.replace("11.5,11.4", "eleven,11.4"), "close='eleven' is not a number"),
     "bad_date": (GOOD.replace("2024-01-03", "2024-13-45"), "is not a date"),
     "empty_file": ("", "empty file"),

@@ -13,7 +13,7 @@ def _data_files(path: Path) -> set:
 
 def test_sigkill_during_write_keeps_previous_version(home):
     store = OhlcvStore.from_settings(Settings(home))
-    old = pd.concat([sample("OLD", 60), sample("SYN000", 60, seed=9)], ignore_index=True)
+    old = pd.concat([sample("OLD", 60), sample("ZZZ", 60, seed=9)], ignore_index=True)
     store.write(old, source="before")
     before, log_before, version = store.read(), sorted((home / "data" / "_delta_log").iterdir()), store.version
     killed_mid_write = False
