@@ -377,7 +377,13 @@ def evaluate_models(
         unknown = sorted(set(symbols) - set(data["symbol"].unique()))
         if unknown: raise SwbError(f"unknown symbol(s) {', '.join(unknown)}")
         data = data[data["symbol"].isin(symbols)].reset_index(drop=True)
-    folds = _test_plan(data, horizon, train_days, refit_days, purge_days, start, end)  # fail fast, before any fit
+    try: folds = _test_plan(data, horizon, train_days, refit_days, purge_days, start, end)  # fail fast, before any fit
+    except SwbError as e:
+        syms, n = pd.unique(data["symbol"]), data["date"].nunique()
+        if len(syms) != 1 or start is not None or end is not None: raise
+        raise SwbError(f"{syms[0]}: {n} session{'s' * (n != 1)}, too few to evaluate: {e}") from None
+    from stock_workbench.features import warn_feature_gaps
+    warn_feature_gaps(data)
     preds, seconds, params = {}, {}, {}
     for m, fac in factories.items():
         def made(m=m, fac=fac):  # keep the hyper-parameters of the models made, not the models

@@ -6,7 +6,7 @@ Docs: https://stock-workbench.github.io/stock_workbench/features.html.md"""
 
 # %% ../nbs/40_features.ipynb #b60cceb3
 from __future__ import annotations
-import math
+import math, os, sys
 import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.compute as pc
 import talib
@@ -14,7 +14,7 @@ from .config import SwbError
 
 # %% auto #0
 __all__ = ['MARKET_FEATURES', 'CALENDAR_FEATURES', 'PRICE_LEVEL_FEATURES', 'FEATURE_COLUMNS', 'MODEL_FEATURES', 'TARGETS',
-           'build_features', 'add_targets']
+           'FEATURE_MIN_ROWS', 'build_features', 'feature_gaps', 'warn_feature_gaps', 'add_targets']
 
 # %% ../nbs/40_features.ipynb #dc3a34f1
 _MA_DAYS = (10, 20, 50, 200)
@@ -119,6 +119,8 @@ def _chunk_features(
         cs, hs, ls, vs = c[a:b], h[a:b], l[a:b], v[a:b]
         for i, w in enumerate(_MA_DAYS): sma[i][a:b] = _SMA(cs, w); ema[i][a:b] = _EMA(cs, w)
         g["rsi_14"][a:b] = _RSI(cs, 14)
+        still = int(np.argmax(np.r_[cs[1:] != cs[:-1], True]))  # changes before the first move: TA-Lib says 0 for no gain and no loss
+        g["rsi_14"][a:a + still + 1] = np.nan
         g["macd"][a:b], g["macd_signal"][a:b], g["macd_hist"][a:b] = _MACD(cs, 12, 26, 9)
         g["bb_upper"][a:b], g["bb_middle"][a:b], g["bb_lower"][a:b] = _BBANDS(cs, 20, 2.0, 2.0, 0)
         g["atr_14"][a:b] = _ATR(hs, ls, cs, 14)
@@ -203,6 +205,56 @@ def build_features(
         _fill_by_session(o, _session_tables(day_sum, day_n, present, first_day), np.cumsum(present) - 1, dates, bounds, first_day)
     keys = panel[["symbol", "date", "adj_close"]].reset_index(drop=True)  # copy-on-write: no copy made
     return pd.concat([keys, pd.DataFrame(out.T, columns=FEATURE_COLUMNS, copy=False)], axis=1)
+
+# %% ../nbs/40_features.ipynb #6e621bfd
+FEATURE_MIN_ROWS = {**{f"ret_{k}d": k + 1 for k in _RET_DAYS}, **{f"{p}_{w}": w for p in ("sma", "ema") for w in _MA_DAYS},
+    "rsi_14": 15, **dict.fromkeys(["macd", "macd_signal", "macd_hist"], 34),
+    **dict.fromkeys(["bb_upper", "bb_middle", "bb_lower", "bb_pctb", "bb_width"], 20), "atr_14": 15, "vwap_20": 20,
+    **{f"rvol_{w}": w + 1 for w in _RVOL_DAYS}, "volume_z_20": 20, "dist_52w_high": _YEAR, "dist_52w_low": _YEAR,
+    **{f"dist_{p}_{w}": w for p in ("sma", "ema") for w in _MA_DAYS}, "macd_rel": 34, "macd_hist_rel": 34, "atr_14_rel": 15,
+    "dist_vwap_20": 20, "mkt_ret_1d": 2, "mkt_ret_20d": 21, "mkt_rvol_20": 21, **dict.fromkeys(CALENDAR_FEATURES, 1)}
+
+# %% ../nbs/40_features.ipynb #2b5232ae
+_VOLUME_SUM, _VOLUME_SPREAD, _PRICE_MOVE = ("vwap_20", "dist_vwap_20"), ("volume_z_20",), ("rsi_14", "bb_pctb")
+
+def _gap_reason(c:str, n:int, missing:set)->str:
+    "Why feature `c` has no value on any of a symbol's `n` rows, given the set of such features"
+    if FEATURE_MIN_ROWS.get(c, 1) > n: return f"{n} session{'s' * (n != 1)}, fewer than their windows need"
+    if c in _VOLUME_SUM or (c in _VOLUME_SPREAD and "vwap_20" in missing): return "volume is 0 on every row"
+    if c in _VOLUME_SPREAD: return "volume never changes"
+    if c in _PRICE_MOVE: return "the price never moves"
+    return "no value on any row"
+
+def feature_gaps(
+    feats:pd.DataFrame,         # `build_features` output (or rows of it), any order
+    columns:list[str]|None=None,# features to check; default `FEATURE_COLUMNS` present in `feats`
+)->pd.DataFrame:                # symbol, sessions, reason, features (comma-separated), line: one row per symbol and reason
+    "The features each symbol has no value for on any row, and why"
+    cols = [c for c in (FEATURE_COLUMNS if columns is None else columns) if c in feats.columns]
+    out = []
+    if len(feats) and cols:
+        known = feats[cols].notna().groupby(feats["symbol"].to_numpy(), sort=True).any()
+        sizes = feats.groupby(feats["symbol"].to_numpy(), sort=True).size()
+        for s, row in known[~known.all(axis=1)].iterrows():
+            missing = [c for c in cols if not row[c]]
+            n, by = int(sizes[s]), {}
+            for c in missing: by.setdefault(_gap_reason(c, n, set(missing)), []).append(c)
+            for why, cs in by.items():
+                out.append(dict(symbol=s, sessions=n, reason=why, features=", ".join(cs),
+                                line=f"{s}: {why}: {', '.join(cs)} {'is' if len(cs) == 1 else 'are'} NaN"))
+    return pd.DataFrame(out, columns=["symbol", "sessions", "reason", "features", "line"])
+
+_WARNED = set()
+
+def warn_feature_gaps(
+    feats:pd.DataFrame,         # `build_features` output (or rows of it)
+    columns:list[str]|None=None,# features to check; default all
+)->list[str]:                   # the lines printed now
+    "Say once per process on stderr, as `warning: ...`, which features a symbol cannot have (silent under SWB_QUIET)"
+    if os.environ.get("SWB_QUIET"): return []
+    new = [l for l in feature_gaps(feats, columns)["line"] if l not in _WARNED]
+    for l in new: _WARNED.add(l); print(f"warning: {l}", file=sys.stderr, flush=True)
+    return new
 
 # %% ../nbs/40_features.ipynb #5383a72c
 def add_targets(

@@ -32,7 +32,7 @@ def forecasts_long(
     source:str="eod",         # `eod` (live) or `walk_forward` (out of sample in an evaluation)
     close:pd.Series|None=None,# close at the forecast's date, aligned with `wide`; NaN if not given
 )->pd.DataFrame:              # ledger rows
-    "One ledger row per (symbol, date, horizon) of a forecaster's wide output"
+    "One ledger row per (symbol, date, horizon) of a forecaster's wide output, except where it made no forecast (all NaN)"
     hs = sorted({int(c[4:-1]) for c in wide.columns if c.startswith("p50_") and c.endswith("d")})
     if not hs: raise SwbError("forecasts need p10_{h}d, p50_{h}d, p90_{h}d columns")
     cl = np.full(len(wide), np.nan) if close is None else np.asarray(close, dtype="float64")
@@ -40,7 +40,8 @@ def forecasts_long(
                            "horizon": h, "model_version": str(model_version), "model": model, "source": source,
                            "p10": wide[f"p10_{h}d"].to_numpy("float64"), "p50": wide[f"p50_{h}d"].to_numpy("float64"),
                            "p90": wide[f"p90_{h}d"].to_numpy("float64"), "close": cl}) for h in hs]
-    return pd.concat(parts, ignore_index=True)[LEDGER_COLUMNS]
+    out = pd.concat(parts, ignore_index=True)[LEDGER_COLUMNS]
+    return out[out[["p10", "p50", "p90"]].notna().any(axis=1)].reset_index(drop=True)  # all NaN: no forecast was made
 
 # %% ../nbs/65_ledger.ipynb #3b332b5a
 def _to_arrow(df:pd.DataFrame)->pa.Table:
@@ -146,11 +147,15 @@ def realize(
         out.append(f.merge(tt, on=["symbol", "date"], how="left"))
     return pd.concat(out, ignore_index=True) if out else forecasts.assign(y=np.nan, realized_on=pd.NaT)
 
+def _scorable(scored:pd.DataFrame)->pd.DataFrame:
+    "Rows with a realized outcome and a whole forecast: a missing quantile is neither a hit nor a miss"
+    return scored[scored[["y", "p10", "p50", "p90"]].notna().all(axis=1).to_numpy()]
+
 def accuracy_by_version(
     scored:pd.DataFrame,  # `realize` output
 )->pd.DataFrame:          # one row per model_version, model, source, horizon
     "Realized accuracy of each model version: n, MAE, hit rate, 80% coverage, pinball loss, first and last date"
-    s = scored[scored["y"].notna()]
+    s = _scorable(scored)
     cols = ["model_version", "model", "source", "horizon", "n", "mae", "hit_rate", "coverage_80", "pinball", "first", "last"]
     if s.empty: return pd.DataFrame(columns=cols)
     s = s.assign(ae=(s["y"] - s["p50"]).abs(), hit=(np.sign(s["y"]) == np.sign(s["p50"])).astype(float),
@@ -165,7 +170,7 @@ def calibration(
     scored:pd.DataFrame,  # `realize` output
 )->pd.DataFrame:          # per model_version and horizon: n, below_p10, inside, above_p90 (fractions; ideal 0.1, 0.8, 0.1)
     "Where realized returns fell relative to the forecast interval"
-    s = scored[scored["y"].notna()]
+    s = _scorable(scored)
     if s.empty: return pd.DataFrame(columns=["model_version", "horizon", "n", "below_p10", "inside", "above_p90"])
     s = s.assign(below_p10=(s["y"] < s["p10"]).astype(float), above_p90=(s["y"] > s["p90"]).astype(float))
     s = s.assign(inside=1 - s["below_p10"] - s["above_p90"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy, json, os, sys
 import numpy as np, pandas as pd
 from .config import Settings, SwbError
-from .features import MODEL_FEATURES
+from .features import MODEL_FEATURES, warn_feature_gaps
 from .evaluate import dm_pvalue, evaluate_models, fan_figure, format_report, loss_figure, make_model, pinball_rows
 from .ledger import PredictionLedger, forecasts_long
 from . import registry as reg
@@ -29,6 +29,15 @@ def settings_horizons(settings:Settings)->tuple[int, ...]:
 def _note(msg:str):
     if not os.environ.get("SWB_QUIET"): print(msg, file=sys.stderr, flush=True)
 
+def _too_short(data:pd.DataFrame, name:str, need:int, train_days:int, h:int)->str:
+    "The one-line refusal for a store with fewer than `need` sessions"
+    n, syms = data["date"].nunique(), pd.unique(data["symbol"]).tolist()
+    if len(syms) == 1:
+        return (f"{syms[0]}: {n} session{'s' * (n != 1)}, {name} needs at least {need} to train "
+                f"({train_days} training + {h} horizon; the setting train_days sets the window)")
+    return (f"too little history to train: need {need} sessions ({train_days} training + {h} horizon) for {name}, "
+            f"the store has {n} (the setting train_days sets the window)")
+
 def fit_latest(
     data:pd.DataFrame,            # `add_targets(build_features(panel), horizons)`
     name:str,                     # model name, see `MODEL_NAMES`
@@ -41,8 +50,9 @@ def fit_latest(
     models, spans = {}, {}
     for h in horizons:
         need = train_days + h
-        if len(days) < need:
-            raise SwbError(f"too little history to train: need {need} sessions ({train_days} training + {h} horizon), the store has {len(days)}")
+        if len(days) < need: raise SwbError(_too_short(data, name, need, train_days, h))
+    warn_feature_gaps(data)
+    for h in horizons:
         end = days[-1 - h]; start = days[-h - train_days]   # the last target realized by the last stored session
         _note(f"fitting {name} for {h}-session returns on {pd.Timestamp(start).date()} .. {pd.Timestamp(end).date()} ...")
         models[h] = (factory(h) if factory else make_model(name, h)).fit(data, start, end)
@@ -69,6 +79,7 @@ def forecast_with(
     ctx = max(getattr(m, "context_days", 0) or 0 for m in fitted.values())
     days = np.sort(feats.loc[feats["date"] <= day, "date"].unique())
     hist = feats[(feats["date"] <= day) & (feats["date"] >= days[max(0, len(days) - 1 - ctx)])]  # context for sequence models; nothing after the date
+    warn_feature_gaps(feats[feats["date"] <= day])
     pred = model.predict(hist[cols])
     pred = pred[pd.to_datetime(pred["date"]) == day].reset_index(drop=True)
     last = panel[panel["date"] == day].set_index("symbol")["close"]
@@ -78,7 +89,17 @@ def forecast_with(
         for q in ("p10", "p50", "p90"):
             out[f"{q}_{h}d"] = pred[f"{q}_{h}d"].to_numpy("float64")
             out[f"price_{q}_{h}d"] = out["close"] * np.exp(out[f"{q}_{h}d"])
-    return out
+    return _with_forecast(out, [f"{q}_{h}d" for h in fitted for q in ("p10", "p50", "p90")], next(iter(fitted.values())).name, day)
+
+def _with_forecast(out:pd.DataFrame, qs:list[str], kind:str, day:pd.Timestamp)->pd.DataFrame:
+    "The rows of `out` with a forecast: a NaN band is no forecast, said once on stderr, never shown as one"
+    none = out[qs].isna().all(axis=1).to_numpy()
+    if len(out) and none.all():
+        raise SwbError(f"{kind}: no forecast for any of the {len(out)} symbol(s) from {day.date()}: the features it needs are NaN "
+                       "(a price that never moves, or a history shorter than its windows)")
+    for s in out.loc[none, "symbol"]:
+        _note(f"warning: {s}: {kind} has no forecast from {day.date()}: the features it needs are NaN")
+    return out[~none].reset_index(drop=True)
 
 # %% ../nbs/75_lifecycle.ipynb #5bc93367
 PROMOTION_RULE = ("same model and hyper-parameters: the challenger (fitted on newer data) replaces the champion, as the walk-forward "

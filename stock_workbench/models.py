@@ -166,7 +166,11 @@ class VolQuantileModel(ForecastModel):
         d = self._training_rows(data, start, end, [self.vol_column])
         z = d[self.target].to_numpy(dtype="float64") / self._sigma(d)
         z = z[np.isfinite(z)]
-        if not len(z): raise SwbError(f"{self.name}: no training row with a positive {self.vol_column}")
+        if not len(z):
+            syms = pd.unique(d["symbol"]).tolist()
+            who = ", ".join(map(str, syms[:3])) + (f" and {len(syms) - 3} more" if len(syms) > 3 else "")
+            raise SwbError(f"{self.name}: no training row with a positive {self.vol_column} ({who}: the price did not move, "
+                           f"or too few sessions for the window); use naive or drift")
         self.z_quantiles_ = np.quantile(z, QUANTILES)
         self.n_z_ = len(z)
         return self
@@ -197,6 +201,10 @@ def _default_features()->list[str]:
     try: from stock_workbench.features import MODEL_FEATURES
     except ImportError as e: raise SwbError(f"no feature list given and stock_workbench.features is unavailable ({e})") from None
     return list(MODEL_FEATURES)
+
+def _finite(X:np.ndarray)->np.ndarray:
+    "`X` with infinities as NaN: missing to the trees, where sklearn would refuse them"
+    return np.where(np.isinf(X), np.nan, X)
 
 class GbmQuantileModel(ForecastModel):
     "One gradient-boosted quantile regressor per quantile, pooled over symbols"
@@ -249,9 +257,14 @@ class GbmQuantileModel(ForecastModel):
         if self.max_train_rows is not None and len(d) > self.max_train_rows:
             keep = np.random.default_rng(self.random_state).choice(len(d), self.max_train_rows, replace=False)
             d = d.iloc[np.sort(keep)]
-        X, y = d[feats].to_numpy(dtype="float64"), d[self.target].to_numpy(dtype="float64")
+        X, y = _finite(d[feats].to_numpy(dtype="float64")), d[self.target].to_numpy(dtype="float64")
+        known = ~np.isnan(X).all(axis=0)  # a column without a value teaches nothing, and sklearn's binning fails on it
+        self.dropped_features_ = [f for f, k in zip(feats, known) if not k]
+        if not known.any(): raise SwbError(f"{self.name}: no feature has a value on any training row")
+        X = X[:, known]
         self.models_ = _map_quantiles(lambda q: self._regressor(q).fit(X, y), list(QUANTILES), self.n_jobs)
         self.features_, self.n_fit_rows_ = feats, len(d)
+        self.used_features_ = [f for f, k in zip(feats, known) if k]
         return self
 
     def predict(self,
@@ -260,6 +273,6 @@ class GbmQuantileModel(ForecastModel):
         "The three quantiles of each row, sorted"
         self._check_fitted("models_")
         _require_columns(data, ["symbol", "date", *self.features_], self.name)
-        X = data[self.features_].to_numpy(dtype="float64")
+        X = _finite(data[getattr(self, "used_features_", self.features_)].to_numpy(dtype="float64"))
         p = np.column_stack(_map_quantiles(lambda m: m.predict(X), self.models_, self.n_jobs)) if len(X) else np.empty((0, 3))
         return self._output(data, np.sort(p, axis=1))
