@@ -10,6 +10,7 @@ import json, os, urllib.error, urllib.request
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import Settings, SwbError
+from .display import format_band, format_pct, format_price
 
 # %% auto #0
 __all__ = ['ALERT_COLUMNS', 'move_alerts', 'alert_text', 'post_webhook', 'send_alerts']
@@ -38,10 +39,17 @@ def move_alerts(
     return out.reindex(out["move_pct"].abs().sort_values(ascending=False).index).reset_index(drop=True)[ALERT_COLUMNS]
 
 def alert_text(a)->str:
-    "One alert as one line of text"
+    "One alert as one line of text: the move and its 80% band in percent and, when the close is known, in prices"
     d = pd.Timestamp(a["date"]).date()
-    return (f"{a['symbol']}: predicted {a['move_pct']:+.1f}% over {int(a['horizon'])} session(s) from the close of {d} "
-            f"(80% band {a['low_pct']:+.1f}% .. {a['high_pct']:+.1f}%; model version {a['model_version']})")
+    pct = lambda k: format_pct(a[k], decimals=1, signed=True)
+    close = a.get("close", np.nan)
+    close = np.nan if close is None else float(close)
+    if np.isfinite(close):
+        at = lambda k: close * (1 + float(a[k]) / 100)
+        start, band = f"the close of {format_price(close)} on {d}, to {format_price(at('move_pct'))}", f", {format_band(at('low_pct'), at('high_pct'))}"
+    else: start, band = f"the close of {d}", ""
+    return (f"{a['symbol']}: predicted {pct('move_pct')} over {int(a['horizon'])} session(s) from {start} "
+            f"(80% band {pct('low_pct')} .. {pct('high_pct')}{band}; model version {a['model_version']})")
 
 # %% ../nbs/91_alerts.ipynb #2c957f34
 def _key(a)->str: return f"{pd.Timestamp(a['date']).date()}|{a['symbol']}|{int(a['horizon'])}|{a['model_version']}"

@@ -10,6 +10,7 @@ import html, io, os, signal, socket, subprocess, sys, threading, time, webbrowse
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import Settings, SwbError
+from .display import format_band, format_pct, format_price, format_table
 from .store import OhlcvStore
 from .ledger import PredictionLedger, realize
 from .lifecycle import settings_horizons
@@ -19,8 +20,8 @@ from .pipeline import read_quality, top_movers
 __all__ = ['LEADERBOARD_COLUMNS', 'READY_ENV', 'DEFERRED_WAIT_S', 'DASHBOARD_CULL_IDLE_S', 'DASHBOARD_CULL_INTERVAL_S',
            'DASHBOARD_POOL_SIZE', 'DASHBOARD_WARM_TIMEOUT_S', 'model_options', 'resolve_ref', 'leaderboard',
            'forecast_prices', 'forecast_summary', 'ledger_wide', 'forecast_figure', 'figure_png', 'symbol_backtest',
-           'table_html', 'message_html', 'quality_html', 'DashboardData', 'PredictionsApp', 'data_token', 'build_app',
-           'dashboard_notebook', 'voila_command', 'port_free', 'cmd_dashboard']
+           'table_html', 'movers_table', 'message_html', 'quality_html', 'DashboardData', 'PredictionsApp',
+           'data_token', 'build_app', 'dashboard_notebook', 'voila_command', 'port_free', 'cmd_dashboard']
 
 # %% ../nbs/97_dashboard.ipynb #6180af96
 def model_options(
@@ -107,6 +108,12 @@ def ledger_wide(
     return out.reset_index()
 
 # %% ../nbs/97_dashboard.ipynb #dd75ef26
+def _plain_price_axis(axis):
+    "Tick labels as plain prices: no offset (`+1.1e-3`) or multiplier, as many decimals as the ticks need"
+    from matplotlib.ticker import ScalarFormatter
+    f = ScalarFormatter(useOffset=False); f.set_scientific(False)
+    axis.set_major_formatter(f)
+
 def forecast_figure(
     prices:pd.DataFrame,        # one symbol's canonical rows in the chosen dates
     past:pd.DataFrame,          # `forecast_prices` output in those dates
@@ -135,6 +142,7 @@ def forecast_figure(
         band = lambda q: [fan["close"]] + [fan[f"price_{q}_{h}d"] for h in hs]
         ax.fill_between(x, band("p10"), band("p90"), color="tab:orange", alpha=.35, label=f"latest forecast p10–p90 ({', '.join(map(str, hs))} sessions)")
         ax.plot(x, band("p50"), lw=1.2, ls="--", color="tab:orange", label="latest forecast p50")
+    _plain_price_axis(ax.yaxis)
     ax.set_title(title, fontsize=10); ax.set_ylabel("close")
     ax.legend(loc="upper left", fontsize=7); ax.grid(alpha=.2)
     fig.autofmt_xdate(); fig.tight_layout()
@@ -171,14 +179,30 @@ _CSS = ("<style>.swb-t{border-collapse:collapse;font-size:12px}.swb-t td,.swb-t 
         ".swb-ok{color:#2a7a2a}.swb-bad{color:#b22}</style>")
 
 def table_html(df:pd.DataFrame, digits:int=4, highlight:dict|None=None)->str:
-    "A frame as a compact HTML table; `highlight` = {column: value} bolds the matching row"
-    def cell(v):
-        if isinstance(v, (float, np.floating)): return "" if np.isnan(v) else f"{v:.{digits}g}"
-        return html.escape(str(v))
+    "A frame as a compact HTML table, numbers as `display.format_table` shows them; `highlight` = {column: value} bolds the matching row"
+    shown = format_table(df, digits)
     (hc, hv), = (highlight or {None: None}).items()
     rows = "".join("<tr{}>{}</tr>".format(' style="font-weight:bold"' if hc is not None and r[hc] == hv else "",
-                                          "".join(f"<td>{cell(r[c])}</td>" for c in df.columns)) for _, r in df.iterrows())
+                                          "".join(f"<td>{html.escape(str(t[c]))}</td>" for c in df.columns))
+                   for (_, r), (_, t) in zip(df.iterrows(), shown.iterrows()))
     return f'<table class="swb-t"><tr>{"".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)}</tr>{rows}</table>'
+
+def movers_table(
+    latest:pd.DataFrame,  # wide forecasts of every symbol (`ledger_wide` or `forecast_with` output)
+    n:int=10,             # how many
+    horizon:int=1,        # ranked by the median predicted move at this horizon
+)->pd.DataFrame:          # `pipeline.top_movers` rows and columns, with unrounded values
+    "The top predicted movers, with prices and moves at full precision for `table_html` to format"
+    t = top_movers(latest, n=n, horizon=horizon)
+    src = latest.drop_duplicates("symbol").set_index("symbol").reindex(t["symbol"])
+    for c in t.columns:   # recomputed from the forecasts: a rounded $0.0012 close would read 0.00
+        if c == "close" or c.startswith("price_"):
+            if c in src: t[c] = src[c].to_numpy("float64")
+        elif c.startswith(("move_", "p10_", "p90_")) and c.endswith("d_%"):
+            q = "p50" if c.startswith("move_") else c[:3]
+            k = c.split("_")[1]
+            if f"{q}_{k}" in src: t[c] = np.expm1(src[f"{q}_{k}"].to_numpy("float64")) * 100
+    return t
 
 def message_html(text:str)->str:
     "A clear message in the page, instead of a chart or a traceback"
@@ -441,11 +465,11 @@ class PredictionsApp:
         src = ", ".join(sorted(fc["source"].unique())) if len(fc) else "none"
         txt = (f"{s['n']} past forecasts in these dates (ledger sources: {src}); {s['realized']} realized"
                + (f": close inside the 80% band {s['inside_80']:.0%} of the time (ideal 80%), direction right {s['hit_rate']:.0%}, "
-                  f"mean absolute error {s['mae'] * 100:.2f}% of price" if s["realized"] else ""))
+                  f"mean absolute error {format_pct(s['mae'] * 100)} of price" if s["realized"] else ""))
         if fan is None and note: txt += f"<br>{html.escape(note)}"
         if fan is not None:
             txt += "<br>latest forecast " + ", ".join(
-                f"{k} session{'s' * (k > 1)}: {fan[f'price_p50_{k}d']:.2f} (80% band {fan[f'price_p10_{k}d']:.2f} .. {fan[f'price_p90_{k}d']:.2f})"
+                f"{k} session{'s' * (k > 1)}: {format_price(fan[f'price_p50_{k}d'])} (80% band {format_band(fan[f'price_p10_{k}d'], fan[f'price_p90_{k}d'])})"
                 for k in d.horizons if f"price_p50_{k}d" in fan) + f"; from {html.escape(note)}"
         self.stats.value = f"<div style='font-size:12px'>{txt}</div>"
 
@@ -474,7 +498,7 @@ class PredictionsApp:
         _, h, v, _, _ = self._sel()
         if v is None: self.movers.value = message_html("No model is registered: no forecasts yet."); return
         latest, note = d.latest(v["version"])
-        t = top_movers(latest, n=int(d.settings.report_top), horizon=h)
+        t = movers_table(latest, n=int(d.settings.report_top), horizon=h)
         self.movers.value = (f"{_CSS}<div style='font-size:12px;margin-bottom:4px'>v{html.escape(v['version'])} at {h} session(s), "
                              f"close of {d.last_date().date()}; from {html.escape(note)}</div>" + table_html(t, digits=4))
 
@@ -509,7 +533,8 @@ def _make_view(settings:Settings|None, prefetch:bool=True, complete:bool=False):
     import ipywidgets as W
     try:
         d = DashboardData(settings)
-        if prefetch: threading.Thread(target=_prefetch, args=(d.settings,), daemon=True).start()
+        if prefetch and (d.store.path/"_delta_log").exists():   # an empty store draws no chart: nothing to warm
+            threading.Thread(target=_prefetch, args=(d.settings,), daemon=True).start()
         app = PredictionsApp(d, defer_backtest=True)
         if complete and getattr(app, "deferred", None): app.deferred.join(DEFERRED_WAIT_S)
         return app.view

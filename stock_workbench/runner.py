@@ -99,11 +99,18 @@ def render_html(nb_path:Path, html_path:Path, title:str):
     html_path.write_text(body, encoding="utf-8")
 
 def _ipc_kernel_manager():
-    "A kernel manager whose kernel talks over local IPC sockets: no TCP port is opened"
+    "A kernel manager whose kernel talks over local IPC sockets (no TCP port is opened) and is shut down without a SIGINT"
     from jupyter_client.manager import AsyncKernelManager
     class IpcKernelManager(AsyncKernelManager):
         def __init__(self, **kw):
             super().__init__(**kw); self.transport = "ipc"
+        async def _async_interrupt_kernel(self):
+            # jupyter_client interrupts before every shutdown; papermill shuts down right after the reply to its last
+            # kernel_info_request, and a SIGINT landing before the kernel leaves that handler is logged to our stderr as
+            # "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel." on a run that succeeded. The shutdown request
+            # goes over the control channel, which a busy kernel still serves, and a kernel that does not stop is killed.
+            if self.shutting_down: return
+            await super()._async_interrupt_kernel()
     return IpcKernelManager
 
 def _first_line(x)->str: return (str(x).strip().splitlines() or [""])[0][:300]
