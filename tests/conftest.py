@@ -53,3 +53,20 @@ def write_yahoo_csv(df: pd.DataFrame, path: Path) -> Path:
 # Real-world input cases (read-only), beside the repository: ../shared/field/ (see its README)
 FIELD = Path(__file__).resolve().parents[2] / "shared" / "field"
 assert FIELD.is_dir(), f"the real-world input cases are missing: {FIELD}"
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def rkeys(home, monkeypatch):
+    "A Redis key prefix of this test only (tests run side by side on one Redis); its keys are deleted afterwards"
+    import uuid, redis
+    from stock_workbench.stream import StreamKeys
+    keys = StreamKeys(f"swbt-{uuid.uuid4().hex[:10]}")
+    monkeypatch.setenv("SWB_STREAM_PREFIX", keys.prefix)
+    monkeypatch.setenv("SWB_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("SWB_METRICS_PORT", "0")
+    r = redis.Redis.from_url(REDIS_URL)
+    yield r, keys
+    for k in r.scan_iter(f"{keys.prefix}:*", count=1000): r.delete(k)

@@ -1,5 +1,5 @@
 "Issue 10, kind 1 and the tick half of kind 7: daily dates through `swb ingest` / `swb validate`, tick event times through `swb replay` / `swb stream` (real Redis), in every encoding"
-import os, shutil, subprocess, uuid
+import os, shutil, subprocess
 from pathlib import Path
 import pandas as pd, pytest, redis
 from conftest import BIN, FIELD, sample, swb, tree_digest, write_yahoo_csv
@@ -14,16 +14,6 @@ T0 = pd.Timestamp("2022-12-30 14:30")        # the field file's first tick: 1672
 T0_MS = T0.value // 10**6
 
 
-@pytest.fixture
-def rkeys(home, monkeypatch):
-    "A Redis key prefix of this test only; its keys are deleted afterwards"
-    keys = StreamKeys(f"t{uuid.uuid4().hex[:12]}")
-    monkeypatch.setenv("SWB_STREAM_PREFIX", keys.prefix)
-    monkeypatch.setenv("SWB_REDIS_URL", URL)
-    monkeypatch.setenv("SWB_METRICS_PORT", "0")
-    r = redis.Redis.from_url(URL)
-    yield r, keys
-    for k in r.scan_iter(f"{keys.prefix}:*", count=1000): r.delete(k)
 
 
 def published(r, keys) -> dict:

@@ -1,5 +1,5 @@
 "Issue 10, kind 2: Yahoo-style symbols (^GSPC, BRK.B, BF-B, EURUSD=X) round-trip through ingest, info, features, train, predict, the EOD job and the stream"
-import json, shutil, subprocess, uuid
+import json, shutil, subprocess
 import pandas as pd, pytest, redis
 from conftest import BIN, FIELD, swb, tree_digest, write_yahoo_csv
 from stock_workbench.config import Settings
@@ -65,14 +65,6 @@ def test_caret_symbol_from_file_name_and_from_symbol_flag(home, tmp_path):
     assert sorted(i) == ["BF-B", "^GSPC"] and i["^GSPC"]["rows"] == i["BF-B"]["rows"] == 503, i
 
 
-@pytest.fixture
-def rkeys(home, monkeypatch):
-    keys = StreamKeys(f"t{uuid.uuid4().hex[:12]}")
-    monkeypatch.setenv("SWB_STREAM_PREFIX", keys.prefix); monkeypatch.setenv("SWB_REDIS_URL", URL)
-    monkeypatch.setenv("SWB_METRICS_PORT", "0")
-    r = redis.Redis.from_url(URL)
-    yield r, keys
-    for k in r.scan_iter(f"{keys.prefix}:*", count=1000): r.delete(k)
 
 
 def test_yahoo_symbols_round_trip(home, tmp_path, monkeypatch, rkeys):

@@ -1,5 +1,5 @@
 "swb replay / swb stream on the real Redis: stream equals batch, predictions and alerts, SIGKILL mid-stream, Redis outages, metrics"
-import json, os, signal, socket, subprocess, sys, threading, time, urllib.request, uuid
+import json, os, signal, socket, subprocess, sys, threading, time, urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, redis
@@ -18,16 +18,6 @@ def free_port():
         s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
 
-@pytest.fixture
-def rkeys(home, monkeypatch):
-    "A Redis key prefix of this test only (tests run side by side on one Redis); its keys are deleted afterwards"
-    keys = StreamKeys(f"swbt-{uuid.uuid4().hex[:10]}")
-    monkeypatch.setenv("SWB_STREAM_PREFIX", keys.prefix)
-    monkeypatch.setenv("SWB_REDIS_URL", URL)
-    monkeypatch.setenv("SWB_METRICS_PORT", "0")
-    r = redis.Redis.from_url(URL)
-    yield r, keys
-    for k in r.scan_iter(f"{keys.prefix}:*", count=1000): r.delete(k)
 
 
 def start_stream(*args, env=None):
