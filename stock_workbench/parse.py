@@ -6,14 +6,15 @@ Docs: https://stock-workbench.github.io/stock_workbench/parse.html.md"""
 
 # %% ../nbs/05_parse.ipynb #5a99a69d
 from __future__ import annotations
-import functools, re
+import csv, functools, io, re
 from pathlib import Path
 from urllib.parse import unquote
 import numpy as np, pandas as pd
 from .config import SwbError
 
 # %% auto #0
-__all__ = ['SYMBOL_REGEX', 'check_symbol', 'symbol_from_path', 'parse_session_dates', 'parse_event_times']
+__all__ = ['SYMBOL_REGEX', 'check_symbol', 'symbol_from_path', 'parse_session_dates', 'parse_event_times', 'parse_numbers',
+           'check_ragged']
 
 # %% ../nbs/05_parse.ipynb #fd93d1ce
 SYMBOL_REGEX = r"^(?=.{1,15}$)\^?[A-Z0-9]+(?:[.=-][A-Z0-9]+)*$"   # also the stored data's check "symbol is a ticker"
@@ -90,11 +91,28 @@ _UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 _UNIT_BANDS = [("s", 1e11), ("ms", 1e14), ("us", 1e17), ("ns", np.inf)]   # |epoch| below the bound -> that unit
 _UNIT_MIN = 1e8   # below this (~3 years from 1970 in seconds) a magnitude cannot tell the unit
 _MIN_TIME = pd.Timestamp("1900-01-01")
+_DAY_NS = 86_400 * 10**9
 
 def _fail(where:str, col:str, raw:pd.Series, i:int, why:str):
     "Raise the one-line error for the `i`-th (0-based) value of `raw`"
     if why == "is empty": raise SwbError(f"{where} row {i+1}: {col} is empty")
     raise SwbError(f"{where} row {i+1}: {col}={str(raw.iloc[i])!r} {why}")
+
+def _given_unit(x:np.ndarray, unit:str, probs:"_Problems", rows:np.ndarray)->str:
+    "`unit`, unless the magnitude clearly says another unit and `unit` would put the times near 1970 (a later-than-plausible time is refused by the range check)"
+    mag = np.abs(x.astype("float64"))
+    big = np.flatnonzero(mag >= _UNIT_MIN)   # smaller numbers cannot tell their unit: the given one is obeyed
+    if not len(big): return unit
+    band = np.searchsorted([b for _, b in _UNIT_BANDS], mag[big], side="right")
+    common = int(np.bincount(band).argmax())
+    told = _UNIT_BANDS[common][0]
+    if told == unit: return unit
+    i = int(big[np.argmax(band == common)])
+    sec = float(x[i]) * _UNIT_NS[unit] / 1e9
+    if _MIN_TIME.value / 1e9 <= sec <= (_now_ns() + _DAY_NS) / 1e9:   # plausible only as a time near 1970
+        probs.add(rows[i:i+1], f"as {unit} is {pd.Timestamp(sec, unit='s'):%Y-%m-%d}: the values look like epoch {told} (--time-unit {told}, or auto)")
+        probs.check()
+    return unit
 
 def _epoch_unit(
     x:np.ndarray,     # epoch numbers, finite
@@ -104,7 +122,8 @@ def _epoch_unit(
     small_why:str,    # the fault of a number too small to tell its unit
 )->str:               # the unit: `unit`, or the one the column's magnitude says
     "The unit of a column of epoch numbers; one unit per column"
-    if unit != "auto" or not len(x): return "s" if unit == "auto" else unit
+    if not len(x): return "s" if unit == "auto" else unit
+    if unit != "auto": return _given_unit(x, unit, probs, rows)
     mag = np.abs(x)
     small = mag < _UNIT_MIN
     if small.any(): probs.add(rows[small], small_why); probs.check()
@@ -118,8 +137,6 @@ def _epoch_unit(
     return _UNIT_BANDS[common][0]
 
 # %% ../nbs/05_parse.ipynb #91f9203b
-_DAY_NS = 86_400 * 10**9
-
 def _range_why(ns:np.ndarray, day:bool=False)->np.ndarray:
     "Per value: '' when plausible, else why not (before 1900, more than a day in the future); NaT is plausible"
     nat = ns == np.iinfo("int64").min
@@ -193,6 +210,31 @@ def _day_numbers(x:np.ndarray, rows:np.ndarray, probs:_Problems, exchange:str)->
         out[ep] = ns
     return out
 
+_DMY_RE = r"^(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})(\D.*)?$"   # 12/09/2022, 12.09.2022, 12-09-22 16:00
+
+def _day_order(
+    s:pd.Series,       # date text, stripped, positional index
+    probs:_Problems,   # names the input and maps positions to rows
+)->pd.Series:          # `s` with every `a/b/year` date rewritten as ISO `year-mm-dd`
+    "Numeric day/month dates in ONE order for the whole column: day-first when a first field is above 12, month-first otherwise"
+    m = s.str.extract(_DMY_RE)
+    hit = np.flatnonzero(m[0].notna().to_numpy(bool))
+    if not len(hit): return s
+    a, b = m[0].iloc[hit].astype(int).to_numpy(), m[2].iloc[hit].astype(int).to_numpy()
+    dmy, mdy = (a > 12) & (b <= 12), (b > 12) & (a <= 12)   # both above 12: no date at all (refused as 'is not a date')
+    if dmy.any() and mdy.any():
+        row = lambda i: int(probs.row_of[i]) if probs.row_of is not None else int(i)
+        i, j = row(hit[np.argmax(dmy)]), row(hit[np.argmax(mdy)])
+        v = lambda k: f"{probs.col}={str(probs.raw.iloc[k])!r}"
+        raise SwbError(f"{probs.where} row {i+1}: {v(i)} is day-first but row {j+1}: {v(j)} is month-first: one date order per column")
+    day, mon = (a, b) if dmy.any() else (b, a)
+    y = m[3].iloc[hit].astype(int).to_numpy()
+    y = np.where(m[3].iloc[hit].str.len().to_numpy() == 2, np.where(y < 69, 2000 + y, 1900 + y), y)   # strptime's %y rule
+    rest = m[4].iloc[hit].fillna("").tolist()
+    out = s.copy()
+    out.iloc[hit] = [f"{yy:04d}-{mm:02d}-{dd:02d}{r}" for yy, mm, dd, r in zip(y, mon, day, rest)]
+    return out
+
 def _session_dates(raw:pd.Series, probs:_Problems, exchange:str)->np.ndarray:
     "`parse_session_dates` of the values of `raw` as int64 ns, faults noted in `probs`"
     n = len(raw)
@@ -210,6 +252,7 @@ def _session_dates(raw:pd.Series, probs:_Problems, exchange:str)->np.ndarray:
         out[ok] = _day_numbers(x[ok], rows[ok], probs, exchange)
     else:
         s, missing, num, off = _kinds(raw)
+        s = _day_order(s, probs)   # before any parsing: the order is the column's
         if num.any(): out[num] = _day_numbers(pd.to_numeric(s[num]).to_numpy(), rows[num], probs, exchange)
         if off.any():
             utc, wall = _offset_parts(s[off], "mixed")
@@ -285,3 +328,42 @@ def parse_event_times(
     for w in ("is before 1900", "is more than a day in the future"): probs.add(rows[why == w], w)
     probs.check()
     return pd.Series(out // 10**6, index=raw.index, name=raw.name, dtype="int64")
+
+# %% ../nbs/05_parse.ipynb #3b9d0f41
+_GROUPED_RE = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?(?:[eE][+-]?\d+)?"
+
+def parse_numbers(
+    raw:pd.Series,     # numbers as read: text or numbers
+    where:str="data",  # names the input in error messages, e.g. the file
+    col:str|None=None, # names the column; default `raw.name`
+)->np.ndarray:         # float64, same order
+    "Finite numbers, or a one-line error naming the row and value"
+    col = col or (raw.name if isinstance(raw.name, str) and raw.name else "value")
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        s, x = raw.astype(str), raw.to_numpy("float64")
+        number = np.ones(len(x), bool)   # NaN and infinities as numbers are numbers, not finite ones
+    else:
+        s = raw.astype(object).where(raw.notna(), "").astype(str).str.strip()
+        plain = s.where(~s.str.fullmatch(_GROUPED_RE), s.str.replace(",", "", regex=False))
+        num = plain.str.fullmatch(_NUMBER_RE).to_numpy(bool)
+        number = num | plain.str.fullmatch(r"(?i)[+-]?(?:inf|infinity|nan)").to_numpy(bool)
+        x = pd.to_numeric(plain.where(num, "nan"), errors="coerce").to_numpy("float64")
+    bad = np.flatnonzero(~np.isfinite(x))
+    if len(bad):
+        i = int(bad[0])
+        if s.iloc[i] == "": raise SwbError(f"{where} row {i+1}: {col} is empty")
+        raise SwbError(f"{where} row {i+1}: {col}={str(s.iloc[i])!r} is not a {'finite ' if number[i] else ''}number")
+    return x
+
+# %% ../nbs/05_parse.ipynb #c4f7a9b6
+def check_ragged(
+    where:str|Path,  # names the input in the error, e.g. the file
+    text:str,        # the whole CSV text, header first
+):
+    "Raise if any non-blank line has a different number of fields than the header"
+    lines = text.splitlines()
+    if not lines: return
+    counts = [len(r) for r in csv.reader(io.StringIO(text))] if '"' in text else [l.count(",") + 1 for l in lines]
+    width = counts[0]
+    for i, n in enumerate(counts[1:], start=2):
+        if n != width and (i - 1 >= len(lines) or lines[i-1].strip()): raise SwbError(f"{where} line {i}: {n} fields, the header has {width}")

@@ -6,11 +6,11 @@ Docs: https://stock-workbench.github.io/stock_workbench/ticks.html.md"""
 
 # %% ../nbs/95_ticks.ipynb #db539058
 from __future__ import annotations
-import math, zlib
+import io, math, zlib
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import SwbError
-from .parse import check_symbol, parse_event_times
+from .parse import check_symbol, check_ragged, parse_event_times, parse_numbers
 
 # %% auto #0
 __all__ = ['TICK_COLUMNS', 'MINUTE_MS', 'CANDLE_COLUMNS', 'INTRADAY_FEATURES', 'FEATURE_LOOKBACK', 'tick_frame', 'shard_of',
@@ -45,20 +45,34 @@ def read_ticks_csv(
     "Ticks from a CSV file"
     p = Path(path)
     if not p.is_file(): raise SwbError(f"no tick file {p}")
-    try: df = pd.read_csv(p, dtype={"symbol": str, "tick_id": str})
+    try: text = p.read_text(encoding="utf-8-sig")
+    except (UnicodeDecodeError, OSError) as e: raise SwbError(f"{p}: unreadable tick CSV ({str(e).splitlines()[0]})") from None
+    check_ragged(p, text)   # a row with an extra field would shift every column
+    try: df = pd.read_csv(io.StringIO(text), dtype={"symbol": str, "tick_id": str}, keep_default_na=False, skip_blank_lines=True)   # a column with text stays text
     except (ValueError, OSError) as e: raise SwbError(f"{p}: unreadable tick CSV ({str(e).splitlines()[0]})") from None
     need = ["symbol", "event_time", "price", "size", "tick_id"]
     missing = [c for c in need if c not in df.columns]
     if missing: raise SwbError(f"{p}: tick CSV needs column(s) {', '.join(missing)}")
-    if df[need].isna().any().any(): raise SwbError(f"{p}: tick CSV has empty values")
-    ms = parse_event_times(df["event_time"], where=str(p), unit=time_unit)
+    for c in (c for c in need if not pd.api.types.is_numeric_dtype(df[c].dtype)):
+        empty = (df[c].str.strip() == "").to_numpy(bool)
+        if empty.any(): raise SwbError(f"{p} row {int(np.argmax(empty)) + 1}: {c} is empty")
+    text_of = lambda c: pd.read_csv(io.StringIO(text), usecols=[c], dtype=str, keep_default_na=False)[c].str.strip()
+    def parsed(f, c, *a):   # columns pandas read as numbers are parsed fast; a fault is told with the value as written
+        try: return f(df[c], str(p), *a)
+        except SwbError:
+            if pd.api.types.is_numeric_dtype(df[c].dtype): f(text_of(c), str(p), *a)
+            raise
+    ms = parsed(lambda x, w: parse_event_times(x, where=w, unit=time_unit), "event_time")
     syms = df["symbol"].str.strip().str.upper()
     for s in syms.unique():   # symbols become Redis keys and store partitions: one rule for all of them
         try: check_symbol(s)
         except SwbError: raise SwbError(f"{p} row {int(np.argmax((syms == s).to_numpy())) + 1}: symbol={s!r} is not a valid symbol") from None
-    out = tick_frame(syms, ms, df["price"], df["size"], df["tick_id"])
-    if not ((out["price"] > 0) & (out["size"] > 0)).all(): raise SwbError(f"{p}: prices and sizes must be positive")
-    return out
+    num = {c: parsed(parse_numbers, c, c) for c in ("price", "size")}   # thousands separators allowed; text, nan, inf refused
+    for c, x in num.items():
+        bad = ~(x > 0)
+        if bad.any(): i = int(np.argmax(bad)); raise SwbError(f"{p} row {i + 1}: {c}={text_of(c).iloc[i]!r} is not positive")
+    return tick_frame(syms, ms, num["price"], num["size"], df["tick_id"])
+
 
 # %% ../nbs/95_ticks.ipynb #e8323f24
 _SESSION = ("09:30", "16:00")

@@ -135,11 +135,72 @@ def test_replay_refuses_a_bad_symbol_naming_its_row(rkeys, tmp_path):
     refused(swb("replay", "--csv", path), rkeys, f"{path} row 2: symbol='A/B' is not a valid symbol")
 
 
-def test_replay_future_seconds_of_field_file_scaled(rkeys, tmp_path):
-    "The field file's seconds read as ms by an explicit wrong unit would be 1970: that is the user's call, and it is obeyed"
+def test_replay_refuses_field_seconds_given_as_ms(rkeys, tmp_path):
+    "The field file's seconds read as ms by an explicit wrong unit would be 1970-01-20: refused, naming the unit the values look like"
+    path = FIELD / "ticks_epoch_seconds.csv"
+    refused(swb("replay", "--csv", path, "--time-unit", "ms", "--speed", "0"), rkeys,
+            f"{path} row 1: event_time='1672410600' as ms is 1970-01-20: the values look like epoch s (--time-unit s, or auto)")
+
+
+@pytest.mark.parametrize("k,unit,told,day", [
+    (1, "us", "s", "1970-01-01"), (1, "ns", "s", "1970-01-01"), (1000, "us", "ms", "1970-01-20"), (1000, "ns", "ms", "1970-01-01"),
+    (10**6, "ns", "us", "1970-01-20"),
+])
+def test_replay_refuses_a_given_unit_the_magnitude_contradicts(rkeys, tmp_path, k, unit, told, day):
+    path = write_ticks(tmp_path / "t.csv", [(1672410600 + 20 * j) * k for j in range(3)])
+    refused(swb("replay", "--csv", path, "--time-unit", unit), rkeys,
+            f"{path} row 1: event_time='{1672410600 * k}' as {unit} is {day}: the values look like epoch {told} (--time-unit {told}, or auto)")
+
+
+def test_replay_given_unit_still_obeyed_when_magnitude_cannot_tell(rkeys, tmp_path):
+    "Numbers too close to 1970 to tell a unit take the given one (and 1970 is then the user's call)"
     r, keys = rkeys
-    ok(swb("replay", "--csv", FIELD / "ticks_epoch_seconds.csv", "--time-unit", "ms"))
-    assert published(r, keys)["a0"] == ("AAA", 1672410600)
+    ok(swb("replay", "--csv", write_ticks(tmp_path / "t.csv", [60, 120]), "--time-unit", "s"))
+    assert published(r, keys) == {"x0": ("AAA", 60_000), "x1": ("AAA", 120_000)}
+
+
+# --- prices and sizes: numbers, finite, positive; ragged rows -----------------------------------------
+
+@pytest.mark.parametrize("price,size,why", [
+    ("abc", "100", "price='abc' is not a number"),
+    ("222.5", "abc", "size='abc' is not a number"),
+    ("222.5", "100.5abc", "size='100.5abc' is not a number"),
+    ('"12,5"', "100", "price='12,5' is not a number"),               # a decimal comma is not 125
+    ("inf", "100", "price='inf' is not a finite number"),
+    ("-inf", "100", "price='-inf' is not a finite number"),
+    ("nan", "100", "price='nan' is not a finite number"),
+    ("222.5", "inf", "size='inf' is not a finite number"),
+    ("1e999", "100", "price='1e999' is not a finite number"),
+    ("0", "100", "price='0' is not positive"),
+    ("-222.5", "100", "price='-222.5' is not positive"),
+    ("222.5", "-100", "size='-100' is not positive"),
+    ("222.5", "", "size is empty"),
+])
+def test_replay_refuses_bad_prices_and_sizes(rkeys, tmp_path, price, size, why):
+    path = tmp_path / "t.csv"
+    path.write_text(HEADER + f"AAA,1672410600,222.5,100,a0\nAAA,1672410620,{price},{size},a1\n")
+    refused(swb("replay", "--csv", path, "--speed", "0"), rkeys, f"{path} row 2: {why}")
+
+
+def test_replay_accepts_thousands_separators(rkeys, tmp_path):
+    "Quoted thousands separators, as the daily reader accepts them"
+    r, keys = rkeys
+    path = tmp_path / "t.csv"
+    path.write_text(HEADER + 'AAA,1672410600,"1,222.5",100,a0\nAAA,1672410620,1222.75,"1,000",a1\n')
+    ok(swb("replay", "--csv", path))
+    got = {f[b"i"].decode(): (float(f[b"p"]), float(f[b"q"])) for n in r.scan_iter(keys.ticks("*")) for _, f in r.xrange(n)}
+    assert got == {"a0": (1222.5, 100.0), "a1": (1222.75, 1000.0)}
+
+
+@pytest.mark.parametrize("rows,line,n", [
+    ("AAA,1672410600,222.5,100,a0,extra\n", 2, 6),
+    ("AAA,1672410600,222.5,100,a0\nAAA,1672410620,222.5,100\n", 3, 4),
+    ('AAA,1672410600,"1,222.5",100,a0\nAAA,1672410620,1,222.5,100,a1\n', 3, 6),   # an unquoted thousands separator
+])
+def test_replay_refuses_ragged_rows_by_line(rkeys, tmp_path, rows, line, n):
+    path = tmp_path / "t.csv"
+    path.write_text(HEADER + rows)
+    refused(swb("replay", "--csv", path), rkeys, f"{path} line {line}: {n} fields, the header has 5")
 
 
 # --- daily dates: the field files through ingest and validate -----------------------------------------
@@ -253,3 +314,46 @@ def test_epoch_dates_of_mixed_units_are_refused(home, tmp_path):
     assert r.returncode == 1 and r.stderr.splitlines() == [
         f"swb: error: {path} row 4: date='{secs[3]}' looks like epoch ms but most of the column is in s: one unit per column"], r.stderr
     assert tree_digest(home / "data") == {}
+
+
+# --- daily dates: day and month in one order per column -----------------------------------------------
+
+def field_dates_file(path, fmt):
+    "int_dates_yyyymmdd.csv (2022-09-01 .. 2022-12-30) with its dates written in `fmt`"
+    df = pd.read_csv(FIELD / "int_dates_yyyymmdd.csv", dtype={"Date": str})
+    df["Date"] = pd.to_datetime(df["Date"], format="%Y%m%d").dt.strftime(fmt)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y", "%d/%m/%y", "%m/%d/%Y", "%m-%d-%Y", "%d/%m/%Y %H:%M"])
+def test_day_first_or_month_first_decided_once_per_column(home, tmp_path, fmt):
+    "European and American numeric dates: every row on the date it was written with (12/09/2022 is Sep 12 when 13/09/2022 is in the column)"
+    path = field_dates_file(tmp_path / "FLD.csv", fmt)
+    ok(swb("ingest", "--source", "csv", "--path", path))
+    want = pd.to_datetime(pd.read_csv(FIELD / "int_dates_yyyymmdd.csv", dtype={"Date": str})["Date"], format="%Y%m%d").dt.strftime("%Y-%m-%d").tolist()
+    assert stored_dates(home, "FLD") == want
+
+
+def test_every_value_ambiguous_stays_month_first(home, tmp_path):
+    "No field above 12 anywhere: month-first, as pandas reads it (documented in parse_session_dates)"
+    df = sample("AMB", days=10)
+    df = df[df["date"].dt.day <= 12].reset_index(drop=True)
+    path = write_dates(df, tmp_path / "AMB.csv", df["date"].dt.strftime("%m/%d/%Y"))
+    ok(swb("ingest", "--source", "csv", "--path", path))
+    assert stored_dates(home, "AMB") == [str(d.date()) for d in df["date"]]
+
+
+@pytest.mark.parametrize("sep", ["/", "."])
+def test_day_first_and_month_first_in_one_column_refused(home, tmp_path, baseline, sep):
+    shutil.copytree(baseline, home / "data")
+    before = tree_digest(home / "data")
+    path = field_dates_file(tmp_path / "FLD.csv", f"%d{sep}%m{sep}%Y")
+    df = pd.read_csv(path, dtype={"Date": str})
+    df.loc[20, "Date"] = f"09{sep}30{sep}2022"             # row 21: month-first; row 8 (2022-09-13) is the first day-first
+    df.to_csv(path, index=False)
+    r = swb("ingest", "--source", "csv", "--path", path)
+    assert r.returncode == 1 and r.stderr.splitlines() == [
+        f"swb: error: {path} row 8: date='13{sep}09{sep}2022' is day-first but row 21: date='09{sep}30{sep}2022' is month-first: one date order per column"], r.stderr
+    assert tree_digest(home / "data") == before
