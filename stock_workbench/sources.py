@@ -13,9 +13,9 @@ from .config import SwbError
 from .parse import check_symbol, parse_session_dates, symbol_from_path
 
 # %% auto #0
-__all__ = ['OHLCV_DTYPES', 'OHLCV_COLUMNS', 'PRICE_COLUMNS', 'YAHOO_COLUMNS', 'UNADJUSTED_ATTR', 'SPLIT_DAYS_ATTR',
-           'COLUMN_ALIASES', 'canonical_columns', 'empty_ohlcv', 'to_canonical', 'read_csv_ohlcv', 'read_csv_folder',
-           'exchange_sessions']
+__all__ = ['OHLCV_DTYPES', 'OHLCV_COLUMNS', 'PRICE_COLUMNS', 'YAHOO_COLUMNS', 'MAX_PRICE', 'MAX_VOLUME', 'UNADJUSTED_ATTR',
+           'SPLIT_DAYS_ATTR', 'COLUMN_ALIASES', 'canonical_columns', 'empty_ohlcv', 'to_canonical', 'read_csv_ohlcv',
+           'read_csv_folder', 'exchange_sessions']
 
 # %% ../nbs/10_sources.ipynb #829c226b
 OHLCV_DTYPES = {
@@ -27,6 +27,8 @@ OHLCV_COLUMNS = list(OHLCV_DTYPES)
 PRICE_COLUMNS = ["open", "high", "low", "close", "adj_close"]
 YAHOO_COLUMNS = {"Date": "date", "Open": "open", "High": "high", "Low": "low", "Close": "close",
                  "Adj Close": "adj_close", "Volume": "volume"}
+MAX_PRICE = 1e9    # largest believable price, any currency unit (Berkshire A, the dearest US share, is under 1e6); above is a unit or parse error
+MAX_VOLUME = 1e15  # largest believable daily volume (a whole US market day trades ~1e10 shares); above is a unit or parse error
 UNADJUSTED_ATTR = "unadjusted"  # df.attrs key: sorted symbols whose adj_close is a copy of close (the source had no Adj Close)
 SPLIT_DAYS_ATTR = "split_days"  # df.attrs key: [symbol, "YYYY-MM-DD"] pairs where a Stock Splits column is neither 0 nor 1
 
@@ -90,8 +92,9 @@ def to_canonical(
     out = {"symbol": syms, "date": parse_session_dates(cols["date"].rename("date"), where, exchange).astype("datetime64[ns]")}
     for c in OHLCV_COLUMNS[2:]:
         col = cols.get(c, cols["close"])  # no Adj Close: the close, marked unadjusted below
-        num = col if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col) else pd.to_numeric(col, errors="coerce")
+        num = col if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col) else pd.to_numeric(col.map(_clean_number), errors="coerce")
         _first_bad(col, num, c, where)
+        _check_range(col, num, c, where)
         out[c] = num.astype("float64")
     res = pd.DataFrame(out).reset_index(drop=True)
     res.attrs[UNADJUSTED_ATTR] = [] if "adj_close" in cols else sorted(res["symbol"].dropna().unique().tolist())
@@ -117,6 +120,26 @@ def _split_days(df:pd.DataFrame, res:pd.DataFrame)->list:
     text = raw.astype("str").str.strip()
     hit = (num.notna() & ~num.isin([0, 1])) | (num.isna() & raw.notna() & ~text.isin(["", "0", "nan"]))
     return [[s, f"{d:%Y-%m-%d}"] for s, d in zip(res.symbol[hit], res.date[hit]) if pd.notna(d)]
+
+_MONEY = re.compile(r"^([+-]?)\s*\$\s*")
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+
+def _clean_number(v):
+    "A numeric cell as people write it (`' $1,234.50 '`, Nasdaq's `$128.41`) as `float` reads it; non-text as it is"
+    if not isinstance(v, str): return v
+    s = _MONEY.sub(r"\1", v.strip())
+    return s.replace(",", "") if _THOUSANDS.match(s) else s
+
+def _check_range(raw:pd.Series, num:pd.Series, col:str, where:str):
+    "Raise naming the first value of `num` that is infinite or beyond `MAX_PRICE` / `MAX_VOLUME`"
+    v = num.astype("float64").to_numpy()
+    bound = MAX_VOLUME if col == "volume" else MAX_PRICE
+    with np.errstate(invalid="ignore"): bad = np.isinf(v) | (np.abs(v) > bound)
+    if not bad.any(): return
+    i = int(np.argmax(bad))
+    shown = f"{col}={str(raw.iloc[i])!r}"
+    if np.isinf(v[i]): raise SwbError(f"{where} row {i+1}: {shown} is not a finite number")
+    raise SwbError(f"{where} row {i+1}: {shown} is out of range (a {'volume' if col == 'volume' else 'price'} is at most {bound:.0e}: a unit or parse error?)")
 
 def _first_bad(raw:pd.Series, parsed:pd.Series, col:str, where:str):
     "Raise naming the first value of `raw` that was present but did not parse"
@@ -167,7 +190,7 @@ def read_csv_ohlcv(
     path:str|Path,        # a daily CSV: Yahoo-style, yfinance's two-level header, or pandas' `to_csv` of a date-indexed frame
     symbol:str|None=None, # default: the ticker row of a yfinance header, a symbol column, else the file name (`aapl.csv` -> AAPL)
     exchange:str="XNYS",  # exchange_calendars code: a date with a UTC offset becomes this exchange's session date
-)->pd.DataFrame:          # canonical OHLCV rows, in file order (a yfinance file: ticker by ticker)
+)->pd.DataFrame:          # canonical OHLCV rows, in file order (a yfinance file: ticker by ticker); newest-first files reversed
     "Read one daily CSV into the canonical schema"
     path = Path(path)
     if not path.is_file(): raise SwbError(f"{path}: no such file")
@@ -184,7 +207,22 @@ def read_csv_ohlcv(
     df = _read_body(path, text, 1)
     df.columns = names
     has_symbol = "symbol" in canonical_columns(names, str(path)).values()
-    return to_canonical(df, symbol or (None if has_symbol else symbol_from_path(path)), where=str(path), exchange=exchange)
+    res = to_canonical(df, symbol or (None if has_symbol else symbol_from_path(path)), where=str(path), exchange=exchange)
+    if symbol and has_symbol: _same_symbol(path, res.symbol.unique().tolist(), symbol)
+    return _oldest_first(res)
+
+def _same_symbol(path:Path, tickers:list[str], symbol:str):
+    "Raise unless the file's tickers are exactly `symbol` (case-insensitively): a symbol given must not silently rename a file's own"
+    if [t.upper() for t in tickers] == [str(symbol).strip().upper()]: return
+    raise SwbError(f"{path}: names its ticker{'s' * (len(tickers) > 1)} {', '.join(tickers)}; --symbol {symbol} differs: drop --symbol")
+
+def _oldest_first(df:pd.DataFrame)->pd.DataFrame:
+    "A one-symbol frame whose dates strictly decrease (Nasdaq, Investing.com and WSJ export newest first), reversed; any other as it is"
+    d = df["date"].to_numpy()
+    if len(df) < 2 or df["symbol"].nunique() != 1 or not (d[1:] < d[:-1]).all(): return df
+    out = df.iloc[::-1].reset_index(drop=True)
+    out.attrs = dict(df.attrs)
+    return out
 
 def _read_two_level(path:Path, text:str, layout:tuple, symbol:str|None, exchange:str)->pd.DataFrame:
     "One symbol per ticker of a yfinance two-level header; a ticker's rows that are all blank (no bar that day) are dropped"
@@ -196,6 +234,7 @@ def _read_two_level(path:Path, text:str, layout:tuple, symbol:str|None, exchange
         groups.setdefault(t, []).append(i)
     if symbol and len(groups) > 1:
         raise SwbError(f"{path}: {len(groups)} tickers ({', '.join(groups)}) cannot take one symbol ({symbol}); each is named by its ticker")
+    if symbol and len(groups) == 1: _same_symbol(path, list(groups), symbol)
     syms = {}
     for t in groups:
         try: syms[t] = check_symbol(symbol or t)
@@ -209,7 +248,7 @@ def _read_two_level(path:Path, text:str, layout:tuple, symbol:str|None, exchange
         if len(groups) > 1:
             c = c[c[OHLCV_COLUMNS[2:]].notna().any(axis=1)]
             if c.empty: raise SwbError(f"{path}: no rows for ticker {t} (every value of its columns is blank)")
-        frames.append(c)
+        frames.append(_oldest_first(c))
     return _concat(frames)
 
 def _concat(frames:list[pd.DataFrame])->pd.DataFrame:

@@ -308,3 +308,104 @@ def test_ingest_folder_of_shapes(home, tmp_path):
     assert g.groupby("symbol").size().to_dict() == {"AAA": 30, "ACME": 30, "BBB": 30, "ZZZ": 84}
     z = g[g.symbol == "ZZZ"]
     assert z.adj_close.tolist() == z.close.tolist()
+
+
+# --- round 2: values no market quotes, newest-first exports, `$` prices, --symbol against the file's ticker ---
+
+HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
+
+
+@pytest.mark.parametrize("row,line", [
+    ("2022-12-28,10,inf,9,10,10,inf", "row 1: high='inf' is not a finite number"),   # the tester's file
+    ("2022-12-28,10,11,9,10,10,-inf", "row 1: volume='-inf' is not a finite number"),
+    ("2022-12-28,10,Infinity,9,10,10,5", "row 1: high='inf' is not a finite number"),  # pandas reads Infinity as inf
+    ("2022-12-28,10,1e308,9,10,10,5", "row 1: high='1e+308' is out of range (a price is at most 1e+09: a unit or parse error?)"),
+    ("2022-12-28,10,11,9,10,2e9,5", "row 1: adj_close='2000000000.0' is out of range (a price is at most 1e+09: a unit or parse error?)"),
+    ("2022-12-28,10,11,9,10,10,2e15", "row 1: volume='2000000000000000.0' is out of range (a volume is at most 1e+15: a unit or parse error?)"),
+])
+def test_non_finite_and_absurd_values_refused(home, tmp_path, row, line):
+    ok(swb("ingest", "--source", "csv", "--path", write_yahoo_csv(_one(), tmp_path / "acme.csv")))
+    before = tree_digest(home / "data")
+    f = tmp_path / "x.csv"
+    f.write_text(HEADER + "2022-12-27,10,11,9,10,10,5\n" + row + "\n")
+    n = line.replace("row 1", "row 2")
+    refused(swb("ingest", "--source", "csv", "--path", f, "--symbol", "X"), f"{f} {n}")
+    refused(swb("validate", "--path", f, "--symbol", "X"), f"{f} {n}")
+    y = tmp_path / "yf.csv"   # the same through a yfinance two-level header
+    cells = row.split(",")
+    y.write_text("Price,Close,High,Low,Open,Volume\nTicker,X,X,X,X,X\nDate,,,,,\n"
+                 + ",".join([cells[0], cells[4], cells[2], cells[3], cells[1], cells[6]]) + "\n")
+    if "adj_close" not in line: refused(swb("ingest", "--source", "csv", "--path", y), f"{y} {line}")
+    assert tree_digest(home / "data") == before
+
+
+def test_bounds_themselves_pass(home, tmp_path):
+    f = tmp_path / "x.csv"
+    f.write_text(HEADER + "2022-12-28,1e9,1e9,1e9,1e9,1e9,1e15\n")
+    ok(swb("ingest", "--source", "csv", "--path", f))
+    g = stored(home)
+    assert g[FIELDS].values.tolist() == [[1e9, 1e9, 1e9, 1e9, 1e15]]
+
+
+def _nasdaq(df: pd.DataFrame, path: Path, money=True) -> Path:
+    "Nasdaq.com's export: newest first, MM/DD/YYYY, Close/Last, `$` prices"
+    d = "${:.2f}" if money else "{:.2f}"
+    lines = ["Date,Close/Last,Volume,Open,High,Low"] + [
+        f"{r.date:%m/%d/%Y},{d.format(r.close)},{int(r.volume)},{d.format(r.open)},{d.format(r.high)},{d.format(r.low)}"
+        for r in df.iloc[::-1].itertuples()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("money", [True, False])
+def test_newest_first_nasdaq_export(home, tmp_path, money):
+    "Dates strictly decreasing: read oldest first; `$` stripped from prices; Close/Last is the close"
+    df = _one()
+    df[FIELDS] = df[FIELDS].round(2)
+    f = _nasdaq(df, tmp_path / "acme.csv", money)
+    ok(swb("validate", "--path", f))
+    ok(swb("ingest", "--source", "csv", "--path", f))
+    g = stored(home)
+    assert g.symbol.unique().tolist() == ["ACME"]
+    assert g.date.tolist() == df.date.tolist()
+    for c in FIELDS: assert g[c].tolist() == [float(f"{v:.2f}") if c != "volume" else float(int(v)) for v in df[c]], c
+    assert g.adj_close.tolist() == g.close.tolist()
+
+
+def test_newest_first_yahoo_and_money_variants(home, tmp_path):
+    "A Yahoo-shaped file written newest first, and `$` with thousands separators and blanks, read as written oldest first"
+    f = tmp_path / "zzz.csv"
+    f.write_text(HEADER + '2022-12-29," $1,001.50 ","$1,003",$999,1002,1002,"1,500"\n'
+                 + '2022-12-28,"$1,000",1001,999,1000,1000,500\n')
+    ok(swb("ingest", "--source", "csv", "--path", f))
+    g = stored(home)
+    assert g.date.dt.strftime("%Y-%m-%d").tolist() == ["2022-12-28", "2022-12-29"]
+    assert g[FIELDS].values.tolist() == [[1000, 1001, 999, 1000, 500], [1001.5, 1003, 999, 1002, 1500]]
+
+
+def test_unordered_dates_still_refused(home, tmp_path):
+    ok(swb("ingest", "--source", "csv", "--path", write_yahoo_csv(_one(), tmp_path / "acme.csv")))
+    before = tree_digest(home / "data")
+    f = tmp_path / "x.csv"
+    f.write_text(HEADER + "2022-12-28,10,11,9,10,10,5\n2022-12-30,10,11,9,10,10,5\n2022-12-29,10,11,9,10,10,5\n")
+    refused(swb("ingest", "--source", "csv", "--path", f),
+            f"validation failed: 1 of 40 checks (dates increase within each symbol); e.g. row 3 of {f.name}: X 2022-12-29  days_since_prev=-1; nothing was written")
+    assert tree_digest(home / "data") == before
+
+
+def test_symbol_must_match_the_files_ticker(home, tmp_path):
+    "--symbol differing from the yfinance Ticker row (or a symbol column) is refused; the same ticker in any case is fine"
+    f = FIELD / "yf_multiindex.csv"
+    ok(swb("ingest", "--source", "csv", "--path", write_yahoo_csv(_one(), tmp_path / "other.csv")))
+    before = tree_digest(home / "data")
+    refused(swb("ingest", "--source", "csv", "--path", f, "--symbol", "FOO"), f"{f}: names its ticker ACME; --symbol FOO differs: drop --symbol")
+    refused(swb("validate", "--path", f, "--symbol", "FOO"), f"{f}: names its ticker ACME; --symbol FOO differs: drop --symbol")
+    s = tmp_path / "sym.csv"
+    s.write_text("Symbol,Date,Open,High,Low,Close,Volume\nACME,2022-12-28,10,11,9,10,5\nacme,2022-12-29,10,11,9,10,5\n")
+    refused(swb("ingest", "--source", "csv", "--path", s, "--symbol", "FOO"), f"{s}: names its ticker ACME; --symbol FOO differs: drop --symbol")
+    s2 = tmp_path / "sym2.csv"
+    s2.write_text("Symbol,Date,Open,High,Low,Close,Volume\nACME,2022-12-28,10,11,9,10,5\nBBB,2022-12-28,10,11,9,10,5\n")
+    refused(swb("ingest", "--source", "csv", "--path", s2, "--symbol", "ACME"), f"{s2}: names its tickers ACME, BBB; --symbol ACME differs: drop --symbol")
+    assert tree_digest(home / "data") == before
+    ok(swb("ingest", "--source", "csv", "--path", f, "--symbol", "acme"))
+    assert sorted(stored(home).symbol.unique()) == ["ACME", "OTHER"]
