@@ -86,6 +86,7 @@ def cmd_ingest(args, settings:Settings)->int:
 def cmd_validate(args, settings:Settings)->int:
     "Validate only, as `ingest` would decide against the current store: print the report, exit 1 if any check fails"
     from stock_workbench.store import OhlcvStore
+    from stock_workbench.validate import ValidationFailed
     args.source = args.source or "csv"
     df, _ = load_source(args, settings)
     rep = OhlcvStore.from_settings(settings).validate_update(df, settings, ",".join(args.allow_jump or []),
@@ -93,7 +94,7 @@ def cmd_validate(args, settings:Settings)->int:
     rep.where = _input_name(args)
     _print_json(rep.to_dict()) if args.json else print(str(rep))
     if not rep.success:
-        print(f"swb: validation failed: {len(rep.failures)} of {rep.n_checks} checks", file=sys.stderr)
+        print(f"swb: error: {ValidationFailed(rep, tail='')}", file=sys.stderr)   # the one line `ingest` prints: check, file, row, value
         return 1
     return 0
 

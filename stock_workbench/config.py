@@ -45,6 +45,7 @@ DEFAULTS = {
     "validation": dict(
         expectations_dir="",          # suites folder; empty: `expectations/` in the home, else the repo's
         max_abs_return=0.5,           # largest plausible |daily return| of adj_close
+        split_check_min_move=0.3,     # smallest |daily return| refused as a split when its price ratio is one (stored/new boundary, unadjusted rows)
         allowed_jumps="",             # SYM:YYYY-MM-DD,... days exempt from the jump check (splits, real crashes)
         max_missing_sessions=5,       # most exchange sessions a symbol may skip between two rows
         report_rows=5,                # offending rows shown per failed expectation

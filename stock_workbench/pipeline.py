@@ -21,7 +21,7 @@ sys.modules.setdefault("rfc3987_syntax", None)
 # %% auto #0
 __all__ = ['EOD_SOURCES', 'sample_span', 'last_closed_session', 'setting_time', 'resolve_session', 'known_symbols',
            'resolve_symbols', 'show_figure', 'show_md', 'top_movers', 'fan_chart', 'calibration_figure',
-           'write_quality', 'read_quality', 'EodJob', 'RetrainJob']
+           'write_quality', 'read_quality', 'EodJob', 'eod_remedies', 'RetrainJob']
 
 # %% ../nbs/92_pipeline.ipynb #15adf1db
 EOD_SOURCES = ("synthetic", "yahoo", "snowflake", "csv", "none")
@@ -272,6 +272,20 @@ class EodJob(_Timed):
         newer = (df["date"] > since) if self.source == "yahoo" else (df["date"] >= since)
         return df[since.isna().to_numpy() | newer.to_numpy()]
 
+    def _rows_name(self, df:pd.DataFrame)->str:
+        "What a report's row numbers count: the update's rows (a file's rows from two weeks before the stored end on)"
+        src = {"csv": lambda: Path(self.settings.eod_csv_path).name, "snowflake": lambda: f"table {self.settings.snowflake_table}"}
+        return f"the {len(df):,} EOD row(s) from {src.get(self.source, lambda: self.source)()}"
+
+    def _ingest_command(self, df:pd.DataFrame)->str:
+        "The `swb ingest` command that replaces the stored histories with this source's"
+        syms = ",".join(sorted(df["symbol"].unique()))
+        import shlex
+        return {"csv": f"swb ingest --source csv --path {shlex.quote(str(self.settings.eod_csv_path))}",
+                "yahoo": f"swb ingest --source yahoo --symbols {syms}",
+                "snowflake": f"swb ingest --source snowflake --table {self.settings.snowflake_table} --symbols {syms}",
+               }.get(self.source, f"swb ingest --source {self.source}") + " --replace-history"
+
     def update_store(self)->dict:
         "Step 1–2: bring the store up to date for the day: the new rows are checked with the stored rows they meet (`OhlcvStore.validate_update`: suite, gaps, jumps, restatements) and written only if every check passes"
         from stock_workbench.validate import ValidationFailed
@@ -289,6 +303,8 @@ class EodJob(_Timed):
         with self.timed("validate"):
             rep = store.validate_update(df, self.settings)
             if not rep.success:
+                rep.where = self._rows_name(df)
+                eod_remedies(rep, self._ingest_command(df))   # the job takes no flags: name the command that does it
                 print(str(rep))   # the report shows which checks failed; nothing downstream runs
                 write_quality(self.settings, self.day, lineage, rep.to_dict(), None)
                 raise ValidationFailed(rep)
@@ -428,6 +444,21 @@ class EodJob(_Timed):
                 ("data read", f"{self.panel['symbol'].nunique()} symbols, {self.panel['date'].min().date()} .. {self.day.date()}"),
                 ("source", (self.store_update or {}).get("source")), ("ledger", f"{led.path} version {led.version}")]
         return pd.DataFrame(rows, columns=["item", "value"])
+
+# %% ../nbs/92_pipeline.ipynb #f910febe
+def eod_remedies(
+    rep,             # a failed `ValidationReport`; its notes are rewritten in place
+    command:str,     # the `swb ingest ... --replace-history` command for the job's source
+):
+    "Point a report's remedies at what an EOD job can do: run `command`, or add the day to `allowed_jumps`"
+    def fix(text):
+        text = re.sub(r"(?:pass )?--allow-jump (\S+?:\d{4}-\d{2}-\d{2})", r"add \1 to allowed_jumps ([validation] in settings.ini)", text)
+        return re.sub(r"(?<![\w-])--replace-history\b", lambda m: f"`{command}`", text)
+    for f in rep.failures:
+        if f.get("note"): f["note"] = fix(f["note"])
+        for r in f.get("rows", []):
+            if r.get("note"): r["note"] = fix(r["note"])
+    return rep
 
 # %% ../nbs/92_pipeline.ipynb #48272273
 class RetrainJob(_Timed):

@@ -113,7 +113,7 @@ def _ipc_kernel_manager():
             await super()._async_interrupt_kernel()
     return IpcKernelManager
 
-def _first_line(x)->str: return (str(x).strip().splitlines() or [""])[0][:300]
+def _first_line(x)->str: return (str(x).strip().splitlines() or [""])[0]  # whole: the cause line names file, row and remedy
 
 def run_job(
     settings:Settings,

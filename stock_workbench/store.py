@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from .config import Settings, SwbError
 from .sources import OHLCV_COLUMNS, OHLCV_DTYPES, PRICE_COLUMNS, empty_ohlcv
 from .validate import (CONTEXT_CHECKS, ValidationFailed, ValidationReport, boundary_failures, parse_allowed_jumps,
-                                      restatement_failures, validate_ohlcv)
+                                      restatement_failures, same_at_precision, validate_ohlcv)
 
 # %% auto #0
 __all__ = ['ARROW_SCHEMA', 'to_arrow', 'from_arrow', 'StoreWrite', 'OhlcvStore']
@@ -110,10 +110,9 @@ def _diff_rows(new:pa.Table, old:pa.Table)->tuple[pa.Table, int, int]:
     idx = pc.index_in(key_new, value_set=key_old)
     found = idx.is_valid().to_numpy(zero_copy_only=False)
     pos = pc.fill_null(idx, 0).to_numpy()
-    same = found.copy()
-    for c in _VALUE_COLUMNS:
-        a, b = new[c].to_numpy(), old[c].to_numpy()[pos]
-        same &= (a == b) | (np.isnan(a) & np.isnan(b))
+    a = np.column_stack([new[c].to_numpy(zero_copy_only=False).astype(float) for c in _VALUE_COLUMNS])
+    b = np.column_stack([old[c].to_numpy(zero_copy_only=False).astype(float)[pos] for c in _VALUE_COLUMNS])
+    same = found & same_at_precision(a, b).all(axis=1)   # equal at the new values' precision: keep the stored, finer value
     keep = ~same
     return new.filter(pa.array(keep)), int((~found).sum()), int((found & ~same).sum())
 

@@ -15,9 +15,10 @@ from .config import Settings, SwbError
 from .sources import OHLCV_COLUMNS, exchange_sessions
 
 # %% auto #0
-__all__ = ['SPLIT_RATIOS', 'CONTEXT_CHECKS', 'expectations_dir', 'load_suite_json', 'parse_allowed_jumps', 'add_check_columns',
-           'ValidationReport', 'ValidationFailed', 'match_split', 'validate_ohlcv', 'require_valid',
-           'boundary_failures', 'restatement_failures']
+__all__ = ['SPLIT_RATIOS', 'SPLIT_TOL', 'SPLIT_CHECK', 'CONTEXT_CHECKS', 'expectations_dir', 'load_suite_json',
+           'parse_allowed_jumps', 'add_check_columns', 'ValidationReport', 'ValidationFailed', 'match_split',
+           'split_sized', 'validate_ohlcv', 'require_valid', 'boundary_failures', 'decimals', 'same_at_precision',
+           'restatement_failures']
 
 # %% ../nbs/20_validate.ipynb #c7f33d91
 import stock_workbench
@@ -139,7 +140,8 @@ def _row_text(r:dict, where:str="", brief:bool=False)->str:
 # %% ../nbs/20_validate.ipynb #bb281594
 class ValidationFailed(SwbError):
     "A dataset broke its expectation suite; carries the report"
-    def __init__(self, report:ValidationReport):
+    def __init__(self, report:ValidationReport,
+                 tail:str="nothing was written"):  # the message's last clause; "" for a check that writes nothing anyway
         self.report = report
         names = "; ".join(f["check"] for f in report.failures[:3]) + ("; ..." if len(report.failures) > 3 else "")
         f0 = report.failures[0] if report.failures else {}
@@ -147,15 +149,17 @@ class ValidationFailed(SwbError):
         first = f"; e.g. {_row_text(r0, report.where, brief=True)}" if r0 else ""
         note = f0.get("note") or (r0 or {}).get("note")
         super().__init__(f"validation failed: {len(report.failures)} of {report.n_checks} checks ({names}){first}"
-                         + (f"; {note}" if note else "") + "; nothing was written")
+                         + (f"; {note}" if note else "") + (f"; {tail}" if tail else ""))
 
 # %% ../nbs/20_validate.ipynb #12d9b224
-SPLIT_RATIOS = {"2:1": 1/2, "3:1": 1/3, "4:1": 1/4, "5:1": 1/5, "10:1": 1/10, "3:2": 2/3,
-                "1:2": 2., "1:3": 3., "1:4": 4., "1:5": 5., "1:10": 10., "2:3": 3/2}  # price after the split / before
+_SPLITS = [(n, 1) for n in (2, 3, 4, 5, 6, 7, 8, 10, 15, 20, 25, 30, 40, 50, 100)] + [(3, 2), (5, 4), (4, 3), (5, 2), (5, 3)]
+SPLIT_RATIOS = {**{f"{a}:{b}": b / a for a, b in _SPLITS},   # price after the split / before: forward splits (`4:1` = x0.25) ...
+                **{f"{b}:{a}": a / b for a, b in _SPLITS}}   # ... and the reverse splits companies use (`1:20` = x20)
+SPLIT_TOL = 0.015   # |log(ratio / split ratio)| within which a move below max_abs_return counts as split-sized
 
 def match_split(
     ratio:float,       # price after / price before
-    tol:float=0.08,    # largest |log(ratio / split ratio)|: room for the day's own move
+    tol:float=0.05,    # largest |log(ratio / split ratio)|: room for the day's own move (the ratios are dense: keep it small)
 )->str|None:           # e.g. `4:1 split`, `1:10 reverse split`; None if no split is that close
     "The stock split whose price ratio is nearest `ratio`, if within `tol`"
     if not (ratio > 0 and np.isfinite(ratio)): return None
@@ -171,6 +175,23 @@ def _jump_note(sym:str, day:str, ret:float, unadjusted:bool)->str|None:
                            f"pass {allow} to keep it, or ingest split-adjusted prices (with Adj Close) using --replace-history")
     return (f"x{1 + ret:.3g} matches a {split}: if {sym} split on {day}, the rows before it are on the pre-split scale; ingest the "
             f"split-adjusted history whole with --replace-history, or pass {allow}")
+
+def split_sized(
+    ret,                     # daily returns (array-like; NaN where exempt)
+    min_move:float=0.3,      # smallest |return| that can be a split (split_check_min_move)
+    tol:float=SPLIT_TOL,     # how close the price ratio must be to a split ratio
+)->np.ndarray:               # bool per return: at least `min_move` and within `tol` of a split ratio
+    "Which returns look like an unadjusted stock split"
+    ret = np.asarray(ret, dtype=float)
+    with np.errstate(invalid="ignore"): big = np.abs(ret) >= min_move
+    return np.array([bool(b) and match_split(1 + x, tol) is not None for b, x in zip(big, ret)], dtype=bool)
+
+SPLIT_CHECK = "no split-sized move: |daily return| >= split_check_min_move={} within 1.5 % of a split ratio"
+
+def _split_min_move(settings)->float:
+    "The `split_check_min_move` setting (0.3 when the settings predate it)"
+    try: return float(settings.split_check_min_move)
+    except (AttributeError, KeyError, TypeError, ValueError): return 0.3
 
 # %% ../nbs/20_validate.ipynb #27ebb416
 def _fmt(v):
@@ -235,6 +256,20 @@ def validate_ohlcv(
         err = _gx_error(r.exception_info)
         if err: failure["error"] = err
         failures.append(failure)
+    if unadjusted and "adj_return_1d" in data.columns:   # unadjusted prices: a split-sized move below max_abs_return is a split too
+        ret = data["adj_return_1d"].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            cand = data["symbol"].isin(unadjusted).to_numpy() & ~(np.abs(ret) > settings.max_abs_return)
+        idx = np.flatnonzero(cand & split_sized(np.where(cand, ret, np.nan), _split_min_move(settings)))
+        if len(idx):
+            rows = []
+            for i in idx[:settings.report_rows]:
+                row = data.loc[i]
+                rows.append({"row": int(i) + 1, "symbol": _fmt(row["symbol"]), "date": _fmt(row["date"]),
+                             "adj_return_1d": _fmt(row["adj_return_1d"])})
+                rows[-1]["note"] = _jump_note(rows[-1]["symbol"], rows[-1]["date"], float(row["adj_return_1d"]), True)
+            failures.append(dict(check=SPLIT_CHECK.format(_split_min_move(settings)), columns=["adj_return_1d"],
+                                 count=len(idx), rows=rows, scope="unadjusted prices"))
     days = df["date"].dropna() if "date" in df.columns else pd.Series([], dtype="datetime64[ns]")
     return ValidationReport(suite=spec["name"], n_rows=len(df), symbols=sorted(df["symbol"].dropna().unique().tolist()) if "symbol" in df.columns else [],
                             first=_fmt(days.min()) if len(days) else None, last=_fmt(days.max()) if len(days) else None,
@@ -269,11 +304,14 @@ def boundary_failures(
     c = add_check_columns(m, settings.exchange, frozenset(allowed_jumps))
     sym, day, adj = m["symbol"].to_numpy(), m["date"].to_numpy(), m["adj_close"].to_numpy()
     pair = np.r_[False, sym[1:] == sym[:-1]] & ((r == 0) | (np.r_[1, r[:-1]] == 0))
+    ret = c["adj_return_1d"].to_numpy()
     with np.errstate(invalid="ignore"):
         bad = {"sessions_skipped": pair & (c["sessions_skipped"].to_numpy() > settings.max_missing_sessions),
-               "adj_return_1d": pair & (np.abs(c["adj_return_1d"].to_numpy()) > settings.max_abs_return)}
+               "adj_return_1d": pair & (np.abs(ret) > settings.max_abs_return)}
+        split = pair & ~bad["adj_return_1d"] & split_sized(np.where(pair, ret, np.nan), _split_min_move(settings))
     out = []
-    for col, mask in bad.items():
+    for col, mask in [*bad.items(), ("split", split)]:
+        kind, col = col, "adj_return_1d" if col == "split" else col
         idx = np.flatnonzero(mask)
         if not len(idx): continue
         found = []
@@ -286,16 +324,42 @@ def boundary_failures(
             else: d["after"] = _fmt(day[i-1])
             d["after_row"] = int(r[i-1]) if r[i-1] else "stored"      # the row before it, named as `row` is
             found.append(d)
-        out.append(dict(check=name[col], columns=[col], count=len(idx), rows=found, scope="next to stored rows"))
+        check = SPLIT_CHECK.format(_split_min_move(settings)) if kind == "split" else name[col]
+        out.append(dict(check=check, columns=[col], count=len(idx), rows=found, scope="next to stored rows"))
     return out
 
 # %% ../nbs/20_validate.ipynb #5fc664ae
 _PRICES = ["open", "high", "low", "close", "adj_close"]
 
-def _ratio_note(g:pd.DataFrame, changed:np.ndarray)->str:
-    "What the restatement of one symbol's overlapping rows `g` looks like"
+def decimals(
+    x,                 # values of one column (NaN ignored)
+    most:int=10,       # give up beyond this many decimals
+)->int:                # the fewest decimals that write every value exactly, at most `most`
+    "How many decimals a column of values was written with"
+    x = np.asarray(x, dtype=float); x = x[np.isfinite(x)]
+    for d in range(most + 1):
+        if np.all(np.abs(np.round(x, d) - x) <= 1e-12 * np.maximum(1, np.abs(x))): return d
+    return most
+
+def same_at_precision(
+    new:np.ndarray,    # incoming values, rows x columns
+    old:np.ndarray,    # stored values of the same keys
+    places=None,       # decimals per column; default: `decimals` of each column of `new`
+)->np.ndarray:         # bool, rows x columns: equal once `old` is rounded to the decimals of `new`'s column (NaN == NaN)
+    "Which incoming values only restate the stored ones at their own, coarser precision"
+    new, old = np.atleast_2d(np.asarray(new, float)), np.atleast_2d(np.asarray(old, float))
+    out = np.isnan(new) & np.isnan(old)
+    for k in range(new.shape[1]):
+        half = 0.5 * 10.0 ** -(decimals(new[:, k]) if places is None else places[k])
+        with np.errstate(invalid="ignore"):
+            out[:, k] |= (new[:, k] == old[:, k]) | (np.abs(new[:, k] - old[:, k]) <= half * (1 + 1e-9) + 1e-12 * np.abs(old[:, k]))
+    return out
+
+def _ratio_note(g:pd.DataFrame, changed:np.ndarray, diff:np.ndarray|None=None)->str:
+    "What the restatement of one symbol's overlapping rows `g` looks like; `diff`: which of its values changed, per OHLCV column"
     sym, n = g["symbol"].iloc[0], int(changed.sum())
-    cols = [c for c in _PRICES if (g[c].to_numpy() != g[f"{c}_old"].to_numpy())[changed].any()]
+    vals = OHLCV_COLUMNS[2:]
+    cols = [c for c in _PRICES if (diff[:, vals.index(c)] if diff is not None else g[c].to_numpy() != g[f"{c}_old"].to_numpy())[changed].any()]
     head = f"{sym}: {n} of {len(g)} overlapping row(s) restated"
     if not cols: return f"{head} (volume only)"
     new, old = g.loc[changed, cols].to_numpy(), g.loc[changed, [f"{c}_old" for c in cols]].to_numpy()
@@ -305,8 +369,9 @@ def _ratio_note(g:pd.DataFrame, changed:np.ndarray)->str:
         const = g["date"].to_numpy()[~changed].min() > g["date"].to_numpy()[changed].max()
     if not const: return f"{head} ({', '.join(cols)}), by no constant ratio"
     split = match_split(ratio, tol=0.005)
-    kind = (f"looks like a {split} re-adjustment" if split else "looks like a dividend re-adjustment" if 0.8 <= ratio <= 1.25
-            else "a constant-ratio re-adjustment")
+    if abs(ratio - 1) < 5e-5: kind = "the values changed without any re-adjustment (corrected, or written at another precision)"
+    else: kind = (f"looks like a {split} re-adjustment" if split else "looks like a dividend re-adjustment" if 0.8 <= ratio <= 1.25
+                  else "a constant-ratio re-adjustment")
     return f"{head}, ratio {ratio:.4g}: {kind}" + ("" if cols == _PRICES or cols == ["adj_close"] else f" of {', '.join(cols)}")
 
 def restatement_failures(
@@ -319,15 +384,15 @@ def restatement_failures(
     vals = OHLCV_COLUMNS[2:]
     j = new[["symbol", "date"] + vals].assign(_row=np.asarray(rows)).merge(old[["symbol", "date"] + vals], on=["symbol", "date"], suffixes=("", "_old"))
     if j.empty: return []
-    diff = np.column_stack([~((j[c].to_numpy() == j[f"{c}_old"].to_numpy()) | (np.isnan(j[c].to_numpy()) & np.isnan(j[f"{c}_old"].to_numpy())))
-                            for c in vals])
+    diff = ~same_at_precision(j[vals].to_numpy(float), j[[f"{c}_old" for c in vals]].to_numpy(float),
+                              [decimals(new[c]) for c in vals])  # a rounded re-export is no change
     changed = diff.any(axis=1)
     if not changed.any(): return []
     found = []
     for i in np.flatnonzero(changed)[:report_rows]:
         found.append({"row": int(j["_row"].iloc[i]), "symbol": str(j["symbol"].iloc[i]), "date": _fmt(j["date"].iloc[i]),
                       **{c: f"{_fmt(j[c].iloc[i])} (stored {_fmt(j[f'{c}_old'].iloc[i])})" for k, c in enumerate(vals) if diff[i, k]}})
-    notes = [_ratio_note(g, changed[g.index.to_numpy()]) for _, g in j.groupby("symbol", sort=True)
+    notes = [_ratio_note(g, changed[g.index.to_numpy()], diff[g.index.to_numpy()]) for _, g in j.groupby("symbol", sort=True)
              if changed[g.index.to_numpy()].any()]
     note = "; ".join(notes[:3]) + (f"; and {len(notes) - 3} more symbol(s)" if len(notes) > 3 else "")
     return [dict(check="stored rows unchanged (no restatement)", columns=[c for k, c in enumerate(vals) if diff[:, k].any()],

@@ -174,7 +174,8 @@ def _break(df, kind):
     if kind == "negative_volume": df.loc[i, "volume"] = -5; return df, ("volume >= 0", "volume=-5")
     if kind == "null_close": df.loc[i, "close"] = np.nan; return df, ("close present", "close=null")
     if kind == "duplicate_date": return pd.concat([df.iloc[:i + 1], df.iloc[i:]], ignore_index=True), ("one row per symbol and date", "")
-    if kind == "decreasing_dates": return df.iloc[::-1].reset_index(drop=True), ("dates increase within each symbol", "")
+    # two rows out of order (a wholly newest-first file is read oldest first: see test_field_formats)
+    if kind == "decreasing_dates": return df.iloc[np.r_[0:i, i + 1, i, i + 2:len(df)]].reset_index(drop=True), ("dates increase within each symbol", "")
     if kind == "holiday": df.loc[i, "date"] = pd.Timestamp("2015-01-19"); return df, ("date is an exchange session", "2015-01-19")
     if kind == "weekend": df.loc[i, "date"] = pd.Timestamp("2015-01-17"); return df, ("date is an exchange session", "2015-01-17")
     if kind == "jump": df.loc[i:, ["open", "high", "low", "close", "adj_close"]] *= 1.8; return df, ("|daily return of adj_close| <= max_abs_return=0.5", "adj_return_1d=0.8")
@@ -243,3 +244,13 @@ def test_bad_settings_are_one_line_errors(home):
     one_line_error(swb("info"), "unknown setting [validation] max_abs_retrun")
     (home / "settings.ini").write_text("")
     one_line_error(swb("info", env={"SWB_MAX_ABS_RETURN": "lots"}), "SWB_MAX_ABS_RETURN")
+
+
+def test_validate_failing_file_prints_the_one_line_error(home, tmp_path):
+    df = sample("ABC", 40)
+    df.loc[5, "close"] = -2.0
+    f = write_yahoo_csv(df, tmp_path / "abc.csv")
+    r = swb("validate", "--path", f)
+    line = one_line_error(r, "swb: error: validation failed: ", "close > 0", f"row 6 of abc.csv: ABC {df.date[5]:%Y-%m-%d}  close=-2")
+    assert r.returncode == 1 and "nothing was written" not in line and "FAIL close > 0" in r.stdout
+    assert not (home / "data").exists()

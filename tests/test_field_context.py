@@ -206,3 +206,92 @@ def test_eod_store_update_refuses_a_restated_csv(home, tmp_path, monkeypatch):
     assert tree_digest(home / "data") == before
     q = json.loads((home / "quality" / "latest.json").read_text())
     assert q["success"] is False and q["validation"]["failures"][0]["check"] == "stored rows unchanged (no restatement)"
+
+
+# --- round 2: split-sized moves below max_abs_return, more split ratios, rounded re-exports, EOD remedies -----------
+
+def scaled_field_part2(tmp_path, k):
+    "The field's second file at another post-split level: every price times `k`"
+    d = pd.read_csv(FIELD / "incr_part2_postsplit.csv")
+    cols = ["Open", "High", "Low", "Close", "Adj Close"]
+    d[cols] = (d[cols] * k).round(6)
+    d.to_csv(tmp_path / "part2.csv", index=False)
+    return tmp_path / "part2.csv"
+
+
+@pytest.mark.parametrize("k, ret, split", [(2.0, "-0.495956", "2:1 split"), (8 / 3, "-0.327941", "3:2 split")])
+def test_split_sized_move_below_max_abs_return_is_refused_at_the_boundary(home, tmp_path, k, ret, split):
+    assert ingest(FIELD / "incr_part1.csv", "--symbol", "INCR").returncode == 0
+    before = tree_digest(home / "data")
+    f = scaled_field_part2(tmp_path, k)
+    r = ingest(f, "--symbol", "INCR")
+    one_line_error(r, "validation failed: 1 of 43 checks (no split-sized move: |daily return| >= split_check_min_move=0.3 within 1.5 % of a split ratio)",
+                   f"row 1 of part2.csv: INCR 2022-07-01  adj_return_1d={ret}", f"matches a {split}", "--allow-jump INCR:2022-07-01",
+                   "nothing was written")
+    assert tree_digest(home / "data") == before
+    r = ingest(f, "--symbol", "INCR", "--allow-jump", "INCR:2022-07-01")
+    assert r.returncode == 0 and "127 inserted" in r.stdout, r.stdout + r.stderr
+
+
+def test_reverse_split_one_for_twenty_gets_the_hint(home, tmp_path):
+    h = sample("REV", 60)
+    assert ingest(write_yahoo_csv(h.iloc[:40], tmp_path / "a" / "rev.csv")).returncode == 0
+    r = ingest(write_yahoo_csv(rescaled(h.iloc[40:], 20.0), tmp_path / "b" / "rev.csv"))
+    one_line_error(r, "|daily return of adj_close|", "matches a 1:20 reverse split", f"--allow-jump REV:{h.date.iloc[40]:%Y-%m-%d}")
+
+
+def test_unadjusted_split_sized_move_inside_a_file_is_refused(home, tmp_path):
+    h = sample("UNA", 60)
+    new = pd.concat([h.iloc[:30], rescaled(h.iloc[30:], 2 / 3)])            # a 3:2 split on day 31, prices not adjusted
+    day = f"{h.date.iloc[30]:%Y-%m-%d}"
+    f = write_no_adj(new, tmp_path / "una.csv")
+    r = ingest(f)
+    one_line_error(r, "no split-sized move", f"row 31 of una.csv: UNA {day}", "prices are unadjusted", "matches a 3:2 split",
+                   f"--allow-jump UNA:{day}")
+    assert not (home / "data").exists()
+    assert ingest(f, "--allow-jump", f"UNA:{day}").returncode == 0
+    # the same move in adjusted prices (with Adj Close) is an ordinary day below max_abs_return: accepted
+    assert swb("validate", "--path", write_yahoo_csv(new, tmp_path / "adj" / "una.csv"), "--symbol", "ADJ").returncode == 0
+
+
+@pytest.mark.parametrize("places", [4, 2])
+def test_rounded_reexport_of_the_same_history_is_no_change(home, tmp_path, places):
+    assert ingest(FIELD / "^GSPC.csv").returncode == 0
+    before, old = tree_digest(home / "data"), stored(home)
+    pd.read_csv(FIELD / "^GSPC.csv").round(places).to_csv(tmp_path / "g.csv", index=False)
+    r = ingest(tmp_path / "g.csv", "--symbol", "^GSPC")
+    assert r.returncode == 0 and r.stderr.count("\n") <= 1, r.stderr
+    assert "all 43 checks passed" in r.stdout and "stored version 0: 0 inserted, 0 updated, 503 unchanged" in r.stdout
+    assert tree_digest(home / "data") == before                               # the stored, finer values are kept
+    pd.testing.assert_frame_equal(stored(home), old)
+    # a genuine change at that precision is still a restatement
+    d = pd.read_csv(FIELD / "^GSPC.csv").round(places)
+    d.loc[100, "Close"] += 2 * 10.0 ** -places
+    d.to_csv(tmp_path / "g2.csv", index=False)
+    r = ingest(tmp_path / "g2.csv", "--symbol", "^GSPC")
+    one_line_error(r, "stored rows unchanged (no restatement)", "row 101 of g2.csv: ^GSPC 2021-05-27", "^GSPC: 1 of 503 overlapping row(s) restated")
+    assert tree_digest(home / "data") == before
+
+
+def test_ratio_one_restatement_is_not_called_a_dividend(home, tmp_path):
+    h = sample("ONE", 40)
+    assert ingest(write_yahoo_csv(h, tmp_path / "a" / "one.csv")).returncode == 0
+    new = h.copy()
+    new[PRICES] = new[PRICES].round(6) + 2e-6                                 # every price nudged, ratio 1
+    r = ingest(write_yahoo_csv(new, tmp_path / "b" / "one.csv"))
+    line = one_line_error(r, "ONE: 40 of 40 overlapping row(s) restated, ratio 1: the values changed without any re-adjustment")
+    assert "dividend" not in line
+
+
+def test_eod_restatement_names_the_ingest_command(home, tmp_path, monkeypatch):
+    h = sample("EOD", 120)
+    f = tmp_path / "csv" / "EOD.csv"
+    assert ingest(write_yahoo_csv(h.iloc[:-1], f)).returncode == 0
+    write_yahoo_csv(rescaled(h, 0.98, ["adj_close"]), f)
+    monkeypatch.setenv("SWB_EOD_SOURCE", "csv"); monkeypatch.setenv("SWB_EOD_CSV_PATH", str(f))
+    last = str(h.date.iloc[-1].date())
+    line = one_line_error(swb("run", "eod", "--date", last), "row 1 of the 12 EOD row(s) from EOD.csv: EOD")
+    q = json.loads((home / "quality" / "latest.json").read_text())
+    note = q["validation"]["failures"][0]["note"]
+    assert note.endswith(f"to replace the stored history whole with the new rows: `swb ingest --source csv --path {f} --replace-history`"), note
+    assert "ratio 0.98" in line
