@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy, json, os, sys
 import numpy as np, pandas as pd
 from .config import Settings, SwbError
-from .features import MODEL_FEATURES, warn_feature_gaps
+from .features import CALENDAR_FEATURES, FEATURE_COLUMNS, MARKET_FEATURES, MODEL_FEATURES, warn_feature_gaps
 from .evaluate import dm_pvalue, evaluate_models, fan_figure, format_report, loss_figure, make_model, pinball_rows
 from .ledger import PredictionLedger, forecasts_long
 from . import registry as reg
@@ -85,20 +85,36 @@ def forecast_with(
     last = panel[panel["date"] == day].set_index("symbol")["close"]
     out = pd.DataFrame({"symbol": pred["symbol"].astype(str), "date": day})
     out["close"] = last.reindex(out["symbol"]).to_numpy("float64")
+    bare = _featureless(feats[feats["date"] <= day], day, cols)
     for h in fitted:
         for q in ("p10", "p50", "p90"):
             out[f"{q}_{h}d"] = pred[f"{q}_{h}d"].to_numpy("float64")
+            out.loc[out["symbol"].isin(list(bare)), f"{q}_{h}d"] = np.nan   # a band from no history of its own is no forecast
             out[f"price_{q}_{h}d"] = out["close"] * np.exp(out[f"{q}_{h}d"])
-    return _with_forecast(out, [f"{q}_{h}d" for h in fitted for q in ("p10", "p50", "p90")], next(iter(fitted.values())).name, day)
+    return _with_forecast(out, [f"{q}_{h}d" for h in fitted for q in ("p10", "p50", "p90")], next(iter(fitted.values())).name, day, bare)
 
-def _with_forecast(out:pd.DataFrame, qs:list[str], kind:str, day:pd.Timestamp)->pd.DataFrame:
+def _featureless(
+    feats:pd.DataFrame,    # `build_features` rows up to `day`
+    day:pd.Timestamp,      # the forecast date
+    cols:list[str],        # the model's input columns
+)->dict:                   # symbol -> why it has no forecast, for each symbol none of whose own features has a value on `day`
+    "The symbols a model would forecast from market-wide and calendar features alone (a listing of one session)"
+    own = [c for c in cols if c in FEATURE_COLUMNS and c not in MARKET_FEATURES and c not in CALENDAR_FEATURES]
+    if not own: return {}
+    on = feats[feats["date"] == day]
+    bare = on.loc[~on[own].notna().any(axis=1).to_numpy(), "symbol"].astype(str)
+    sym = feats["symbol"].astype(str)
+    n = sym[sym.isin(bare)].value_counts().astype(int).to_dict()
+    return {s: f"{n[s]} session{'s' * (n[s] != 1)} of history, no feature of its own on {day.date()}" for s in bare}
+
+def _with_forecast(out:pd.DataFrame, qs:list[str], kind:str, day:pd.Timestamp, why:dict|None=None)->pd.DataFrame:
     "The rows of `out` with a forecast: a NaN band is no forecast, said once on stderr, never shown as one"
-    none = out[qs].isna().all(axis=1).to_numpy()
+    none, why = out[qs].isna().all(axis=1).to_numpy(), why or {}
     if len(out) and none.all():
         raise SwbError(f"{kind}: no forecast for any of the {len(out)} symbol(s) from {day.date()}: the features it needs are NaN "
                        "(a price that never moves, or a history shorter than its windows)")
     for s in out.loc[none, "symbol"]:
-        _note(f"warning: {s}: {kind} has no forecast from {day.date()}: the features it needs are NaN")
+        _note(f"warning: {s}: {why[s]}: no forecast" if s in why else f"warning: {s}: {kind} has no forecast from {day.date()}: the features it needs are NaN")
     return out[~none].reset_index(drop=True)
 
 # %% ../nbs/75_lifecycle.ipynb #5bc93367

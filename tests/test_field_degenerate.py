@@ -139,7 +139,7 @@ def test_mixed_panel_every_model_forecasts_the_others(mixed):
     everyone = {"IDX", "MMF", "NEW", "ONE", "SYN000", "SYN001"}
     r = swb("train", "--model", "gbm", env=SMALL)
     assert r.returncode == 0 and r.stderr == "", r.stderr
-    assert set(_predictions()) == everyone
+    assert set(_predictions()) == everyone - {"ONE"}   # ONE has no feature of its own yet: no band from market and calendar alone
     r = swb("evaluate", "--model", "gbm", "--json", env=SMALL)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["symbols"] == 5        # ONE has no realized outcome to score yet
@@ -148,9 +148,38 @@ def test_mixed_panel_every_model_forecasts_the_others(mixed):
     r = swb("predict", "--json", "--model", "2", env={"SWB_QUIET": ""})
     assert r.returncode == 0, r.stderr
     assert {p["symbol"] for p in json.loads(r.stdout)["predictions"]} == everyone - {"MMF", "ONE"}
-    assert "warning: MMF: volq has no forecast from " in r.stderr and "warning: ONE: volq has no forecast from " in r.stderr
+    assert "warning: MMF: volq has no forecast from " in r.stderr
+    assert "warning: ONE: 1 session of history, no feature of its own on " in r.stderr
     assert "internal error" not in r.stderr
     assert set(_predictions(None, "--model", "2")) == everyone - {"MMF", "ONE"}
+
+
+@pytest.mark.parametrize("field", [True, False])
+def test_one_row_symbol_gets_no_forecast(home, tmp_path, field):
+    "A one-session listing beside a long symbol: every feature of its own is NaN, so no band built from the market and the calendar"
+    if field: _ingest(FIELD / "zero_volume_4y.csv", "--symbol", "IDX"); other, env = "IDX", None
+    else: _ingest(write_yahoo_csv(sample("LONG", 300, seed=4), tmp_path / "LONG.csv")); other, env = "LONG", SMALL
+    last = pd.to_datetime(pd.read_csv(FIELD / "zero_volume_4y.csv")["Date"]).max() if field else sample("LONG", 300, seed=4)["date"].max()
+    one = sample("ONE", 2, seed=8).head(1).assign(date=pd.Timestamp(last))
+    _ingest(write_yahoo_csv(one, tmp_path / "ONE.csv"))
+    assert swb("train", "--model", "gbm", env=env).returncode == 0
+    d = str(pd.Timestamp(last).date())
+    r = swb("predict", "--json", env={"SWB_QUIET": ""})
+    assert r.returncode == 0, r.stderr
+    assert [p["symbol"] for p in json.loads(r.stdout)["predictions"]] == [other]
+    warn = [l for l in r.stderr.splitlines() if "ONE" in l and "forecast" in l]
+    assert warn == [f"warning: ONE: 1 session of history, no feature of its own on {d}: no forecast"], r.stderr
+    r = swb("predict")                                            # the table leaves it out too
+    assert r.returncode == 0 and "ONE" not in r.stdout and other in r.stdout, r.stdout
+
+
+def test_partial_features_keep_the_forecast(home, tmp_path):
+    "Two sessions: ret_1d is its own, the 200-session average is not yet: an honest forecast from what it has"
+    long = sample("LONG", 300, seed=4)
+    _ingest(write_yahoo_csv(long, tmp_path / "LONG.csv"))
+    _ingest(write_yahoo_csv(sample("TWO", 2, seed=8).assign(date=long["date"].tail(2).to_numpy()), tmp_path / "TWO.csv"))
+    assert swb("train", "--model", "gbm", env=SMALL).returncode == 0
+    assert set(_predictions()) == {"LONG", "TWO"}
 
 
 # --- the EOD job ----------------------------------------------------------------------------------------
