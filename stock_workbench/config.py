@@ -55,6 +55,13 @@ DEFAULTS = {
         train_days=756,               # rolling training window, sessions (3 years)
         refit_days=63,                # walk-forward refit cadence, sessions
         horizons="1,5",               # forecast horizons in sessions; the registered model predicts each
+        ewma_lambda=0.94,             # RiskMetrics decay of the ewma baseline's variance (J.P. Morgan 1996)
+        garch_min_obs=250,            # fewer training returns than this: garch falls back to ewma for that symbol
+    ),
+    "evaluation": dict(
+        verdict_alpha=0.05,           # a verdict says "beats" only with skill > 0 and a Diebold-Mariano p-value below this
+        bootstrap_block_days=10,      # sessions per block of the moving-block bootstrap behind the intervals
+        bootstrap_reps=1000,          # bootstrap resamples per interval
     ),
     "mlflow": dict(
         mlflow_tracking_uri="",       # empty: sqlite mlflow.db in the home
