@@ -15,10 +15,12 @@ from tqdm import tqdm
 from .config import SwbError
 
 # %% auto #0
-__all__ = ['MODEL_NAMES', 'METRIC_KEYS', 'REGIMES', 'VERDICT_RULE', 'make_model', 'Fold', 'plan_folds', 'target_col',
-           'walk_forward', 'mae', 'rmse', 'pinball_rows', 'pinball', 'coverage_80', 'hit_rate', 'wilson_interval',
-           'hit_rate_ci95', 'ic', 'rank_ic', 'skill_vs_rw', 'dm_test', 'dm_pvalue', 'market_rvol', 'vol_regimes',
-           'verdict', 'score_predictions', 'evaluate_models', 'format_report', 'fan_figure', 'loss_figure']
+__all__ = ['MODEL_NAMES', 'METRIC_ROW_COLUMNS', 'ACCURACY_KEYS', 'METRIC_KEYS', 'REGIMES', 'VERDICT_RULE', 'make_model', 'Fold',
+           'plan_folds', 'target_col', 'walk_forward', 'mae', 'rmse', 'pinball_rows', 'pinball', 'coverage_80',
+           'hit_points', 'hit_rate', 'share_up', 'wilson_interval', 'metric_rows', 'accuracy_of_rows', 'accuracy',
+           'accuracy_by', 'hit_rate_ci95', 'ic', 'rank_ic', 'skill_vs_rw', 'dm_test', 'dm_pvalue', 'market_rvol',
+           'vol_regimes', 'verdict', 'score_predictions', 'evaluate_models', 'format_report', 'fan_figure',
+           'loss_figure']
 
 # %% ../nbs/60_evaluate.ipynb #4557242f
 MODEL_NAMES = ("naive", "drift", "volq", "gbm", "tft", "lstm")
@@ -180,29 +182,93 @@ def coverage_80(y, p10, p90)->float:
 # %% ../nbs/60_evaluate.ipynb #7488dc81
 _Z95 = float(stats.norm.ppf(0.975))
 
-def _hits(y, p50)->tuple[int, int]:
+def hit_points(y, p50)->np.ndarray:
+    "Per-row hit score: 1 same sign, 0 opposite sign, 0.5 when p50 == 0; NaN when y == 0 or y or p50 is missing"
     y, p = _f(y), _f(p50)
-    moved = y != 0
-    return int(((p[moved] >= 0) == (y[moved] > 0)).sum()), int(moved.sum())
+    with np.errstate(invalid="ignore"):
+        h = np.where(p == 0, 0.5, (np.sign(p) == np.sign(y)).astype("float64"))
+    return np.where((y == 0) | np.isnan(y) | np.isnan(p), np.nan, h)
 
 def hit_rate(y, p50)->float:
-    "Share of rows with y != 0 whose direction p50 got right (p50 == 0 counts as up)"
-    k, n = _hits(y, p50)
-    return k / n if n else math.nan
+    "Mean of `hit_points` over the rows it scores: share of moves whose sign p50 got right, p50 == 0 counting half"
+    h = hit_points(y, p50)
+    h = h[~np.isnan(h)]
+    return float(h.mean()) if h.size else math.nan
+
+def share_up(y)->float:
+    "Share of rows with y > 0 among the rows with y != 0 (what an always-up forecast's hit rate would be)"
+    y = _f(y)
+    moved = (y != 0) & ~np.isnan(y)
+    return float((y[moved] > 0).mean()) if moved.any() else math.nan
+
+def _hits(y, p50)->tuple[float, int]:
+    h = hit_points(y, p50)
+    h = h[~np.isnan(h)]
+    return float(h.sum()), int(h.size)
 
 def wilson_interval(
-    k:int,            # successes
+    k:float,          # successes
     n:int,            # trials
     z:float=_Z95,     # normal quantile; default 95% two-sided
 )->tuple[float, float]:
-    "Wilson score interval for the share k/n"
+    "Wilson score interval for the share k/n (Wilson 1927)"
     if n == 0: return (math.nan, math.nan)
     p, z2 = k / n, z * z
     mid, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
     return (max(0.0, mid - half), min(1.0, mid + half))
 
+METRIC_ROW_COLUMNS = ("ae", "se", "hit", "up", "inside_80", "below_p10", "below_p50", "below_p90", "pinball")
+
+def metric_rows(
+    y, p10, p50, p90,      # arrays of n realized log returns and forecast quantiles
+)->pd.DataFrame:           # n rows, `METRIC_ROW_COLUMNS`; NaN where a row does not count (see the definitions above)
+    "Per-row scores whose plain means are the metrics: MAE, MSE, hit rate, share up, coverage, calibration, pinball"
+    y, p10, p50, p90 = _f(y), _f(p10), _f(p50), _f(p90)
+    whole = ~(np.isnan(y) | np.isnan(p10) | np.isnan(p50) | np.isnan(p90))
+    def keep(x): return np.where(whole, x, np.nan)
+    with np.errstate(invalid="ignore"):
+        up = np.where((y == 0) | ~whole, np.nan, (y > 0).astype("float64"))
+        return pd.DataFrame({"ae": keep(np.abs(y - p50)), "se": keep((y - p50) ** 2),
+            "hit": np.where(whole, hit_points(y, p50), np.nan), "up": up,
+            "inside_80": keep(((y >= p10) & (y <= p90)).astype("float64")),
+            "below_p10": keep((y < p10).astype("float64")), "below_p50": keep((y < p50).astype("float64")),
+            "below_p90": keep((y < p90).astype("float64")), "pinball": keep(pinball_rows(y, p10, p50, p90))})
+
+ACCURACY_KEYS = ("n", "mae", "rmse", "hit_rate", "share_up", "coverage_80", "below_p10", "below_p50", "below_p90", "pinball")
+
+def accuracy_of_rows(
+    rows:pd.DataFrame,     # `metric_rows` output (or a subset of its rows)
+)->dict:                   # `ACCURACY_KEYS`: n rows scored and the metrics (NaN when there is none)
+    "The metrics as plain means of `metric_rows` columns"
+    n = int(rows["ae"].notna().sum())
+    m = rows.mean() if n else pd.Series(np.nan, index=list(METRIC_ROW_COLUMNS))
+    return dict(n=n, mae=float(m["ae"]), rmse=float(np.sqrt(m["se"])), hit_rate=float(m["hit"]), share_up=float(m["up"]),
+                coverage_80=float(m["inside_80"]), below_p10=float(m["below_p10"]), below_p50=float(m["below_p50"]),
+                below_p90=float(m["below_p90"]), pinball=float(m["pinball"]))
+
+def accuracy(y, p10, p50, p90)->dict:
+    "`ACCURACY_KEYS` of forecasts against outcomes; rows missing y or a quantile are left out"
+    return accuracy_of_rows(metric_rows(y, p10, p50, p90))
+
+def accuracy_by(
+    df:pd.DataFrame,       # rows with y, p10, p50, p90 and the `by` columns
+    by:list[str],          # grouping columns
+)->pd.DataFrame:           # one row per group: the `by` columns, then `ACCURACY_KEYS`
+    "`accuracy` of each group of rows, from the same per-row definitions"
+    r = metric_rows(df["y"], df["p10"], df["p50"], df["p90"])
+    r.index = df.index
+    r = r[r["ae"].notna()]
+    if r.empty: return pd.DataFrame(columns=[*by, *ACCURACY_KEYS])
+    keys = [df.loc[r.index, b] for b in by]
+    g = r.groupby(keys, sort=True)
+    out = g.mean()
+    out.insert(0, "n", g.size())
+    out["rmse"] = np.sqrt(out.pop("se"))
+    out = out.rename(columns={"ae": "mae", "hit": "hit_rate", "up": "share_up", "inside_80": "coverage_80"})
+    return out.reset_index()[[*by, *ACCURACY_KEYS]]
+
 def hit_rate_ci95(y, p50)->tuple[float, float]:
-    "95% Wilson interval of the hit rate"
+    "95% Wilson interval of the hit rate, rows taken as independent (the evaluation reports a block-bootstrap interval instead)"
     return wilson_interval(*_hits(y, p50))
 
 # %% ../nbs/60_evaluate.ipynb #62d2b705
