@@ -14,7 +14,7 @@ from .config import SwbError
 
 # %% auto #0
 __all__ = ['SYMBOL_REGEX', 'check_symbol', 'symbol_from_path', 'parse_session_dates', 'parse_event_times', 'parse_numbers',
-           'check_ragged']
+           'check_ragged', 'read_csv_text']
 
 # %% ../nbs/05_parse.ipynb #fd93d1ce
 SYMBOL_REGEX = r"^(?=.{1,15}$)\^?[A-Z0-9]+(?:[.=-][A-Z0-9]+)*$"   # also the stored data's check "symbol is a ticker"
@@ -367,3 +367,16 @@ def check_ragged(
     width = counts[0]
     for i, n in enumerate(counts[1:], start=2):
         if n != width and (i - 1 >= len(lines) or lines[i-1].strip()): raise SwbError(f"{where} line {i}: {n} fields, the header has {width}")
+
+def read_csv_text(
+    path:str|Path,   # a CSV file
+)->str:              # its text, a byte-order mark dropped, every line as wide as the header
+    "The text of a CSV file, or one line saying why it cannot be read: missing, not text, empty or ragged"
+    path = Path(path)
+    if not path.is_file(): raise SwbError(f"{path}: no such file")
+    try: text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError: raise SwbError(f"{path}: not a text file") from None
+    except OSError as e: raise SwbError(f"{path}: unreadable ({str(e).splitlines()[0]})") from None
+    if not text or text.isspace(): raise SwbError(f"{path}: empty file")
+    check_ragged(path, text)
+    return text

@@ -10,7 +10,7 @@ import csv, functools, io, itertools, re
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import SwbError
-from .parse import check_symbol, parse_session_dates, symbol_from_path
+from .parse import check_symbol, parse_session_dates, read_csv_text, symbol_from_path
 
 # %% auto #0
 __all__ = ['OHLCV_DTYPES', 'OHLCV_COLUMNS', 'PRICE_COLUMNS', 'YAHOO_COLUMNS', 'MAX_PRICE', 'MAX_VOLUME', 'UNADJUSTED_ATTR',
@@ -149,14 +149,6 @@ def _first_bad(raw:pd.Series, parsed:pd.Series, col:str, where:str):
         raise SwbError(f"{where} row {i+1}: {col}={raw.iloc[i]!r} is not a number")
 
 # %% ../nbs/10_sources.ipynb #a8f64b3b
-def _check_ragged(path:Path, text:str):
-    "Raise if any line has a different number of fields than the header"
-    lines = text.splitlines()
-    counts = [len(r) for r in csv.reader(io.StringIO(text))] if '"' in text else [l.count(",") + 1 for l in lines]
-    width = counts[0]
-    for i, n in enumerate(counts[1:], start=2):
-        if n != width and lines[i-1].strip(): raise SwbError(f"{path} line {i}: {n} fields, the header has {width}")
-
 _NA = ("", "null", "nan", "na", "n/a", "none")  # normalised: missing values, not tickers
 
 def _is_number(v:str)->bool:
@@ -193,11 +185,7 @@ def read_csv_ohlcv(
 )->pd.DataFrame:          # canonical OHLCV rows, in file order (a yfinance file: ticker by ticker); newest-first files reversed
     "Read one daily CSV into the canonical schema"
     path = Path(path)
-    if not path.is_file(): raise SwbError(f"{path}: no such file")
-    try: text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError: raise SwbError(f"{path}: not a text file") from None
-    if not text or text.isspace(): raise SwbError(f"{path}: empty file")
-    _check_ragged(path, text)
+    text = read_csv_text(path)
     head = list(itertools.islice(csv.reader(io.StringIO(text)), 3))
     two = _two_level_header(head)
     if two: return _read_two_level(path, text, two, symbol, exchange)

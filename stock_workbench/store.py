@@ -18,7 +18,7 @@ from .validate import (CONTEXT_CHECKS, ValidationFailed, ValidationReport, bound
                                       restatement_failures, same_at_precision, validate_ohlcv)
 
 # %% auto #0
-__all__ = ['ARROW_SCHEMA', 'to_arrow', 'from_arrow', 'StoreWrite', 'OhlcvStore']
+__all__ = ['ARROW_SCHEMA', 'to_arrow', 'from_arrow', 'StoreWrite', 'OhlcvStore', 'table_info']
 
 # %% ../nbs/30_store.ipynb #15913150
 ARROW_SCHEMA = pa.schema([("symbol", pa.string()), ("date", pa.date32())] + [(c, pa.float64()) for c in OHLCV_COLUMNS[2:]])
@@ -190,16 +190,21 @@ def replace_history(self:OhlcvStore,
     return StoreWrite(self.version, inserted, updated, new.num_rows - inserted - updated, deleted)
 
 # %% ../nbs/30_store.ipynb #3e80d762
-@patch
-def info(self:OhlcvStore)->dict:
-    "`{version, symbols: {SYM: {rows, first, last}}}` of the current version"
-    t = self._table()
+def table_info(
+    t:DeltaTable|None,   # a Delta table with `symbol` and `date` columns; None: no table yet
+)->dict:                 # `{version, symbols: {SYM: {rows, first, last}}}`, dates as YYYY-MM-DD
+    "Rows and date span per symbol of a table's current version (the price store's and the market-series store's `info`)"
     if t is None: return {"version": None, "symbols": {}}
     agg = t.to_pyarrow_table(columns=["symbol", "date"]).group_by("symbol").aggregate(
         [("date", "count"), ("date", "min"), ("date", "max")]).sort_by("symbol").to_pylist()
     return {"version": t.version(),
             "symbols": {r["symbol"]: {"rows": r["date_count"], "first": r["date_min"].isoformat(), "last": r["date_max"].isoformat()}
                         for r in agg}}
+
+@patch
+def info(self:OhlcvStore)->dict:
+    "`{version, symbols: {SYM: {rows, first, last}}}` of the current version"
+    return table_info(self._table())
 
 def _names(text)->list[str]: return [s for s in str(text or "").split(",") if s]
 
