@@ -6,10 +6,10 @@ Docs: https://stock-workbench.github.io/stock_workbench/cli.html.md"""
 
 # %% ../nbs/99_cli.ipynb #2fd7ac4d
 from __future__ import annotations
-import argparse, json, os, sys, traceback
+import argparse, json, os, sys, traceback, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
-from .config import Settings, SwbError
+from .config import Settings, SwbError, SwbWarning
 
 # %% auto #0
 __all__ = ['load_source', 'cmd_ingest', 'cmd_validate', 'cmd_info', 'cmd_features', 'cmd_evaluate', 'cmd_train', 'cmd_predict',
@@ -62,10 +62,16 @@ def _input_name(args)->str:
     return p.name if p is not None and p.is_file() else ""
 
 def cmd_ingest(args, settings:Settings)->int:
-    "Load, validate (with the stored rows the new ones meet), and only then write to the store"
+    "Load, validate (with the stored rows the new ones meet), and only then write to the store; `--series market`: the market-series store"
+    if getattr(args, "series", "prices") == "market": return _ingest_market(args, settings)
+    from stock_workbench.market import MarketSeriesStore
     from stock_workbench.store import OhlcvStore
     from stock_workbench.validate import ValidationFailed
     df, lineage = load_source(args, settings)
+    mstore = MarketSeriesStore.from_settings(settings)
+    market = sorted(set(df["symbol"]) & set(mstore.symbols()))
+    if market: raise SwbError(f"{market[0]} is a market series in {mstore.path} (a feature, never forecast or traded): "
+                              "a symbol is either a market series or a price series; nothing was written")
     store = OhlcvStore.from_settings(settings)
     replace = bool(getattr(args, "replace_history", False))
     _note(f"validating {len(df):,} rows of {df['symbol'].nunique()} symbol(s) ...")
@@ -83,6 +89,35 @@ def cmd_ingest(args, settings:Settings)->int:
               + (f", {w.deleted:,} removed: history replaced" if replace else "") + f" ({store.path})")
     return 0
 
+def _ingest_market(args, settings:Settings)->int:
+    "`ingest --series market`: an index or volatility series (a CSV: OHLC or a date and one value column) into the market-series store"
+    from stock_workbench.market import MarketSeriesStore, market_from_ohlcv, read_market_csv
+    from stock_workbench.validate import ValidationFailed
+    if getattr(args, "replace_history", False): raise SwbError("--replace-history is for price series, not --series market")
+    if args.source == "csv":
+        if not args.path: raise SwbError("--source csv needs --path FILE")
+        p = Path(args.path)
+        if p.is_dir(): raise SwbError(f"--series market reads one series per file: --path FILE, not the folder {p}")
+        df, lineage = read_market_csv(p, args.symbol, exchange=settings.exchange), f"csv:{p.resolve()}"
+    else:
+        panel, lineage = load_source(args, settings)
+        df = market_from_ohlcv(panel)
+    store = MarketSeriesStore.from_settings(settings)
+    try: rep, w = store.ingest(df, settings, source=lineage)
+    except ValidationFailed as e:
+        e.report.where = _input_name(args)
+        raise ValidationFailed(e.report) from None
+    dropped = int(df.attrs.get("dropped", 0))
+    out = dict(series="market", rows=rep.n_rows, symbols=len(rep.symbols), market_series=rep.symbols, first=rep.first, last=rep.last,
+               dropped_missing=dropped, version=w.version, inserted=w.inserted, updated=w.updated, unchanged=w.unchanged, store=str(store.path))
+    if args.json: _print_json(out)
+    else:
+        print(f"market series {', '.join(rep.symbols)}: {rep.n_rows:,} value(s) {rep.first} .. {rep.last}, {dropped:,} missing value(s) dropped; "
+              f"suite {rep.suite}: all {rep.n_checks} checks passed")
+        print(f"stored version {w.version}: {w.inserted:,} inserted, {w.updated:,} updated, {w.unchanged:,} unchanged ({store.path}); "
+              "a feature only, never forecast or traded")
+    return 0
+
 def cmd_validate(args, settings:Settings)->int:
     "Validate only, as `ingest` would decide against the current store: print the report, exit 1 if any check fails"
     from stock_workbench.store import OhlcvStore
@@ -98,19 +133,28 @@ def cmd_validate(args, settings:Settings)->int:
         return 1
     return 0
 
-def cmd_info(args, settings:Settings)->int:
-    "Per symbol rows, first and last date; the store version"
-    from stock_workbench.store import OhlcvStore
-    store = OhlcvStore.from_settings(settings)
-    info = store.info()
-    if args.json: _print_json(info); return 0
-    syms = info["symbols"]
-    if info["version"] is None:
-        print(f"store {store.path} is empty: run `swb ingest` first"); return 0
-    print(f"store {store.path}  version {info['version']}  {len(syms)} symbol(s)  {sum(v['rows'] for v in syms.values()):,} rows")
+def _symbol_table(syms:dict):
+    "Rows, first and last date per symbol, one line each"
     w = max([6] + [len(s) for s in syms])
     print(f"{'symbol':<{w}}  {'rows':>7}  first       last")
     for s, v in syms.items(): print(f"{s:<{w}}  {v['rows']:>7,}  {v['first']}  {v['last']}")
+
+def cmd_info(args, settings:Settings)->int:
+    "Per symbol rows, first and last date; the store version; the market series (key `market`, when there are any)"
+    from stock_workbench.market import MarketSeriesStore
+    from stock_workbench.store import OhlcvStore
+    store, mstore = OhlcvStore.from_settings(settings), MarketSeriesStore.from_settings(settings)
+    info, minfo = store.info(), mstore.info()
+    if minfo["symbols"]: info["market"] = minfo
+    if args.json: _print_json(info); return 0
+    syms = info["symbols"]
+    if info["version"] is None: print(f"store {store.path} is empty: run `swb ingest` first")
+    else:
+        print(f"store {store.path}  version {info['version']}  {len(syms)} symbol(s)  {sum(v['rows'] for v in syms.values()):,} rows")
+        _symbol_table(syms)
+    if minfo["symbols"]:
+        print(f"market series (features only, never forecast or traded): {mstore.path}  version {minfo['version']}  {len(minfo['symbols'])} series")
+        _symbol_table(minfo["symbols"])
     return 0
 
 def _panel(args, settings:Settings):
@@ -124,9 +168,15 @@ def _panel(args, settings:Settings):
 def _features(args, settings:Settings, targets:bool=False):
     "Point-in-time features (and targets) of the panel `args` asks for, with the data lineage"
     from stock_workbench.features import add_targets, build_features
+    from stock_workbench.market import MarketSeriesStore
     panel, store = _panel(args, settings)
     _note(f"features for {panel['symbol'].nunique()} symbol(s), {len(panel):,} rows ...")
-    feats = build_features(panel)
+    market = MarketSeriesStore.from_settings(settings).read(end=panel["date"].max()) if len(panel) else None   # none stored: empty
+    if market is not None and len(market):
+        ends, last = market.groupby("symbol")["date"].max(), panel["date"].max()
+        for s, d in ends[ends < last - pd.Timedelta(days=7)].items():   # as of a date, a series that stopped repeats its last value
+            _note(f"warning: market series {s} ends {d.date()}, before the prices' last date {last.date()}: its features repeat its last value")
+    feats = build_features(panel, market=market)
     if targets:
         from stock_workbench.lifecycle import settings_horizons
         feats = add_targets(feats, settings_horizons(settings))
@@ -142,7 +192,6 @@ def _date_arg(text:str|None, flag:str):
 
 def cmd_features(args, settings:Settings)->int:
     "Write the feature table for stored symbols to a csv or parquet file"
-    from stock_workbench.features import FEATURE_COLUMNS
     out = Path(args.output)
     if out.suffix.lower() not in (".csv", ".parquet"): raise SwbError(f"--output {out}: must end in .csv or .parquet")
     start, end = _date_arg(args.start, "--start"), _date_arg(args.end, "--end")
@@ -153,18 +202,18 @@ def cmd_features(args, settings:Settings)->int:
     tmp = out.with_name(f".{out.name}.tmp")   # write aside, then rename: never a half-written table
     feats.to_csv(tmp, index=False, date_format="%Y-%m-%d") if out.suffix.lower() == ".csv" else feats.to_parquet(tmp, index=False)
     tmp.replace(out)
-    print(f"wrote {len(feats):,} rows x {len(FEATURE_COLUMNS)} features for {feats['symbol'].nunique()} symbol(s) to {out}")
+    print(f"wrote {len(feats):,} rows x {feats.shape[1] - 3} features for {feats['symbol'].nunique()} symbol(s) to {out}")   # after symbol, date, adj_close
     return 0
 
 def cmd_evaluate(args, settings:Settings)->int:
-    "Walk-forward evaluation of a model against the random walk on the same windows"
+    "Walk-forward evaluation of a model against the random walk and the volatility baselines on the same rows"
     from stock_workbench.evaluate import evaluate_models, fan_figure, format_report, loss_figure
     from stock_workbench.registry import _mlflow, experiment_id
     name = args.model or settings.default_model
     data, _, lineage = _features(args, settings, targets=True)
     res, long = evaluate_models(data, [name], horizon=args.horizon, train_days=settings.train_days, refit_days=settings.refit_days,
                                 start=_date_arg(args.start, "--start"), end=_date_arg(args.end, "--end"), progress=True,
-                                return_predictions=True)
+                                return_predictions=True, settings=settings)
     mlflow = _mlflow(settings)
     with mlflow.start_run(experiment_id=experiment_id(settings, "evaluate"), run_name=f"evaluate-{name}-{args.horizon}d"):
         mlflow.log_params({"model": name, "horizon": args.horizon, "train_days": settings.train_days,
@@ -192,7 +241,7 @@ def _flat_metrics(res:dict)->dict:
 def cmd_train(args, settings:Settings)->int:
     "Fit a model per horizon on the latest window, log it to MLflow and register a new version"
     from stock_workbench.evaluate import fan_figure
-    from stock_workbench.features import MODEL_FEATURES
+    from stock_workbench.features import model_features
     from stock_workbench.lifecycle import fit_latest, settings_horizons
     from stock_workbench.registry import assign_alias, log_forecaster
     name = args.model or settings.default_model
@@ -200,13 +249,15 @@ def cmd_train(args, settings:Settings)->int:
     models, spans = fit_latest(data, name, settings_horizons(settings), settings.train_days)
     days = np.sort(data["date"].unique())
     example = data[data["date"] == days[-1]].head(5)
-    recent = data[data["date"] >= days[-min(len(days), 120)]]
     figures = {}
     for h, m in models.items():  # the last 120 sessions as the model sees them (in sample up to its training end)
+        ctx = int(getattr(m, "context_days", 0) or 0)   # sessions a model's predict runs through before its first forecast
+        recent = data[data["date"] >= days[-min(len(days), 120 + ctx)]]
         p = m.predict(recent).assign(y=recent[f"target_{h}d"].to_numpy())
+        p = p[p["date"] >= days[-min(len(days), 120)]]
         sym = recent["symbol"].iloc[0]
         figures[f"fan_{h}d_{sym}.png"] = fan_figure(p, sym, title=f"{name}: {sym}, {h}-session log return (in sample to {spans[f'train_end_{h}d']})")
-    r = log_forecaster(settings, models, example, list(MODEL_FEATURES), {**lineage, **spans}, figures=figures)
+    r = log_forecaster(settings, models, example, model_features(data.columns), {**lineage, **spans}, figures=figures)
     alias = assign_alias(settings, r["version"])
     out = {"model": name, "version": r["version"], "alias": alias, "run_id": r["run_id"], **lineage, **spans}
     if args.json: _print_json(out)
@@ -299,8 +350,11 @@ def build_parser()->argparse.ArgumentParser:
     "The `swb` argument parser"
     ap = argparse.ArgumentParser(prog="swb", description="stock_workbench: research-to-production stock prediction")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("ingest", help="load, validate and store daily OHLCV")
+    p = sub.add_parser("ingest", help="load, validate and store daily OHLCV (or, --series market, an index or volatility series)")
     _source_args(p, None); p.set_defaults(func=cmd_ingest)
+    p.add_argument("--series", choices=["prices", "market"], default="prices",
+                   help="prices: daily OHLCV, forecast and traded (default); market: an index or volatility series (^VIX, a FRED "
+                        "download: OHLC or a date and one value column), a feature only, never forecast or traded")
     p = sub.add_parser("validate", help="validate a dataset only and print the report")
     _source_args(p, None); p.set_defaults(func=cmd_validate)
     p = sub.add_parser("info", help="per symbol rows, first and last date; store version")
@@ -312,15 +366,15 @@ def build_parser()->argparse.ArgumentParser:
     p.add_argument("--start", help="first date written (windows still use earlier history)")
     p.add_argument("--end", help="last date written")
     p.set_defaults(func=cmd_features)
-    p = sub.add_parser("evaluate", help="walk-forward evaluation of a model against the random walk")
-    p.add_argument("--model", help="naive, drift, volq, gbm, tft or lstm (default: settings default_model)")
+    p = sub.add_parser("evaluate", help="walk-forward evaluation of a model against the random walk and the best volatility baseline")
+    p.add_argument("--model", help="naive, drift, volq, ewma, garch, gbm, tft or lstm (default: settings default_model)")
     p.add_argument("--symbols", help="A,B,... (default: the universe, else every stored symbol)")
     p.add_argument("--start", help="first test date"); p.add_argument("--end", help="last test date")
     p.add_argument("--horizon", type=int, default=1, help="forecast horizon in sessions (default 1)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("train", help="fit on the latest window, log to MLflow, register a new version")
-    p.add_argument("--model", help="naive, drift, volq, gbm, tft or lstm (default: settings default_model)")
+    p.add_argument("--model", help="naive, drift, volq, ewma, garch, gbm, tft or lstm (default: settings default_model)")
     p.add_argument("--symbols", help="A,B,... (default: the universe, else every stored symbol)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_train)
@@ -369,9 +423,15 @@ def _delegate(module:str, fn:str, args, settings:Settings)->int:
     return getattr(importlib.import_module(f"stock_workbench.{module}"), fn)(args, settings)
 
 # %% ../nbs/99_cli.ipynb #3cb573ef
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    "`SwbWarning`s as one line `warning: ...` on stderr (none under SWB_QUIET); any other warning as Python shows it"
+    if not issubclass(category, SwbWarning): return _default(message, category, filename, lineno, file, line)
+    if not os.environ.get("SWB_QUIET"): print(f"warning: {message}", file=sys.stderr, flush=True)
+
 def main(argv:list[str]|None=None)->int:
     "Run `swb`; returns the exit code"
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         if args.command == "ingest" and not args.source: raise SwbError("ingest needs --source csv|synthetic|yahoo|snowflake")
         return args.func(args, Settings())

@@ -10,12 +10,15 @@ import configparser, os
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'SwbError', 'swb_home', 'Settings']
+__all__ = ['DEFAULTS', 'SwbError', 'SwbWarning', 'swb_home', 'Settings']
 
 # %% ../nbs/00_config.ipynb #14aa6f92
 class SwbError(Exception):
     "An expected failure, reported to the user as one line"
     exit_code = 1
+
+class SwbWarning(UserWarning):
+    "A condition the user should know of that does not stop the command; `swb` prints it as one line `warning: ...`"
 
 # %% ../nbs/00_config.ipynb #e06b5bd3
 def swb_home()->Path:

@@ -12,16 +12,18 @@ import numpy as np, pandas as pd
 from .config import Settings, SwbError
 from .display import format_band, format_pct, format_price, format_table
 from .store import OhlcvStore
-from .ledger import PredictionLedger, realize
+from .evaluate import accuracy, accuracy_by, metric_rows
+from .ledger import PIT_BINS, PredictionLedger, accuracy_by_version, calibration, pit_shares, realize
 from .lifecycle import settings_horizons
-from .pipeline import read_quality, top_movers
+from .pipeline import calibration_figure, read_quality, top_movers
 
 # %% auto #0
 __all__ = ['LEADERBOARD_COLUMNS', 'READY_ENV', 'DEFERRED_WAIT_S', 'DASHBOARD_CULL_IDLE_S', 'DASHBOARD_CULL_INTERVAL_S',
            'DASHBOARD_POOL_SIZE', 'DASHBOARD_WARM_TIMEOUT_S', 'model_options', 'resolve_ref', 'leaderboard',
-           'forecast_prices', 'forecast_summary', 'ledger_wide', 'forecast_figure', 'figure_png', 'symbol_backtest',
-           'table_html', 'movers_table', 'message_html', 'quality_html', 'DashboardData', 'PredictionsApp',
-           'data_token', 'build_app', 'dashboard_notebook', 'voila_command', 'port_free', 'cmd_dashboard']
+           'forecast_prices', 'forecast_summary', 'realized_accuracy', 'ledger_wide', 'forecast_figure', 'figure_png',
+           'symbol_backtest', 'table_html', 'movers_table', 'message_html', 'quality_html', 'calibration_html',
+           'DashboardData', 'PredictionsApp', 'data_token', 'build_app', 'dashboard_notebook', 'voila_command',
+           'port_free', 'cmd_dashboard']
 
 # %% ../nbs/97_dashboard.ipynb #6180af96
 def model_options(
@@ -44,13 +46,13 @@ def resolve_ref(
 
 # %% ../nbs/97_dashboard.ipynb #556da3f8
 LEADERBOARD_COLUMNS = ["version", "model", "aliases", "created", "n", "pinball", "pinball_rw", "skill_vs_rw", "dm_pvalue",
-                       "hit_rate", "hit_rate_rw", "coverage_80", "mae", "mae_rw", "verdict"]
+                       "skill_vs_best", "dm_pvalue_vs_best", "hit_rate", "share_up", "coverage_80", "mae", "mae_rw", "verdict"]
 
 def leaderboard(
     versions:list[dict],   # `registry.model_versions` output
     metrics:dict,          # version -> the metrics of its MLflow run (`challenger.*`, `naive.*`, ...)
 )->pd.DataFrame:           # one row per version, `LEADERBOARD_COLUMNS`
-    "Registered versions with their walk-forward metrics beside the random walk's"
+    "Registered versions with their walk-forward metrics beside the random walk's, the best baseline's skill and the share of up sessions"
     from stock_workbench.evaluate import verdict
     rows = []
     for v in versions:
@@ -58,10 +60,18 @@ def leaderboard(
         g = lambda k, who="challenger": m.get(f"{who}.{k}", np.nan)
         r = dict(version=v["version"], model=v["model"], aliases=", ".join(v["aliases"]), created=str(v.get("created", ""))[:16].replace("T", " "),
                  n=g("n"), pinball=g("pinball"), pinball_rw=g("pinball", "naive"), skill_vs_rw=g("skill_vs_rw"), dm_pvalue=g("dm_pvalue"),
-                 hit_rate=g("hit_rate"), hit_rate_rw=g("hit_rate", "naive"), coverage_80=g("coverage_80"), mae=g("mae"), mae_rw=g("mae", "naive"))
+                 skill_vs_best=g("skill_vs_best"), dm_pvalue_vs_best=g("dm_pvalue_vs_best"),
+                 hit_rate=g("hit_rate"), share_up=m.get("challenger.share_up", g("share_up", "naive")),   # the same rows: either run's share
+                 coverage_80=g("coverage_80"), mae=g("mae"), mae_rw=g("mae", "naive"))
         if np.isnan(r["pinball"]): r["verdict"] = "no walk-forward evaluation logged (registered by `swb train`)"
-        else: r["verdict"] = verdict({"skill_vs_rw": None if np.isnan(r["skill_vs_rw"]) else r["skill_vs_rw"],
-                                      "dm_pvalue": None if np.isnan(r["dm_pvalue"]) else r["dm_pvalue"]}, v["model"])
+        else:
+            num = lambda x: None if x is None or np.isnan(x) else float(x)
+            block = {"skill_vs_rw": num(r["skill_vs_rw"]), "dm_pvalue": num(r["dm_pvalue"])}
+            if "challenger.best_baseline" in m:   # a retrain's run: judged against the best baseline, as `swb evaluate` judges
+                block |= {"best_baseline": m["challenger.best_baseline"], "skill_vs_best": num(r["skill_vs_best"]),
+                          "dm_pvalue_vs_best": num(r["dm_pvalue_vs_best"]), "skill_vs_best_ci95": [None, None],
+                          "mae_skill_vs_rw": num(g("mae_skill_vs_rw")), "hit_rate": num(r["hit_rate"]), "share_up": num(r["share_up"])}
+            r["verdict"] = verdict(block, v["model"])
         rows.append(r)
     return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
 
@@ -70,7 +80,7 @@ def forecast_prices(
     forecasts:pd.DataFrame,  # ledger rows of one symbol, one horizon, one version
     prices:pd.DataFrame,     # that symbol's canonical rows, covering the forecast dates and after
 )->pd.DataFrame:             # date, target_date, close, price_p10/p50/p90, actual, y, inside_80, hit; by date
-    "Past forecasts as predicted prices at their target session, against the close that happened"
+    "Past forecasts as predicted prices at their target session, against the close that happened; `inside_80` and `hit` per row as `evaluate.metric_rows` scores them (1/0, hit ½ when p50 = 0, NaN when not scored)"
     cols = ["date", "target_date", "close", "price_p10", "price_p50", "price_p90", "actual", "y", "p10", "p50", "p90", "inside_80", "hit"]
     if forecasts.empty: return pd.DataFrame(columns=cols)
     sc = realize(forecasts, prices).sort_values("date", ignore_index=True)
@@ -80,18 +90,29 @@ def forecast_prices(
     for q in ("p10", "p50", "p90"): out[f"price_{q}"] = close * np.exp(sc[q])
     out["actual"] = act.reindex(sc["realized_on"]).to_numpy("float64")
     out["y"], out["p10"], out["p50"], out["p90"] = sc["y"], sc["p10"], sc["p50"], sc["p90"]
-    out["inside_80"] = ((sc["y"] >= sc["p10"]) & (sc["y"] <= sc["p90"])).where(sc["y"].notna())
-    out["hit"] = (np.sign(sc["y"]) == np.sign(sc["p50"])).where(sc["y"].notna())
+    r = metric_rows(sc["y"], sc["p10"], sc["p50"], sc["p90"])   # the evaluation's per-row definitions; NaN until realized
+    out["inside_80"], out["hit"] = r["inside_80"].to_numpy(), r["hit"].to_numpy()
     return out[cols]
 
 def forecast_summary(
     fp:pd.DataFrame,  # `forecast_prices` output
-)->dict:              # n forecasts, realized, inside_80, hit_rate, mae (log return)
-    "How the past forecasts fared"
+)->dict:              # n forecasts, realized, inside_80, hit_rate, share_up, mae (log return), pinball; None while none is realized
+    "How the past forecasts fared, by `evaluate.accuracy`"
     r = fp[fp["y"].notna()]
-    if r.empty: return dict(n=len(fp), realized=0, inside_80=None, hit_rate=None, mae=None)
-    return dict(n=len(fp), realized=len(r), inside_80=float(r["inside_80"].astype(float).mean()), hit_rate=float(r["hit"].astype(float).mean()),
-                mae=float((r["y"] - r["p50"]).abs().mean()))
+    if r.empty: return dict(n=len(fp), realized=0, inside_80=None, hit_rate=None, share_up=None, mae=None, pinball=None)
+    a = accuracy(r["y"], r["p10"], r["p50"], r["p90"])
+    nan = lambda v: None if np.isnan(v) else v
+    return dict(n=len(fp), realized=len(r), inside_80=nan(a["coverage_80"]), hit_rate=nan(a["hit_rate"]), share_up=nan(a["share_up"]),
+                mae=nan(a["mae"]), pinball=nan(a["pinball"]))
+
+def realized_accuracy(
+    forecasts:pd.DataFrame,  # ledger rows (any versions, horizons and symbols)
+    prices:pd.DataFrame,     # canonical rows of those symbols covering the forecast dates and after
+)->dict:                     # by_source (`ledger.accuracy_by_version`), overall (`evaluate.accuracy_by` per model_version and horizon), calibration (`ledger.calibration`)
+    "Every realized forecast's accuracy and calibration, by the definitions the EOD report uses"
+    sc = forecasts.assign(y=np.nan, realized_on=pd.NaT) if forecasts.empty else realize(forecasts, prices)
+    return dict(by_source=accuracy_by_version(sc), overall=accuracy_by(sc[sc["y"].notna().to_numpy()], ["model_version", "horizon"]),
+                calibration=calibration(sc))
 
 # %% ../nbs/97_dashboard.ipynb #c93e4592
 def ledger_wide(
@@ -222,6 +243,19 @@ def quality_html(q:dict|None)->str:
         for f in v.get("failures", [])[:10]: body += f"<br>&nbsp;✗ {html.escape(str(f.get('expectation', f)) if isinstance(f, dict) else str(f))}"
     return f"{_CSS}<div>{head}{body}</div>"
 
+def calibration_html(
+    ra:dict,   # `realized_accuracy` output
+)->str:        # the table under the calibration chart
+    "Per version and horizon: n, hit rate beside the share up, 80% coverage, pinball and the outcomes' shares in the PIT bins"
+    cal = ra["calibration"]
+    if cal.empty: return message_html("No realized forecast of this version and horizon yet: calibration appears once forecasts are realized.")
+    t = pit_shares(cal).merge(ra["overall"].drop(columns="n"), on=["model_version", "horizon"], how="left")
+    t = t[["model_version", "horizon", "n", "hit_rate", "share_up", "coverage_80", "pinball", *PIT_BINS]]
+    return (_CSS + table_html(t, digits=3) + "<div style='font-size:11px;color:#666'>hit_rate: share of moves whose sign p50 got right "
+            "(p50 = 0 counts half, outcomes of exactly 0 left out); share_up: share of those moves that were up, the hit rate of always "
+            "forecasting up; the last four columns: share of outcomes below p10, from p10 to p50, from p50 to p90, at or above p90 "
+            f"(ideal {', '.join(f'{v:g}' for v in PIT_BINS.values())}).</div>")
+
 # %% ../nbs/97_dashboard.ipynb #feda3af9
 _HISTORY_SESSIONS = 460   # feature warm-up before the forecast date (the EOD job uses 450)
 
@@ -292,7 +326,11 @@ class DashboardData:
         def load():
             from stock_workbench.registry import _client
             c = _client(self.settings)
-            return {v["version"]: dict(c.get_run(v["run_id"]).data.metrics) if v["run_id"] else {} for v in self.versions()}
+            def of(run_id):  # the run's numbers, and the best baseline its retrain judged it against (a tag)
+                run = c.get_run(run_id)
+                best = run.data.tags.get("swb.best_baseline")
+                return dict(run.data.metrics) | ({"challenger.best_baseline": best} if best and best != "None" else {})
+            return {v["version"]: of(v["run_id"]) if v["run_id"] else {} for v in self.versions()}
         return self._cached("metrics", load)
 
     def version(self, ref:str)->dict|None: return resolve_ref(self.versions(), ref)
@@ -306,6 +344,14 @@ class DashboardData:
             f = self.forecasts(version, horizon)
             return f[f["symbol"] == symbol].sort_values("date", ignore_index=True)
         return self._cached(("sym_ledger", version, horizon, symbol), load)
+
+    def realized(self, version:str, horizon:int)->dict:
+        "`realized_accuracy` of one version and horizon over every symbol's ledger rows"
+        def load():
+            f = self.forecasts(version, horizon)
+            px = self.store.read(sorted(f["symbol"].unique()), start=f["date"].min()) if len(f) else None
+            return realized_accuracy(f, px)
+        return self._cached(("realized", version, horizon), load)
 
     def future_sessions(self)->dict:
         "{h: the session h sessions after the latest stored one}"
@@ -342,12 +388,16 @@ class DashboardData:
             sess = exchange_sessions(self.settings.exchange, day.year - n // 200 - 2)
             start = pd.Timestamp(sess[max(0, np.searchsorted(sess, np.datetime64(day.date(), "D")) - n)])
             panel = self.store.read(start=start, end=day)
-            return build_features(panel), panel
+            from stock_workbench.market import MarketSeriesStore
+            market = MarketSeriesStore.from_settings(self.settings).read(end=day)   # as known at the page's latest close
+            return build_features(panel, market=market), panel
         return self._cached(("features", context_days), load)
 
     def quality(self)->dict|None: return self._cached("quality", lambda: read_quality(self.settings))
 
 # %% ../nbs/97_dashboard.ipynb #19d0eb47
+def _share(v)->str: return "n/a" if v is None else f"{v:.0%}"
+
 def _section(title:str, *children):
     import ipywidgets as W
     return W.VBox([W.HTML(f"<h3 style='margin:14px 0 4px 0'>{html.escape(title)}</h3>"), *children])
@@ -364,7 +414,8 @@ class PredictionsApp:
         self.caption, self.stats = W.HTML(), W.HTML()
         self.chart = W.Image(format="png", layout=W.Layout(width="100%", max_width="1000px"))
         self.bt_chart, self.bt_stats = W.Image(format="png", layout=W.Layout(width="100%", max_width="1000px")), W.HTML()
-        self.board, self.movers, self.quality = W.HTML(), W.HTML(), W.HTML()
+        self.board, self.movers, self.quality, self.calib = W.HTML(), W.HTML(), W.HTML(), W.HTML()
+        self.calib_chart = W.Image(format="png", layout=W.Layout(width="100%", max_width="900px"))
         syms, last = d.symbols(), d.last_date()
         home = html.escape(str(d.settings.home))
         self.header = W.HTML(f"{_CSS}<h2 style='margin:4px 0'>Stock predictions</h2><div style='color:#666;font-size:12px'>workbench <code>{home}</code>"
@@ -390,6 +441,7 @@ class PredictionsApp:
                             _section("Price and forecasts", self.caption, self.chart, self.stats),
                             _section("Backtest of the forecast signal", self.bt_chart, self.bt_stats),
                             _section("Top predicted movers at the latest close", self.movers),
+                            _section("Calibration of the realized forecasts", self.calib_chart, self.calib),
                             _section("Model leaderboard (walk-forward, against the random walk)", self.board),
                             _section("Data quality", self.quality)], layout=W.Layout(padding="0 12px"))
         self.quality.value = quality_html(d.quality())
@@ -422,7 +474,7 @@ class PredictionsApp:
             self.status.value = "<i style='color:#888'>updating…</i>"
             self._safe(self.draw_price, self.stats)
             if backtest: self._safe(self.draw_backtest, self.bt_stats)
-            if movers: self._safe(self.draw_movers, self.movers)
+            if movers: self._safe(self.draw_movers, self.movers); self._safe(self.draw_calibration, self.calib)
             self.last_redraw_s = time.perf_counter() - t0
             self.status.value = f"<span style='color:#888;font-size:11px'>drawn in {self.last_redraw_s:.2f} s</span>"
 
@@ -464,8 +516,9 @@ class PredictionsApp:
         s = forecast_summary(past)
         src = ", ".join(sorted(fc["source"].unique())) if len(fc) else "none"
         txt = (f"{s['n']} past forecasts in these dates (ledger sources: {src}); {s['realized']} realized"
-               + (f": close inside the 80% band {s['inside_80']:.0%} of the time (ideal 80%), direction right {s['hit_rate']:.0%}, "
-                  f"mean absolute error {format_pct(s['mae'] * 100)} of price" if s["realized"] else ""))
+               + (f": close inside the 80% band {_share(s['inside_80'])} of the time (ideal 80%), hit rate {_share(s['hit_rate'])} "
+                  f"(direction right, p50 = 0 counting half) with {_share(s['share_up'])} of the moves up (the hit rate of always "
+                  f"forecasting up), mean absolute error {format_pct(s['mae'] * 100)} of price" if s["realized"] else ""))
         if fan is None and note: txt += f"<br>{html.escape(note)}"
         if fan is not None:
             txt += "<br>latest forecast " + ", ".join(
@@ -502,6 +555,18 @@ class PredictionsApp:
         self.movers.value = (f"{_CSS}<div style='font-size:12px;margin-bottom:4px'>v{html.escape(v['version'])} at {h} session(s), "
                              f"close of {d.last_date().date()}; from {html.escape(note)}</div>" + table_html(t, digits=4))
 
+    def draw_calibration(self):
+        d = self.data
+        _, h, v, _, _ = self._sel()
+        self.calib_chart.layout.display = "none"
+        if v is None: self.calib.value = message_html("No model is registered: no forecasts to calibrate yet."); return
+        ra = d.realized(v["version"], h)
+        self.calib.value = (f"{_CSS}<div style='font-size:12px;margin-bottom:4px'>v{html.escape(v['version'])} at {h} session(s): every realized "
+                            "forecast of this version in the ledger, all symbols</div>" + calibration_html(ra))
+        if len(ra["calibration"]):
+            self.calib_chart.value = figure_png(calibration_figure(ra["calibration"]))
+            self.calib_chart.layout.display = None
+
     def draw_board(self):
         d = self.data
         vs = d.versions()
@@ -510,7 +575,10 @@ class PredictionsApp:
         champ = resolve_ref(vs, "champion")
         self.board.value = (_CSS + table_html(leaderboard(vs, d.metrics()), digits=4, highlight={"version": champ["version"] if champ else None})
                             + f"<div style='font-size:11px;color:#666'>pinball: mean quantile loss of p10/p50/p90 (lower is better); _rw: the "
-                              f"random walk on the same rows; {html.escape(VERDICT_RULE)}. Bold: the champion.</div>")
+                              f"random walk on the same rows; _vs_best: against the best volatility baseline on the same rows; hit_rate: share of "
+                              f"moves whose sign p50 got right (p50 = 0 counts half); share_up: share of up moves on the same rows, the hit rate "
+                              f"of always forecasting up (the random walk's hit rate is 0.5 by definition); {html.escape(VERDICT_RULE)}. "
+                              f"Bold: the champion.</div>")
 
 READY_ENV = "STOCK_WORKBENCH_DASHBOARD_READY"   # a file a preheated kernel touches once its page is built
 

@@ -186,7 +186,7 @@ def fit(self,
     start, end,         # inclusive training dates
 )->_DeepModel:
     "Train on the rows start <= date <= end with a known target"
-    feats = _default_features() if self.features is None else list(self.features)
+    feats = _default_features(data.columns) if self.features is None else list(self.features)
     self._training_rows(data, start, end, feats)  # checks the columns and that the window has rows with a known target
     start, end = _timestamp(start, "training start"), _timestamp(end, "training end")
     if end is not None: data = data[data["date"] <= end]

@@ -6,34 +6,42 @@ Docs: https://stock-workbench.github.io/stock_workbench/evaluate.html.md"""
 
 # %% ../nbs/60_evaluate.ipynb #401961b0
 from __future__ import annotations
-import importlib, math, sys, time
+import importlib, math, sys, time, warnings
 from dataclasses import dataclass
 from typing import Callable
 import numpy as np, pandas as pd
 from scipy import stats
 from tqdm import tqdm
-from .config import SwbError
+from .config import Settings, SwbError
+from .models import FallbackWarning
 
 # %% auto #0
-__all__ = ['MODEL_NAMES', 'METRIC_ROW_COLUMNS', 'ACCURACY_KEYS', 'METRIC_KEYS', 'REGIMES', 'VERDICT_RULE', 'make_model', 'Fold',
-           'plan_folds', 'target_col', 'walk_forward', 'mae', 'rmse', 'pinball_rows', 'pinball', 'coverage_80',
-           'hit_points', 'hit_rate', 'share_up', 'wilson_interval', 'metric_rows', 'accuracy_of_rows', 'accuracy',
-           'accuracy_by', 'hit_rate_ci95', 'ic', 'rank_ic', 'skill_vs_rw', 'dm_test', 'dm_pvalue', 'market_rvol',
-           'vol_regimes', 'verdict', 'score_predictions', 'evaluate_models', 'format_report', 'fan_figure',
-           'loss_figure']
+__all__ = ['MODEL_NAMES', 'BASELINES', 'METRIC_ROW_COLUMNS', 'ACCURACY_KEYS', 'METRIC_KEYS', 'REGIMES', 'VERDICT_RULE',
+           'make_model', 'Fold', 'plan_folds', 'target_col', 'walk_forward', 'mae', 'rmse', 'pinball_rows', 'pinball',
+           'coverage_80', 'hit_points', 'hit_rate', 'share_up', 'wilson_interval', 'metric_rows', 'accuracy_of_rows',
+           'accuracy', 'accuracy_by', 'hit_rate_ci95', 'ic', 'rank_ic', 'skill_vs_rw', 'dm_test', 'dm_pvalue',
+           'block_bootstrap_ci', 'market_rvol', 'vol_regimes', 'verdict', 'score_predictions', 'evaluate_models',
+           'format_report', 'fan_figure', 'loss_figure']
 
 # %% ../nbs/60_evaluate.ipynb #4557242f
-MODEL_NAMES = ("naive", "drift", "volq", "gbm", "tft", "lstm")
+MODEL_NAMES = ("naive", "drift", "volq", "ewma", "garch", "gbm", "tft", "lstm")
 _MODEL_CLASSES = {"naive": ("models", "NaiveModel"), "drift": ("models", "DriftModel"), "volq": ("models", "VolQuantileModel"),
+                  "ewma": ("models", "EwmaModel"), "garch": ("models", "GarchModel"),
                   "gbm": ("models", "GbmQuantileModel"), "tft": ("deep", "TftModel"), "lstm": ("deep", "LstmModel")}
+BASELINES = ("naive", "volq", "ewma", "garch")  # the volatility baselines every band is judged against
 
 def make_model(
-    name:str,       # one of `MODEL_NAMES`
-    horizon:int=1,  # forecast horizon in sessions
-    **params,       # hyper-parameters passed to the model's constructor
-):                  # a fresh, unfitted `ForecastModel`
+    name:str,                      # one of `MODEL_NAMES`
+    horizon:int=1,                 # forecast horizon in sessions
+    settings:Settings|None=None,   # defaults of ewma's and garch's `lam` (`ewma_lambda`) and garch's `min_obs` (`garch_min_obs`); None: `Settings()`
+    **params,                      # hyper-parameters passed to the model's constructor; they win over the settings
+):                                 # a fresh, unfitted `ForecastModel`
     "A new model called `name`"
     if name not in _MODEL_CLASSES: raise SwbError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+    if name in ("ewma", "garch"):
+        s = settings or Settings()
+        params.setdefault("lam", float(s.ewma_lambda))
+        if name == "garch": params.setdefault("min_obs", int(s.garch_min_obs))
     module, cls = _MODEL_CLASSES[name]
     return getattr(importlib.import_module(f"stock_workbench.{module}"), cls)(horizon=horizon, **params)
 
@@ -120,7 +128,7 @@ def walk_forward(
     start=None, end=None,            # inclusive test period; default: first date with enough history, last date with a target
     progress:bool=True,              # tqdm bar over folds on stderr (shown only on a terminal)
     desc:str|None=None,              # label of the progress bar
-)->pd.DataFrame:                     # `symbol, date, fold, p10, p50, p90, y` for every test row, sorted by symbol, date
+)->pd.DataFrame:                     # `symbol, date, fold, p10, p50, p90, y` for every test row, sorted by symbol, date; `attrs`: folds (and fallbacks)
     "Out-of-sample forecasts from a model refitted on a rolling, purged training window"
     tcol = target_col(horizon)
     folds = _test_plan(data, horizon, train_days, refit_days, purge_days, start, end)
@@ -128,25 +136,30 @@ def walk_forward(
     sessions = np.unique(dates)
     realized = data.groupby("symbol", sort=False)["date"].shift(-horizon).to_numpy()  # when each row's target becomes known
     targets = [c for c in data.columns if str(c).startswith("target_")]
-    out = []
+    out, fallbacks = [], []
     for f in tqdm(folds, desc=desc or "walk-forward", unit="fold", file=sys.stderr, disable=None if progress else True):
         model = model_factory()
         ts, te, s, e = (np.datetime64(x, "ns") for x in (f.train_start, f.train_end, f.test_start, f.test_end))
         leak = (dates >= ts) & (dates <= te) & (realized >= s)
         fit_data = data.assign(**{tcol: data[tcol].mask(leak)}) if leak.any() else data
-        model.fit(fit_data, f.train_start, f.train_end)
+        with warnings.catch_warnings():   # a fallback is counted from `fallbacks_` below and reported with the scores
+            warnings.simplefilter("ignore", FallbackWarning)
+            model.fit(fit_data, f.train_start, f.train_end)
         ctx = getattr(model, "context_days", None)
         first = ts if ctx is None else sessions[max(0, int(np.searchsorted(sessions, s)) - int(ctx))]
         rows = np.flatnonzero((dates >= min(first, s)) & (dates <= e))
         inp = data.iloc[rows].drop(columns=targets)
         p10, p50, p90 = _check_predictions(model.predict(inp), inp, type(model).__name__)
         test = inp["date"].to_numpy() >= s
+        fb = getattr(model, "fallbacks_", None)  # symbols a model served with a simpler band (garch -> ewma)
+        if fb is not None: fallbacks.append({str(k): str(v) for k, v in dict(fb).items()})
         out.append(pd.DataFrame({"symbol": inp["symbol"].to_numpy()[test], "date": inp["date"].to_numpy()[test], "fold": f.fold,
                                  "p10": p10[test], "p50": p50[test], "p90": p90[test],
                                  "y": data[tcol].to_numpy(dtype="float64")[rows[test]]}))
     res = pd.concat(out, ignore_index=True).sort_values(["symbol", "date"], ignore_index=True)
     res.attrs["folds"] = [dict(fold=f.fold, train_start=str(f.train_start.date()), train_end=str(f.train_end.date()),
                                test_start=str(f.test_start.date()), test_end=str(f.test_end.date())) for f in folds]
+    if fallbacks: res.attrs["fallbacks"] = fallbacks  # one {symbol: reason} per fold
     return res
 
 # %% ../nbs/60_evaluate.ipynb #269342d8
@@ -325,6 +338,45 @@ def dm_pvalue(loss_model, loss_rw, horizon:int=1)->float:
     "Two-sided Diebold–Mariano p-value (HLN-corrected, HAC lag horizon - 1)"
     return dm_test(loss_model, loss_rw, horizon)[1]
 
+# %% ../nbs/60_evaluate.ipynb #b00c0002
+def _block_totals(
+    x:np.ndarray,     # (T, k) per-session sums, sessions in time order
+    block:int,        # sessions per block
+    reps:int,         # resamples
+    seed:int=0,
+)->np.ndarray:        # (reps, k) column totals of each resample
+    "Column totals of `reps` moving-block resamples of the rows of `x`"
+    T = len(x)
+    block = max(1, min(int(block), T // 4))   # at least 4 blocks, else a resample barely differs from the data
+    nb = -(-T // block)                        # blocks per resample
+    last = T - (nb - 1) * block                # length of the last, cut block
+    c = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    ns = T - block + 1                         # possible block starts
+    full, cut = c[block:block + ns] - c[:ns], c[last:last + ns] - c[:ns]
+    starts = np.random.default_rng(seed).integers(0, ns, size=(reps, nb))
+    w = np.bincount((np.arange(reps)[:, None] * ns + starts[:, :-1]).ravel(), minlength=reps * ns).reshape(reps, ns)
+    return w @ full + cut[starts[:, -1]]
+
+def _percentiles(v, level:float)->tuple[float, float]:
+    v = np.asarray(v, dtype="float64"); v = v[np.isfinite(v)]
+    if not v.size: return (math.nan, math.nan)
+    lo, hi = np.quantile(v, [(1 - level) / 2, (1 + level) / 2])
+    return (float(lo), float(hi))
+
+def block_bootstrap_ci(
+    per_session:pd.DataFrame,  # one row per session in time order: sums of per-row metric columns (and row counts) on that session
+    stat:Callable,             # totals DataFrame (one row per resample, the same columns) -> one value per resample
+    block:int=10,              # sessions per block (`bootstrap_block_days`); 1: iid bootstrap of sessions
+    reps:int=1000,             # resamples (`bootstrap_reps`)
+    seed:int=0,                # fixed: the same data give the same interval
+    level:float=0.95,          # two-sided coverage of the percentile interval
+)->tuple[float, float]:        # (low, high); NaN when no resample gives a finite value
+    "Percentile interval of `stat` under the moving-block bootstrap over sessions (Künsch 1989)"
+    if len(per_session) == 0: return (math.nan, math.nan)
+    tot = _block_totals(per_session.to_numpy(dtype="float64"), block, reps, seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _percentiles(stat(pd.DataFrame(tot, columns=per_session.columns)), level)
+
 # %% ../nbs/60_evaluate.ipynb #46da9544
 def market_rvol(
     data:pd.DataFrame,     # rows with symbol, date and `mkt_rvol_20` or `adj_close`
@@ -348,9 +400,17 @@ def vol_regimes(
     return lab, thr
 
 # %% ../nbs/60_evaluate.ipynb #74c7485a
-METRIC_KEYS = ("mae", "rmse", "hit_rate", "hit_rate_ci95", "coverage_80", "pinball", "skill_vs_rw", "dm_pvalue", "ic", "rank_ic", "n")
+METRIC_KEYS = ("mae", "rmse", "hit_rate", "hit_rate_ci95", "share_up", "coverage_80", "pinball", "skill_vs_rw", "skill_vs_rw_ci95",
+               "dm_pvalue", "mae_skill_vs_rw", "best_baseline", "skill_vs_best", "skill_vs_best_ci95", "dm_pvalue_vs_best",
+               "calibration", "ic", "rank_ic", "n")
 REGIMES = ("calm", "high_vol")
-VERDICT_RULE = "a model beats the random walk only if its skill vs the random walk is > 0 and the Diebold-Mariano p-value is < 0.05"
+
+def _verdict_rule(alpha:float)->str:
+    return (f"'beats' only for a comparison won with skill > 0 and a Diebold-Mariano p-value < {alpha:g}: the band (pinball loss) "
+            f"against the best baseline, the one of {', '.join(BASELINES)} with the lowest pinball on the same rows; the point forecast "
+            "is read against the random walk (MAE skill, hit rate beside the share of up sessions)")
+
+VERDICT_RULE = _verdict_rule(0.05)
 
 def _num(x):
     "JSON-able number: NaN and infinities become None"
@@ -358,68 +418,148 @@ def _num(x):
     x = float(x)
     return x if math.isfinite(x) else None
 
-def _block(t:pd.DataFrame, m:str, horizon:int)->dict:
-    "The metric block of model `m` on the rows of `t` (wide: y, date, and p10_<model> ... for every model)"
-    y, p10, p50, p90 = t["y"], t[f"p10_{m}"], t[f"p50_{m}"], t[f"p90_{m}"]
-    if len(t) == 0: return {k: None for k in METRIC_KEYS[:-1]} | {"hit_rate_ci95": [None, None], "n": 0}
-    loss, loss_rw = pinball_rows(y, p10, p50, p90), t["loss_naive"].to_numpy()
-    by_date = pd.DataFrame({"d": t["date"].to_numpy(), "m": loss, "rw": loss_rw}).groupby("d").mean()
-    rw = m == "naive"
-    return dict(mae=_num(mae(y, p50)), rmse=_num(rmse(y, p50)), hit_rate=_num(hit_rate(y, p50)),
-                hit_rate_ci95=[_num(v) for v in hit_rate_ci95(y, p50)], coverage_80=_num(coverage_80(y, p10, p90)),
-                pinball=_num(loss.mean()), skill_vs_rw=0.0 if rw else _num(skill_vs_rw(loss.mean(), loss_rw.mean())),
-                dm_pvalue=None if rw else _num(dm_pvalue(by_date["m"], by_date["rw"], horizon)),
-                ic=_num(ic(t["date"], y, p50)), rank_ic=_num(rank_ic(t["date"], y, p50)), n=int(len(t)))
+def _pair(v)->list: return [_num(v[0]), _num(v[1])]
 
-def verdict(block:dict, name:str)->str:
-    "Plain-language verdict for one model's overall metric block"
+def _fs(v, spec:str)->str: return "n/a" if v is None else format(v, spec)
+
+def _rw_verdict(block:dict, name:str, alpha:float)->str:
+    "The verdict of a block that holds only the comparison with the random walk (`skill_vs_rw`, `dm_pvalue`)"
     if name == "naive": return "is the random walk (the benchmark)"
     s, p = block["skill_vs_rw"], block["dm_pvalue"]
     nums = f"skill {'n/a' if s is None else f'{s:+.4f}'}, DM p {'n/a' if p is None else f'{p:.3g}'}"
-    if s is not None and p is not None and s > 0 and p < 0.05: return f"beats the random walk ({nums})"
-    worse = s is not None and p is not None and s < 0 and p < 0.05
+    if s is not None and p is not None and s > 0 and p < alpha: return f"beats the random walk ({nums})"
+    worse = s is not None and p is not None and s < 0 and p < alpha
     return f"does not beat the random walk ({nums}{': significantly worse' if worse else ''})"
 
+def verdict(
+    block:dict,          # a model's overall metric block (`METRIC_KEYS`); a block with only skill_vs_rw and dm_pvalue is judged against the random walk
+    name:str,            # the model's name
+    alpha:float=0.05,    # significance a "beats" needs (`verdict_alpha`)
+)->str:                  # one line of plain words
+    "Plain-language verdict for one model's overall metric block: the band against the best baseline, the point forecast against the random walk"
+    if "best_baseline" not in block: return _rw_verdict(block, name, alpha)
+    b = block["best_baseline"]
+    point = (f"point forecast vs the random walk: MAE skill {_fs(block['mae_skill_vs_rw'], '+.4f')}, hit rate {_fs(block['hit_rate'], '.3f')} "
+             f"(share up {_fs(block['share_up'], '.3f')})")
+    rw = "the random walk (benchmark of the point forecast); " if name == "naive" else ""
+    if b is None: return rw + (point + "; " if name != "naive" else "") + "no baseline to judge the band against"
+    if name == b: return rw + "the best baseline on these rows (lowest pinball of the baselines)" + ("" if name == "naive" else f"; {point}")
+    s, p, (lo, hi) = block["skill_vs_best"], block["dm_pvalue_vs_best"], block["skill_vs_best_ci95"]
+    nums = f"skill {_fs(s, '+.4f')}" + ("" if lo is None else f" [{lo:+.4f}, {hi:+.4f}]") + f", DM p {_fs(p, '.3g')}"
+    sig = s is not None and p is not None and p < alpha
+    won, lost = sig and s > 0, sig and s < 0
+    if name in BASELINES:
+        return rw + f"a baseline, not the best: band vs the best baseline ({b}): {nums}" + (": significantly worse" if lost else "") + \
+               ("" if name == "naive" else f"; {point}")
+    concl = f"beats the best baseline ({b})" if won else "no skill beyond the baselines" + (f" (significantly worse than {b})" if lost else "")
+    return f"{point}; band vs the best baseline ({b}): {nums}: {concl}"
+
 # %% ../nbs/60_evaluate.ipynb #bbe02ef8
+def _empty_block()->dict:
+    return {k: None for k in METRIC_KEYS} | {"hit_rate_ci95": [None, None], "skill_vs_rw_ci95": [None, None],
+            "skill_vs_best_ci95": [None, None], "calibration": {k: None for k in ("below_p10", "below_p50", "below_p90")}, "n": 0}
+
+def _score_blocks(
+    t:pd.DataFrame,        # wide rows: symbol, date, y, regime (optional), p10_<m>, p50_<m>, p90_<m> for every model
+    models:list[str],      # model names; "naive" among them
+    horizon:int,
+    blocks:dict,           # block name -> sessions (DatetimeIndex) it covers
+    block_days:int, reps:int, seed:int,
+)->dict:                   # model -> block name -> metric block
+    "Every model's metric block on each set of sessions, the intervals from one moving-block bootstrap per block"
+    dates, y = t["date"].to_numpy(), t["y"].to_numpy()
+    masks = {b: np.isin(dates, ses.to_numpy()) for b, ses in blocks.items()}
+    acc, ics, sums = {}, {}, {"n": t.groupby("date").size().astype("float64")}
+    for m in models:  # one model's per-row columns at a time: memory stays one model's worth at 500 x 2500 rows
+        r = metric_rows(t["y"], t[f"p10_{m}"], t[f"p50_{m}"], t[f"p90_{m}"])
+        g = pd.DataFrame({f"pin:{m}": r["pinball"].to_numpy(), f"hit:{m}": r["hit"].fillna(0).to_numpy(),
+                          f"nhit:{m}": r["hit"].notna().to_numpy("float64")}).groupby(dates).sum()
+        sums |= {c: g[c] for c in g.columns}
+        acc[m], ics[m] = {}, {}
+        p50 = t[f"p50_{m}"].to_numpy()
+        for b, rows in masks.items():
+            acc[m][b] = accuracy_of_rows(r[rows])
+            ics[m][b] = (ic(dates[rows], y[rows], p50[rows]), rank_ic(dates[rows], y[rows], p50[rows])) if rows.any() else (None, None)
+    S = pd.DataFrame(sums).sort_index()
+    present = [b for b in BASELINES if b in models]
+    out = {m: {} for m in models}
+    for b, ses in blocks.items():
+        Sb = S.loc[S.index.isin(ses)]
+        if Sb.empty or acc["naive"][b]["n"] == 0:
+            for m in models: out[m][b] = _empty_block()
+            continue
+        pins = {m: acc[m][b]["pinball"] for m in models}
+        cand = [x for x in present if math.isfinite(pins[x])]
+        best = min(cand, key=lambda x: pins[x]) if cand else None   # ties: the first in `BASELINES` order
+        tot = pd.DataFrame(_block_totals(Sb.to_numpy(dtype="float64"), block_days, reps, seed), columns=Sb.columns)  # one resample for all
+        per = {m: Sb[f"pin:{m}"] / Sb["n"] for m in models}         # per-session mean pinball, for the DM tests
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for m in models:
+                a = acc[m][b]
+                skill = lambda ref: 0.0 if m == ref else _num(skill_vs_rw(a["pinball"], pins[ref]))
+                ci = lambda ref: [0.0, 0.0] if m == ref else _pair(_percentiles(1 - tot[f"pin:{m}"] / tot[f"pin:{ref}"], 0.95))
+                dm = lambda ref: None if m == ref else _num(dm_pvalue(per[m], per[ref], horizon))
+                mae_rw = acc["naive"][b]["mae"]
+                out[m][b] = dict(mae=_num(a["mae"]), rmse=_num(a["rmse"]), hit_rate=_num(a["hit_rate"]),
+                    hit_rate_ci95=_pair(_percentiles(tot[f"hit:{m}"] / tot[f"nhit:{m}"], 0.95)), share_up=_num(a["share_up"]),
+                    coverage_80=_num(a["coverage_80"]), pinball=_num(a["pinball"]), skill_vs_rw=skill("naive"), skill_vs_rw_ci95=ci("naive"),
+                    dm_pvalue=dm("naive"), mae_skill_vs_rw=0.0 if m == "naive" else _num(1 - a["mae"] / mae_rw if mae_rw > 0 else math.nan),
+                    best_baseline=best, skill_vs_best=None if best is None else skill(best),
+                    skill_vs_best_ci95=[None, None] if best is None else ci(best), dm_pvalue_vs_best=None if best is None else dm(best),
+                    calibration={k: _num(a[k]) for k in ("below_p10", "below_p50", "below_p90")},
+                    ic=_num(ics[m][b][0]), rank_ic=_num(ics[m][b][1]), n=int(a["n"]))
+    return out
+
 def score_predictions(
-    preds:dict[str, pd.DataFrame],   # model name -> `walk_forward` output; must include "naive"
+    preds:dict[str, pd.DataFrame],   # model name -> `walk_forward` output; must include "naive"; the baselines (`BASELINES`) present are compared
     rvol:pd.Series|None=None,        # market volatility per date for the regimes (`market_rvol`); None: no regimes
     horizon:int=1,                   # forecast horizon (the DM test's HAC lag is horizon - 1)
+    settings:Settings|None=None,     # `verdict_alpha`, `bootstrap_block_days`, `bootstrap_reps`; None: `Settings()`
+    seed:int=0,                      # bootstrap seed: the same forecasts give the same intervals
 )->dict:                             # JSON-able scores, see `evaluate_models`
-    "Score walk-forward predictions of several models against the random walk on common rows"
+    "Score walk-forward predictions of several models against the random walk and the best baseline on common rows"
     if "naive" not in preds: raise SwbError("the random walk 'naive' must be among the scored models")
+    s = settings or Settings()
+    alpha, block_days, reps = float(s.verdict_alpha), int(s.bootstrap_block_days), int(s.bootstrap_reps)
+    if block_days < 1 or reps < 1: raise SwbError(f"bootstrap_block_days and bootstrap_reps must be >= 1 (got {block_days}, {reps})")
     key = ["symbol", "date"]
     t = preds["naive"][key + ["y"]].copy()
     for m, p in preds.items():
         t = t.merge(p[key + ["p10", "p50", "p90"]].rename(columns={c: f"{c}_{m}" for c in ("p10", "p50", "p90")}), on=key, how="inner")
-    ok = t.drop(columns=key).notna().all(axis=1)
     empty = [m for m in preds if preds[m]["p50"].notna().sum() == 0]
     if empty: raise SwbError(f"model(s) {', '.join(empty)} made no forecast in the test period")
-    t = t[ok].reset_index(drop=True)
+    known = t["y"].notna()
+    no_band = {m: int((known & t[[f"p10_{m}", f"p50_{m}", f"p90_{m}"]].isna().any(axis=1)).sum()) for m in preds}
+    t = t[t.drop(columns=key).notna().all(axis=1)].reset_index(drop=True)
     if t.empty: raise SwbError("no test row has a forecast from every model and a realized target")
-    t["loss_naive"] = pinball_rows(t["y"], t["p10_naive"], t["p50_naive"], t["p90_naive"])
     res = dict(horizon=int(horizon), test_start=str(t["date"].min().date()), test_end=str(t["date"].max().date()),
                sessions=int(t["date"].nunique()), symbols=int(t["symbol"].nunique()), rows=int(len(t)))
+    res["rows_without_forecast"] = {m: n for m, n in no_band.items() if n}   # realized rows left out of every score: a model had no band there
+    blocks = {"overall": pd.DatetimeIndex(np.unique(t["date"].to_numpy()))}
     if rvol is not None:
         lab, thr = vol_regimes(rvol, t["date"].unique())
-        t["regime"] = t["date"].map(lab)
         res["regime_rule"] = "high_vol = market 20-session realized volatility above its median over the test period, calm = at or below"
         res["regime_threshold"] = _num(thr)
         res["regime_sessions"] = {r: int((lab == r).sum()) for r in REGIMES}
-    res["verdict_rule"] = VERDICT_RULE
+        blocks |= {r: pd.DatetimeIndex(lab.index[lab == r]) for r in REGIMES}
+    res["baselines"] = [b for b in BASELINES if b in preds]
+    res["verdict_rule"] = _verdict_rule(alpha)
+    res["verdict_alpha"] = alpha
+    res["method"] = (f"intervals: moving-block bootstrap over sessions (Kunsch 1989), blocks of {block_days} consecutive sessions, "
+                     f"{reps} resamples, seed {seed}, 95% percentile intervals, best baseline fixed on the original rows; "
+                     f"DM: Diebold-Mariano on per-session mean pinball loss, HAC lag {max(int(horizon) - 1, 0)}, Harvey-Leybourne-Newbold correction")
+    scored = _score_blocks(t, list(preds), horizon, blocks, block_days, reps, seed)
     res["models"] = {}
     for m in preds:
-        entry = {"overall": _block(t, m, horizon)}
-        if rvol is not None:
-            for r in REGIMES: entry[r] = _block(t[t["regime"] == r], m, horizon)
-        entry["verdict"] = verdict(entry["overall"], m)
+        entry = dict(scored[m])
+        entry["verdict"] = verdict(entry["overall"], m, alpha)
         res["models"][m] = entry
     return res
 
 # %% ../nbs/60_evaluate.ipynb #976ac554
 def evaluate_models(
     data:pd.DataFrame,               # `add_targets(build_features(panel))`
-    names,                           # model names (see `MODEL_NAMES`), or a dict {label: model factory}
+    names,                           # model names (see `MODEL_NAMES`), or a dict {label: model factory}; the `BASELINES` are always added
     horizon:int=1,                   # forecast horizon in sessions
     train_days:int=756,              # sessions per training window
     refit_days:int=63,               # sessions predicted per fit
@@ -429,16 +569,20 @@ def evaluate_models(
     progress:bool=True,              # tqdm bars over folds on stderr
     purge_days:int|None=None,        # gap between training end and test start; default and minimum: `horizon`
     return_predictions:bool=False,   # also return the forecasts as a DataFrame
+    settings:Settings|None=None,     # ewma/garch defaults, `verdict_alpha`, the bootstrap; None: `Settings()`
 )->dict:                             # JSON-able scores (and the forecasts when asked: `(scores, predictions)`)
-    "Walk-forward evaluation of models against the random walk, overall and by volatility regime"
+    "Walk-forward evaluation of models against the random walk and the best volatility baseline, overall and by volatility regime"
     model_params = model_params or {}
+    settings = settings or Settings()
     factories = dict(names) if isinstance(names, dict) else {}
     if not isinstance(names, dict):
         names = [names] if isinstance(names, str) else list(names)
         bad = [n for n in names if n not in _MODEL_CLASSES]
         if bad: raise SwbError(f"unknown model {bad[0]!r}; known: {', '.join(MODEL_NAMES)}")
-        factories = {n: (lambda n=n: make_model(n, horizon, **model_params.get(n, {}))) for n in names}
-    if "naive" not in factories: factories = {"naive": lambda: make_model("naive", horizon, **model_params.get("naive", {}))} | factories
+        factories = {n: (lambda n=n: make_model(n, horizon, settings, **model_params.get(n, {}))) for n in dict.fromkeys(names)}
+    added = [b for b in BASELINES if b not in factories and b != "naive"]   # brought in for the comparison, not asked for
+    base = {b: factories.get(b, lambda b=b: make_model(b, horizon, settings, **model_params.get(b, {}))) for b in BASELINES}
+    factories = base | {m: f for m, f in factories.items() if m not in base}   # the baselines first, no model twice
     if symbols is not None:
         unknown = sorted(set(symbols) - set(data["symbol"].unique()))
         if unknown: raise SwbError(f"unknown symbol(s) {', '.join(unknown)}")
@@ -450,25 +594,58 @@ def evaluate_models(
         raise SwbError(f"{syms[0]}: {n} session{'s' * (n != 1)}, too few to evaluate: {e}") from None
     from stock_workbench.features import warn_feature_gaps
     warn_feature_gaps(data)
-    preds, seconds, params = {}, {}, {}
+    preds, seconds, params, left_out = {}, {}, {}, {}
     for m, fac in factories.items():
         def made(m=m, fac=fac):  # keep the hyper-parameters of the models made, not the models
             mdl = fac(); params[m] = mdl.params() if hasattr(mdl, "params") else {}
             return mdl
         t0 = time.perf_counter()
-        preds[m] = walk_forward(data, made, horizon, train_days, refit_days, purge_days, start, end, progress, desc=m)
+        try: preds[m] = walk_forward(data, made, horizon, train_days, refit_days, purge_days, start, end, progress, desc=m)
+        except SwbError as e:
+            if m not in added: raise
+            left_out[m] = f"could not be fitted ({e})"; continue
         seconds[m] = time.perf_counter() - t0
+    left_out |= _uncovering_baselines(preds, added)
+    preds = {m: p for m, p in preds.items() if m not in left_out}
     rvol = market_rvol(data)
-    res = score_predictions(preds, rvol, horizon)
+    res = score_predictions(preds, rvol, horizon, settings)
+    res["baselines_left_out"] = left_out
     res.update(train_days=int(train_days), refit_days=int(refit_days),
                purge_days=int(horizon if purge_days is None else purge_days), folds=len(folds))
-    for m in preds: res["models"][m] |= {"params": _jsonable(params[m]), "seconds": round(seconds[m], 3)}
+    for m in preds:
+        res["models"][m] |= {"params": _jsonable(params[m]), "seconds": round(seconds[m], 3)}
+        fb = preds[m].attrs.get("fallbacks")
+        if fb is not None:  # symbol-folds a model served with its fallback band, and the latest reason per symbol
+            res["models"][m]["fallbacks"] = {"count": sum(len(f) for f in fb), "symbols": {k: v for f in fb for k, v in f.items()}}
     res["models"] = {m: res["models"][m] for m in preds}
     if not return_predictions: return res
     long = pd.concat([p.assign(model=m) for m, p in preds.items()], ignore_index=True)
     lab, _ = vol_regimes(rvol, long["date"].unique(), res["regime_threshold"])
     long["regime"] = long["date"].map(lab)
     return res, long[["model", "symbol", "date", "fold", "p10", "p50", "p90", "y", "regime"]]
+
+def _uncovering_baselines(
+    preds:dict[str, pd.DataFrame],  # model -> `walk_forward` output
+    added:list[str],                # the baselines brought in for the comparison only
+)->dict:                            # baseline -> why it is left out
+    "Added baselines without a band on some realized row every other model forecasts: comparing on fewer rows would hide rows of the asked models"
+    key = ["symbol", "date"]
+    t = preds["naive"][key + ["y"]]
+    t = t[t["y"].notna()]
+    for m, p in preds.items():
+        if m in added: continue
+        t = t.merge(p.loc[p[["p10", "p50", "p90"]].notna().all(axis=1), key], on=key, how="inner")
+    out = {}
+    for b in added:
+        if b not in preds: continue
+        p = preds[b]
+        got = t.merge(p.loc[p[["p10", "p50", "p90"]].notna().all(axis=1), key], on=key, how="left", indicator=True)
+        miss = got[got["_merge"] == "left_only"]
+        if len(miss):
+            syms = pd.unique(miss["symbol"]).tolist()
+            out[b] = (f"no band on {len(miss):,} of {len(t):,} rows the other models forecast ("
+                      + ", ".join(map(str, syms[:3])) + (f" and {len(syms) - 3} more" if len(syms) > 3 else "") + ")")
+    return out
 
 def _jsonable(x):
     "Params as JSON: numbers, strings, lists and dicts; anything else as its repr"
@@ -499,23 +676,49 @@ def format_report(result:dict)->str:
         lines.append(f"Regimes: {r['regime_rule']} (threshold {'n/a' if thr is None else f'{thr:.4g}'}): "
                      f"{rs['calm']} calm, {rs['high_vol']} high_vol sessions" + (f", {none} before the window fills" if none else "") + ".")
     w = max([5] + [len(m) for m in r["models"]])
+    ci = lambda v, spec: "-" if v is None or v[0] is None else f"[{format(v[0], spec)}, {format(v[1], spec)}]"
+    blocks = lambda e: [k for k in ("overall",) + REGIMES if k in e]
     head = (f"{'model':<{w}}  {'regime':<8} {'n':>9} {'MAE':>8} {'RMSE':>8} {'hit':>6} {'hit 95% CI':>15} {'cov80':>6} "
-            f"{'pinball':>9} {'skill':>8} {'DM p':>8} {'IC':>7} {'rankIC':>7}")
-    lines += ["", head, "-" * len(head)]
+            f"{'pinball':>9} {'skill':>8} {'skill 95% CI':>19} {'DM p':>8} {'IC':>7} {'rankIC':>7}")
+    lines += ["", "Against the random walk:", head, "-" * len(head)]
     for m, e in r["models"].items():
-        for i, reg in enumerate(k for k in ("overall",) + REGIMES if k in e):
+        for i, reg in enumerate(blocks(e)):
             b = e[reg]
-            lo, hi = b["hit_rate_ci95"]
-            ci = "-" if lo is None else f"[{lo:.3f}, {hi:.3f}]"
             lines.append(f"{m if i == 0 else '':<{w}}  {reg:<8} {b['n']:>9,} {_fmt(b['mae'], '.5f', 8)} {_fmt(b['rmse'], '.5f', 8)} "
-                         f"{_fmt(b['hit_rate'], '.3f', 6)} {ci:>15} {_fmt(b['coverage_80'], '.3f', 6)} {_fmt(b['pinball'], '.6f', 9)} "
-                         f"{_fmt(b['skill_vs_rw'], '+.4f', 8)} {_fmt(b['dm_pvalue'], '.3g', 8)} {_fmt(b['ic'], '+.3f', 7)} "
-                         f"{_fmt(b['rank_ic'], '+.3f', 7)}")
-    lines += ["", f"Verdicts ({r['verdict_rule']}):"] + [f"  {m:<{w}}  {e['verdict']}" for m, e in r["models"].items()]
-    lines += ["", "Losses in log-return units. skill = 1 - pinball / pinball(random walk), on the same rows.",
-              "DM p: two-sided Diebold-Mariano test on the per-session mean pinball loss against the random walk "
-              f"(HAC lag {r['horizon'] - 1}, Harvey-Leybourne-Newbold correction).",
-              "hit: share of moves whose sign p50 got right (p50 = 0 counts as up); CI: Wilson 95%, rows taken as independent.",
+                         f"{_fmt(b['hit_rate'], '.3f', 6)} {ci(b['hit_rate_ci95'], '.3f'):>15} {_fmt(b['coverage_80'], '.3f', 6)} "
+                         f"{_fmt(b['pinball'], '.6f', 9)} {_fmt(b['skill_vs_rw'], '+.4f', 8)} {ci(b.get('skill_vs_rw_ci95'), '+.4f'):>19} "
+                         f"{_fmt(b['dm_pvalue'], '.3g', 8)} {_fmt(b['ic'], '+.3f', 7)} {_fmt(b['rank_ic'], '+.3f', 7)}")
+    if all("best_baseline" in e["overall"] for e in r["models"].values()):
+        bw = max([4] + [len(b) for b in r.get("baselines", BASELINES)])
+        head = (f"{'model':<{w}}  {'regime':<8} {'best':<{bw}} {'skill vs best':>13} {'95% CI':>19} {'DM p':>8} {'MAE skill':>9} "
+                f"{'share up':>8} {'<p10':>6} {'<p50':>6} {'<p90':>6}")
+        lines += ["", "Against the best baseline (band) and the random walk (point forecast):", head, "-" * len(head)]
+        for m, e in r["models"].items():
+            for i, reg in enumerate(blocks(e)):
+                b, cal = e[reg], e[reg]["calibration"]
+                lines.append(f"{m if i == 0 else '':<{w}}  {reg:<8} {b['best_baseline'] or '-':<{bw}} {_fmt(b['skill_vs_best'], '+.4f', 13)} "
+                             f"{ci(b['skill_vs_best_ci95'], '+.4f'):>19} {_fmt(b['dm_pvalue_vs_best'], '.3g', 8)} "
+                             f"{_fmt(b['mae_skill_vs_rw'], '+.4f', 9)} {_fmt(b['share_up'], '.3f', 8)} {_fmt(cal['below_p10'], '.3f', 6)} "
+                             f"{_fmt(cal['below_p50'], '.3f', 6)} {_fmt(cal['below_p90'], '.3f', 6)}")
+    for m, e in r["models"].items():
+        fb = e.get("fallbacks") or {}
+        if fb.get("count"):
+            shown = "; ".join(f"{k}: {v}" for k, v in list(fb["symbols"].items())[:3]) + ("; ..." if len(fb["symbols"]) > 3 else "")
+            lines.append(f"Fallbacks: {m} served its fallback band for {fb['count']} symbol-fold(s), "
+                         f"{len(fb['symbols'])} symbol(s) ({shown}).")
+    for b, why in (r.get("baselines_left_out") or {}).items():
+        lines.append(f"Baseline left out of the comparison: {b}: {why}.")
+    for m, n in (r.get("rows_without_forecast") or {}).items():
+        lines.append(f"Left out: {n:,} realized row(s) where {m} gave no band (every model is scored without them).")
+    lines += ["", f"Verdict rule: {r['verdict_rule']}.", "Verdicts:"] + [f"  {m:<{w}}  {e['verdict']}" for m, e in r["models"].items()]
+    lines += ["", "Losses in log-return units. skill = 1 - pinball / pinball(random walk); skill vs best = 1 - pinball / pinball(best baseline); "
+              "MAE skill = 1 - MAE / MAE(random walk); all on the same rows.",
+              "best: the baseline with the lowest pinball on those rows (each regime picks its own).",
+              "DM p: two-sided Diebold-Mariano test on the per-session mean pinball loss against the random walk (first table) or the "
+              f"best baseline (second) (HAC lag {max(r['horizon'] - 1, 0)}, Harvey-Leybourne-Newbold correction).",
+              "hit: share of moves whose sign p50 got right (p50 = 0 counts half, y = 0 is left out); share up: the share of up moves, "
+              "what an always-up forecast would score. <p10/<p50/<p90: share of outcomes below each quantile (ideal 0.1/0.5/0.9).",
+              f"Method: {r['method']}." if "method" in r else "CI: Wilson 95%, rows taken as independent.",
               "IC / rankIC: mean per-session cross-sectional Pearson / Spearman correlation of p50 with the outcome "
               "('-' when p50 is constant across symbols, as for the random walk)."]
     return "\n".join(lines)

@@ -6,24 +6,27 @@ Docs: https://stock-workbench.github.io/stock_workbench/features.html.md"""
 
 # %% ../nbs/40_features.ipynb #b60cceb3
 from __future__ import annotations
-import math, os, sys
+import math, os, re, sys
 import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.compute as pc
 import talib
 from .config import SwbError
 
 # %% auto #0
-__all__ = ['MARKET_FEATURES', 'CALENDAR_FEATURES', 'PRICE_LEVEL_FEATURES', 'FEATURE_COLUMNS', 'MODEL_FEATURES', 'TARGETS',
-           'FEATURE_MIN_ROWS', 'build_features', 'feature_gaps', 'warn_feature_gaps', 'add_targets']
+__all__ = ['HAR_FEATURES', 'MARKET_FEATURES', 'CALENDAR_FEATURES', 'PRICE_LEVEL_FEATURES', 'FEATURE_COLUMNS', 'MODEL_FEATURES',
+           'TARGETS', 'FEATURE_MIN_ROWS', 'market_prefix', 'market_feature_columns', 'model_features', 'build_features',
+           'feature_gaps', 'warn_feature_gaps', 'add_targets']
 
 # %% ../nbs/40_features.ipynb #dc3a34f1
 _MA_DAYS = (10, 20, 50, 200)
 _RET_DAYS = (1, 5, 20)
 _RVOL_DAYS = (5, 20, 60)
+_HAR_DAYS = (1, 5, 22)  # Corsi's daily, weekly and monthly components
 _YEAR = 252  # sessions in a year: annualizes volatility and spans the 52-week high and low
 
 def _ma(prefix): return [f"{prefix}_{w}" for w in _MA_DAYS]
 
+HAR_FEATURES = [f"har_rv_{w}d" for w in _HAR_DAYS]
 MARKET_FEATURES = ["mkt_ret_1d", "mkt_ret_20d", "mkt_rvol_20"]
 CALENDAR_FEATURES = ["day_of_week", "day_of_month", "month", "days_to_month_end"]  # known in advance for any future date
 PRICE_LEVEL_FEATURES = [*_ma("sma"), *_ma("ema"), "macd", "macd_signal", "macd_hist",
@@ -31,7 +34,7 @@ PRICE_LEVEL_FEATURES = [*_ma("sma"), *_ma("ema"), "macd", "macd_signal", "macd_h
 FEATURE_COLUMNS = [
     *(f"ret_{k}d" for k in _RET_DAYS), *_ma("sma"), *_ma("ema"),
     "rsi_14", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle", "bb_lower", "bb_pctb", "bb_width", "atr_14", "vwap_20",
-    *(f"rvol_{w}" for w in _RVOL_DAYS), "volume_z_20", "dist_52w_high", "dist_52w_low",
+    *(f"rvol_{w}" for w in _RVOL_DAYS), *HAR_FEATURES, "volume_z_20", "dist_52w_high", "dist_52w_low",
     *_ma("dist_sma"), *_ma("dist_ema"), "macd_rel", "macd_hist_rel", "atr_14_rel", "dist_vwap_20",
     *MARKET_FEATURES, *CALENDAR_FEATURES]
 MODEL_FEATURES = [c for c in FEATURE_COLUMNS if c not in PRICE_LEVEL_FEATURES]
@@ -114,6 +117,7 @@ def _chunk_features(
     r1 = g["ret_1d"]
     vol_mean, vol_std, vol_sum = np.empty(B - A), np.empty(B - A), np.empty(B - A)
     sma, ema, rv = [g[k] for k in _ma("sma")], [g[k] for k in _ma("ema")], [g[f"rvol_{w}"] for w in _RVOL_DAYS]
+    har, r2 = [g[k] for k in HAR_FEATURES], r1 * r1
     for a, b in zip(bnd[:-1], bnd[1:]):
         a -= A; b -= A
         cs, hs, ls, vs = c[a:b], h[a:b], l[a:b], v[a:b]
@@ -128,7 +132,12 @@ def _chunk_features(
         vol_mean[a:b] = _SMA(vs, 20); vol_std[a:b] = _STDDEV(vs, 20)
         g["dist_52w_high"][a:b] = _MAX(hs, _YEAR); g["dist_52w_low"][a:b] = _MIN(ls, _YEAR)
         for i, w in enumerate(_RVOL_DAYS): rv[i][a:b] = _STDDEV(r1[a:b], w)  # population std; made sample std below
+        for i, w in enumerate(_HAR_DAYS[1:], 1): har[i][a:b] = _SUM(r2[a:b], w)
     for i, w in enumerate(_RVOL_DAYS): mul(rv[i], math.sqrt(w / (w - 1) * _YEAR), out=rv[i])
+    np.abs(r1, out=har[0]); mul(har[0], math.sqrt(_YEAR), out=har[0])   # _HAR_DAYS[0] is 1: the root of one square
+    for i, w in enumerate(_HAR_DAYS[1:], 1):
+        np.maximum(har[i], 0, out=har[i])   # TA-Lib's running sum can dip below 0 by rounding
+        mul(har[i], _YEAR / w, out=har[i]); np.sqrt(har[i], out=har[i])
     def dist(level, out): div(c, level, out=out); sub(out, 1, out=out)
     for k in _ma("sma") + _ma("ema"): dist(g[k], g[f"dist_{k}"])
     for k in ("dist_52w_high", "dist_52w_low"): dist(g[k], g[k])
@@ -177,16 +186,88 @@ def _fill_by_session(o:dict, table:dict, session_of_day:np.ndarray, dates:np.nda
             si = session_of_day[_days(dates[a:b]) - first_day]
             for k, x in table.items(): np.take(x, si, out=o[k][a:b])
 
+# %% ../nbs/40_features.ipynb #780ab64f
+_MARKET_SUFFIXES = ("level", "chg_1d", "chg_5d", "pct_1y")
+_MARKET_COLUMN_RE = re.compile(r"^([a-z0-9_]+)_(" + "|".join(_MARKET_SUFFIXES) + ")$")
+
+def market_prefix(
+    symbol:str,  # a market series' symbol, e.g. ^VIX
+)->str:          # its feature columns' prefix, e.g. vix
+    "The column prefix of a market series: lower case, every non-alphanumeric character `_`, leading and trailing `_` stripped"
+    p = re.sub(r"[^a-z0-9]", "_", str(symbol).lower()).strip("_")
+    if not p: raise SwbError(f"market series {symbol!r}: no letter or digit to name its features by")
+    return p
+
+def market_feature_columns(
+    symbols:list[str],  # market series' symbols
+)->list[str]:           # four columns per series, in the order of `symbols`: level, chg_1d, chg_5d, pct_1y
+    "The feature columns of the market series `symbols`"
+    seen = {}
+    for s in symbols:
+        p = market_prefix(s)
+        if p in seen and seen[p] != s: raise SwbError(f"market series {seen[p]} and {s} would both name features {p}_*: keep one of them")
+        seen[p] = s
+    return [f"{p}_{k}" for p in seen for k in _MARKET_SUFFIXES]
+
+def model_features(
+    columns,  # a feature table's columns
+)->list[str]: # `MODEL_FEATURES`, then the market-series columns among `columns` by prefix, then level, chg_1d, chg_5d, pct_1y
+    "The scale-free features a model reads from a table: `MODEL_FEATURES` plus its market-series features"
+    found = {c: m for c in columns if c not in FEATURE_COLUMNS and (m := _MARKET_COLUMN_RE.match(str(c)))}
+    return [*MODEL_FEATURES, *sorted(found, key=lambda c: (found[c].group(1), _MARKET_SUFFIXES.index(found[c].group(2))))]
+
+# %% ../nbs/40_features.ipynb #123a12f9
+def _series_features(
+    v:np.ndarray,        # one series' values, by date
+    window:int=_YEAR,    # values in the percentile's look-back
+)->list[np.ndarray]:     # level, chg_1d, chg_5d, pct_1y, one value per date of the series
+    "Features of one market series on its own dates"
+    x = np.log(v) if (v > 0).all() else v   # a series that can be <= 0 (a spread) changes by differences
+    c1, c5, pct = np.full(len(v), np.nan), np.full(len(v), np.nan), np.full(len(v), np.nan)
+    c1[1:] = x[1:] - x[:-1]; c5[5:] = x[5:] - x[:-5]
+    if len(v) >= window:
+        pct[window - 1:] = (np.lib.stride_tricks.sliding_window_view(v, window) <= v[window - 1:, None]).mean(axis=1)
+    return [v, c1, c5, pct]
+
+def _market_series(market:pd.DataFrame|None)->list[tuple]:
+    "(symbol, days since 1970, values) of each market series, by symbol; [] for None or no rows"
+    if market is None or len(market) == 0: return []
+    missing = [c for c in ("symbol", "date", "value") if c not in market.columns]
+    if missing: raise SwbError(f"market series need column(s) {', '.join(missing)}")
+    if not pd.api.types.is_datetime64_dtype(market["date"]): raise SwbError(f"market date must be tz-naive datetime64, not {market['date'].dtype}")
+    m = market[market["value"].notna() & market["date"].notna()].sort_values(["symbol", "date"], kind="stable")
+    dup = m.duplicated(["symbol", "date"]).to_numpy()
+    if dup.any():
+        i = int(np.argmax(dup)); raise SwbError(f"market series {m['symbol'].iat[i]} has two values on {m['date'].iat[i].date()}")
+    out = [(str(s), _days(g["date"].to_numpy()), g["value"].to_numpy(dtype="float64")) for s, g in m.groupby("symbol", sort=True)]
+    market_feature_columns([s for s, _, _ in out])   # one name per series, or an error
+    return out
+
+def _market_tables(
+    series:list[tuple],    # from `_market_series`
+    session_days:np.ndarray, # the panel's sessions, days since 1970, ascending
+)->dict:                   # feature column -> one value per session
+    "Each series' features as of each session: the last value dated on or before it (NaN before the series starts)"
+    table = {}
+    for s, days, v in series:
+        i = np.searchsorted(days, session_days, side="right") - 1   # a value dated t is known at t's close
+        for k, x in zip(market_feature_columns([s]), _series_features(v)):
+            table[k] = np.where(i >= 0, x[np.maximum(i, 0)], np.nan)
+    return table
+
 # %% ../nbs/40_features.ipynb #f74aa66a
 def build_features(
-    panel:pd.DataFrame,  # canonical OHLCV rows (validated: positive prices, no NaN), any order
-)->pd.DataFrame:         # symbol, date, adj_close, *FEATURE_COLUMNS; sorted by symbol, date; index 0..n-1
-    "Point-in-time features of every (symbol, date) row of `panel`"
+    panel:pd.DataFrame,              # canonical OHLCV rows (validated: positive prices, no NaN), any order
+    market:pd.DataFrame|None=None,   # market series: symbol, date, value (`MarketSeriesStore.read`); None or empty: none
+)->pd.DataFrame:                     # symbol, date, adj_close, *FEATURE_COLUMNS, then 4 columns per market series; sorted by symbol, date
+    "Point-in-time features of every (symbol, date) row of `panel`, with each market series' as of the row's date"
     panel, bounds = _sorted_panel(panel)
+    series = _market_series(market)
+    cols = FEATURE_COLUMNS + market_feature_columns([s for s, _, _ in series])
     n = len(panel)
-    out = np.empty((len(FEATURE_COLUMNS), n))  # one block: the frame below wraps it without a copy
+    out = np.empty((len(cols), n))  # one block: the frame below wraps it without a copy
     if n:
-        o = dict(zip(FEATURE_COLUMNS, out))
+        o = dict(zip(cols, out))
         P = {k: panel[k].to_numpy(dtype="float64") for k in _INPUT_COLUMNS[2:]}
         dates = panel["date"].to_numpy()
         first_day = int(_days(dates.min()))
@@ -202,15 +283,17 @@ def build_features(
                 day_n += np.bincount(day, weights=ok, minlength=n_days)
                 day_sum += np.bincount(day, weights=np.where(ok, r1, 0.0), minlength=n_days)
         present = day_rows > 0
-        _fill_by_session(o, _session_tables(day_sum, day_n, present, first_day), np.cumsum(present) - 1, dates, bounds, first_day)
+        table = _session_tables(day_sum, day_n, present, first_day)
+        if series: table.update(_market_tables(series, first_day + np.flatnonzero(present)))
+        _fill_by_session(o, table, np.cumsum(present) - 1, dates, bounds, first_day)
     keys = panel[["symbol", "date", "adj_close"]].reset_index(drop=True)  # copy-on-write: no copy made
-    return pd.concat([keys, pd.DataFrame(out.T, columns=FEATURE_COLUMNS, copy=False)], axis=1)
+    return pd.concat([keys, pd.DataFrame(out.T, columns=cols, copy=False)], axis=1)
 
 # %% ../nbs/40_features.ipynb #6e621bfd
 FEATURE_MIN_ROWS = {**{f"ret_{k}d": k + 1 for k in _RET_DAYS}, **{f"{p}_{w}": w for p in ("sma", "ema") for w in _MA_DAYS},
     "rsi_14": 15, **dict.fromkeys(["macd", "macd_signal", "macd_hist"], 34),
     **dict.fromkeys(["bb_upper", "bb_middle", "bb_lower", "bb_pctb", "bb_width"], 20), "atr_14": 15, "vwap_20": 20,
-    **{f"rvol_{w}": w + 1 for w in _RVOL_DAYS}, "volume_z_20": 20, "dist_52w_high": _YEAR, "dist_52w_low": _YEAR,
+    **{f"rvol_{w}": w + 1 for w in _RVOL_DAYS}, **{f"har_rv_{w}d": w + 1 for w in _HAR_DAYS}, "volume_z_20": 20, "dist_52w_high": _YEAR, "dist_52w_low": _YEAR,
     **{f"dist_{p}_{w}": w for p in ("sma", "ema") for w in _MA_DAYS}, "macd_rel": 34, "macd_hist_rel": 34, "atr_14_rel": 15,
     "dist_vwap_20": 20, "mkt_ret_1d": 2, "mkt_ret_20d": 21, "mkt_rvol_20": 21, **dict.fromkeys(CALENDAR_FEATURES, 1)}
 

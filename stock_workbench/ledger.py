@@ -12,11 +12,11 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 from .config import Settings, SwbError
 from .features import add_targets
-from .evaluate import pinball_rows
+from .evaluate import accuracy_by
 
 # %% auto #0
-__all__ = ['LEDGER_SCHEMA', 'LEDGER_KEY', 'LEDGER_COLUMNS', 'forecasts_long', 'PredictionLedger', 'realize',
-           'accuracy_by_version', 'calibration']
+__all__ = ['LEDGER_SCHEMA', 'LEDGER_KEY', 'LEDGER_COLUMNS', 'ACCURACY_COLUMNS', 'CALIBRATION_COLUMNS', 'PIT_BINS',
+           'forecasts_long', 'PredictionLedger', 'realize', 'accuracy_by_version', 'calibration', 'pit_shares']
 
 # %% ../nbs/65_ledger.ipynb #cb81034a
 LEDGER_SCHEMA = pa.schema([("date", pa.date32()), ("symbol", pa.string()), ("horizon", pa.int32()),
@@ -151,28 +151,39 @@ def _scorable(scored:pd.DataFrame)->pd.DataFrame:
     "Rows with a realized outcome and a whole forecast: a missing quantile is neither a hit nor a miss"
     return scored[scored[["y", "p10", "p50", "p90"]].notna().all(axis=1).to_numpy()]
 
+ACCURACY_COLUMNS = ["model_version", "model", "source", "horizon", "n", "mae", "hit_rate", "share_up", "coverage_80",
+                    "below_p10", "below_p50", "below_p90", "pinball", "first", "last"]
+
 def accuracy_by_version(
     scored:pd.DataFrame,  # `realize` output
-)->pd.DataFrame:          # one row per model_version, model, source, horizon
-    "Realized accuracy of each model version: n, MAE, hit rate, 80% coverage, pinball loss, first and last date"
-    s = _scorable(scored)
-    cols = ["model_version", "model", "source", "horizon", "n", "mae", "hit_rate", "coverage_80", "pinball", "first", "last"]
-    if s.empty: return pd.DataFrame(columns=cols)
-    s = s.assign(ae=(s["y"] - s["p50"]).abs(), hit=(np.sign(s["y"]) == np.sign(s["p50"])).astype(float),
-                 cov=((s["y"] >= s["p10"]) & (s["y"] <= s["p90"])).astype(float),
-                 loss=pinball_rows(s["y"], s["p10"], s["p50"], s["p90"]))
-    g = s.groupby(["model_version", "model", "source", "horizon"], sort=True)
-    out = g.agg(n=("y", "size"), mae=("ae", "mean"), hit_rate=("hit", "mean"), coverage_80=("cov", "mean"),
-                pinball=("loss", "mean"), first=("date", "min"), last=("date", "max")).reset_index()
-    return out[cols]
+)->pd.DataFrame:          # one row per model_version, model, source, horizon: `ACCURACY_COLUMNS`
+    "Realized accuracy of each model version (`evaluate.accuracy_by`: n, MAE, hit rate, share up, 80% coverage, calibration, pinball), first and last date"
+    s, by = _scorable(scored), ["model_version", "model", "source", "horizon"]
+    if s.empty: return pd.DataFrame(columns=ACCURACY_COLUMNS)
+    span = s.groupby(by, sort=True)["date"].agg(first="min", last="max").reset_index()
+    return accuracy_by(s, by).merge(span, on=by)[ACCURACY_COLUMNS]
+
+CALIBRATION_COLUMNS = ["model_version", "horizon", "n", "below_p10", "below_p50", "below_p90", "inside", "above_p90"]
 
 def calibration(
     scored:pd.DataFrame,  # `realize` output
-)->pd.DataFrame:          # per model_version and horizon: n, below_p10, inside, above_p90 (fractions; ideal 0.1, 0.8, 0.1)
-    "Where realized returns fell relative to the forecast interval"
+)->pd.DataFrame:          # per model_version and horizon: `CALIBRATION_COLUMNS` (fractions; ideal below_p10/p50/p90 0.1, 0.5, 0.9; inside 0.8, above_p90 0.1)
+    "Where realized returns fell relative to the forecast quantiles, from `evaluate.accuracy_by` (inside: the 80% coverage; above_p90: y > p90)"
     s = _scorable(scored)
-    if s.empty: return pd.DataFrame(columns=["model_version", "horizon", "n", "below_p10", "inside", "above_p90"])
-    s = s.assign(below_p10=(s["y"] < s["p10"]).astype(float), above_p90=(s["y"] > s["p90"]).astype(float))
-    s = s.assign(inside=1 - s["below_p10"] - s["above_p90"])
-    return (s.groupby(["model_version", "horizon"]).agg(n=("y", "size"), below_p10=("below_p10", "mean"),
-            inside=("inside", "mean"), above_p90=("above_p90", "mean")).reset_index())
+    if s.empty: return pd.DataFrame(columns=CALIBRATION_COLUMNS)
+    a = accuracy_by(s, ["model_version", "horizon"])
+    a["inside"] = a["coverage_80"]
+    a["above_p90"] = 1 - a["below_p10"] - a["coverage_80"]   # y > p90: the rest of the rows, the band's ends counted inside
+    return a[CALIBRATION_COLUMNS]
+
+PIT_BINS = {"below p10": 0.1, "p10 to p50": 0.4, "p50 to p90": 0.4, "p90 and above": 0.1}   # bin -> its share for calibrated quantiles
+
+def pit_shares(
+    cal:pd.DataFrame,     # `calibration` output
+)->pd.DataFrame:          # per row of `cal`: model_version, horizon, n and the share of outcomes in each of `PIT_BINS`
+    "A PIT-style histogram of the outcomes in four bins cut at p10, p50 and p90 (y < p10, p10 <= y < p50, p50 <= y < p90, y >= p90)"
+    b = cal[["below_p10", "below_p50", "below_p90"]].to_numpy("float64")
+    shares = np.column_stack([b[:, 0], b[:, 1] - b[:, 0], b[:, 2] - b[:, 1], 1 - b[:, 2]])
+    return pd.concat([cal[["model_version", "horizon", "n"]].reset_index(drop=True),
+                      pd.DataFrame(shares, columns=list(PIT_BINS))], axis=1)
+

@@ -9,14 +9,14 @@ from __future__ import annotations
 import copy, json, os, sys
 import numpy as np, pandas as pd
 from .config import Settings, SwbError
-from .features import CALENDAR_FEATURES, FEATURE_COLUMNS, MARKET_FEATURES, MODEL_FEATURES, warn_feature_gaps
-from .evaluate import dm_pvalue, evaluate_models, fan_figure, format_report, loss_figure, make_model, pinball_rows
+from .features import CALENDAR_FEATURES, FEATURE_COLUMNS, MARKET_FEATURES, MODEL_FEATURES, model_features, warn_feature_gaps
+from .evaluate import BASELINES, dm_pvalue, evaluate_models, fan_figure, format_report, loss_figure, make_model, pinball_rows
 from .ledger import PredictionLedger, forecasts_long
 from . import registry as reg
 
 # %% auto #0
 __all__ = ['PROMOTION_RULE', 'settings_horizons', 'fit_latest', 'fitted_models', 'forecast_with', 'model_spec', 'head_to_head',
-           'promotion_decision', 'retrain']
+           'beats_best_baseline', 'promotion_decision', 'retrain']
 
 # %% ../nbs/75_lifecycle.ipynb #fe3fa19c
 def settings_horizons(settings:Settings)->tuple[int, ...]:
@@ -119,13 +119,16 @@ def _with_forecast(out:pd.DataFrame, qs:list[str], kind:str, day:pd.Timestamp, w
 
 # %% ../nbs/75_lifecycle.ipynb #5bc93367
 PROMOTION_RULE = ("same model and hyper-parameters: the challenger (fitted on newer data) replaces the champion, as the walk-forward "
-                  "evaluation of a refitted specification assumes; otherwise the challenger replaces the champion only if its pinball "
-                  "loss is lower and the Diebold-Mariano p-value of the two loss series is below promote_alpha")
+                  "evaluation of a refitted specification assumes (its decision says whether it beats the best baseline); otherwise the "
+                  "challenger replaces the champion only if its pinball loss is lower and the Diebold-Mariano p-value of the two loss series is "
+                  "below promote_alpha, and it must also beat the best baseline (naive, volq, ewma, garch: the lowest pinball) on the same evaluation rows, with skill_vs_best > 0 "
+                  "and a Diebold-Mariano p-value below verdict_alpha; the first champion is the requested model even when it does not, "
+                  "and its decision says it has no skill beyond the baselines")
 
 def model_spec(m)->dict:
     "A fitted or unfitted model's kind and hyper-parameters, horizon aside, comparable across the two"
     p = dict(m.params()); p.pop("horizon", None)
-    if p.get("features") == "MODEL_FEATURES": p["features"] = ",".join(MODEL_FEATURES)
+    if getattr(m, "features", ()) is None: p["features"] = "model_features"   # the default rule, whatever columns it resolved to
     return p
 
 def head_to_head(
@@ -144,21 +147,47 @@ def head_to_head(
     return dict(rows=int(len(t)), sessions=int(len(by)), pinball_champion=float(la.mean()), pinball_challenger=float(lb.mean()),
                 dm_pvalue=None if same else float(dm_pvalue(by["b"], by["a"], horizon)))
 
+def _vs_best(baseline:dict)->str:
+    "The challenger's comparison with the best baseline, in numbers"
+    s, p, (lo, hi) = baseline.get("skill_vs_best"), baseline.get("dm_pvalue_vs_best"), baseline.get("skill_vs_best_ci95") or (None, None)
+    return (f"skill {'n/a' if s is None else f'{s:+.4f}'}" + ("" if lo is None else f" [{lo:+.4f}, {hi:+.4f}]")
+            + f", DM p {'n/a' if p is None else f'{p:.3g}'}")
+
+def beats_best_baseline(
+    baseline:dict,       # the challenger's `best_baseline`, `skill_vs_best`, `dm_pvalue_vs_best` on the evaluation rows
+    alpha:float=0.05,    # `verdict_alpha`
+)->bool:
+    "Whether a model beats the best baseline: skill_vs_best > 0 and a DM p-value below `alpha`"
+    s, p = baseline.get("skill_vs_best"), baseline.get("dm_pvalue_vs_best")
+    return s is not None and p is not None and s > 0 and p < alpha
+
 def promotion_decision(
-    evidence:dict|None,  # `head_to_head` output; None when there is no champion yet
-    same_spec:bool,      # the two have the same kind and hyper-parameters
-    alpha:float=0.05,    # significance the DM test needs
-)->dict:                 # promote (bool), decision (`first`, `promoted`, `kept`), reason (one sentence)
-    "Apply the promotion rule"
-    if evidence is None: return dict(promote=True, decision="first", reason="no champion yet: the first trained model becomes champion")
+    evidence:dict|None,       # `head_to_head` output; None when there is no champion yet
+    same_spec:bool,           # the two have the same kind and hyper-parameters
+    alpha:float=0.05,         # significance the DM test against the champion needs (`promote_alpha`)
+    baseline:dict|None=None,  # the challenger's `best_baseline`, `skill_vs_best`(`_ci95`), `dm_pvalue_vs_best`; None: not judged
+    verdict_alpha:float=0.05, # significance the DM test against the best baseline needs
+)->dict:                      # promote (bool), decision (`first`, `promoted`, `kept`), reason (one sentence), beats_best_baseline (bool or None)
+    "Apply the promotion rule: better than the champion, and better than the best baseline"
+    beats = None if baseline is None else beats_best_baseline(baseline, verdict_alpha)
+    vs = "" if baseline is None else f"the best baseline ({baseline.get('best_baseline')}): {_vs_best(baseline)}"
+    if evidence is None:
+        note = "" if beats is None else (f"; it beats {vs}" if beats else f"; it has no skill beyond the baselines: it does not beat {vs}")
+        return dict(promote=True, decision="first", reason=f"no champion yet: the first trained model becomes champion{note}", beats_best_baseline=beats)
     a, b, p = evidence["pinball_champion"], evidence["pinball_challenger"], evidence["dm_pvalue"]
     nums = f"pinball challenger {b:.6f} vs champion {a:.6f}" + ("" if p is None else f", DM p {p:.3g}")
-    if same_spec:
-        return dict(promote=True, decision="promoted", reason=f"same specification refitted on newer data: scheduled refit ({nums})")
-    if b < a and p is not None and p < alpha:
-        return dict(promote=True, decision="promoted", reason=f"the challenger is significantly better ({nums} < {alpha})")
-    why = "worse" if b >= a else f"better but not significantly (p >= {alpha})"
-    return dict(promote=False, decision="kept", reason=f"the challenger is {why}: the champion stays ({nums})")
+    if same_spec: promote, reason = True, f"same specification refitted on newer data: scheduled refit ({nums})"
+    elif b < a and p is not None and p < alpha: promote, reason = True, f"the challenger is significantly better ({nums} < {alpha})"
+    else:
+        why = "worse" if b >= a else f"better but not significantly (p >= {alpha})"
+        promote, reason = False, f"the challenger is {why}: the champion stays ({nums})"
+    if promote and beats is False and not same_spec:  # a refit keeps the champion current; another kind must earn its place
+        return dict(promote=False, decision="kept", beats_best_baseline=False,
+                    reason=f"the challenger does not beat {vs} (needs skill > 0 and DM p < {verdict_alpha}): the champion stays "
+                           f"(against the champion alone: {reason})")
+    if promote and beats: reason += f"; it beats {vs}"
+    elif promote and beats is False: reason += f"; it has no skill beyond the baselines: it does not beat {vs}"
+    return dict(promote=promote, decision="promoted" if promote else "kept", reason=reason, beats_best_baseline=beats)
 
 # %% ../nbs/75_lifecycle.ipynb #631d1e29
 def _model_factory(m):
@@ -193,12 +222,15 @@ def retrain(
     if champ is not None and not same: facs = {"champion": _model_factory(champ), **facs}
     _note(f"walk-forward over the last {eval_days} sessions: {', '.join(facs)} against the random walk ...")
     scores, long = evaluate_models(data, facs, horizon=h, train_days=settings.train_days, refit_days=settings.refit_days,
-                                   start=start, progress=progress, return_predictions=True)
+                                   start=start, progress=progress, return_predictions=True, settings=settings)
     if same:  # one specification: its evidence stands for both
         long = pd.concat([long, long[long["model"] == "challenger"].assign(model="champion")], ignore_index=True)
         scores["models"]["champion"] = scores["models"]["challenger"]
     evidence = head_to_head(long, h) if champ is not None else None
-    dec = promotion_decision(evidence, same, settings.promote_alpha)
+    ch = scores["models"]["challenger"]["overall"]   # the challenger against the best baseline, on the same rows
+    baseline = {k: ch[k] for k in ("best_baseline", "skill_vs_best", "skill_vs_best_ci95", "dm_pvalue_vs_best")}
+    dec = promotion_decision(evidence, same, settings.promote_alpha, baseline, settings.verdict_alpha)
+    baseline |= {"alpha": settings.verdict_alpha, "beats": dec["beats_best_baseline"]}
     models, spans = fit_latest(data, name, hs, settings.train_days)
     example = data[data["date"] == days[-1]].head(5)
     first = long["symbol"].min()
@@ -207,7 +239,7 @@ def retrain(
     metrics = {f"{m}.{k}": v for m in scores["models"] for k, v in scores["models"][m]["overall"].items()
                if isinstance(v, (int, float)) and v is not None}
     if evidence: metrics |= {f"head_to_head.{k}": v for k, v in evidence.items() if v is not None}
-    r = reg.log_forecaster(settings, models, example, list(MODEL_FEATURES), {**lineage, **spans}, metrics=metrics,
+    r = reg.log_forecaster(settings, models, example, model_features(data.columns), {**lineage, **spans}, metrics=metrics,
                            figures=figures, job="retrain")
     new = r["version"]
     reg.set_alias(settings, "challenger", new)
@@ -217,11 +249,14 @@ def retrain(
     record = dict(job="retrain", model=name, challenger_version=new, previous_champion=champ_ver,
                   champion_version=new if dec["promote"] else champ_ver, same_spec=same, rule=PROMOTION_RULE,
                   alpha=settings.promote_alpha, eval_start=str(pd.Timestamp(start).date()), eval_end=str(pd.Timestamp(days[-1 - h]).date()),
-                  evidence=evidence, run_id=r["run_id"], **dec, **spans, lineage=lineage,
+                  evidence=evidence, baseline=baseline, run_id=r["run_id"], **dec, **spans, lineage=lineage,
+                  method=scores.get("method"), verdict_rule=scores.get("verdict_rule"),
                   scores={m: {k: v for k, v in s["overall"].items()} | {"verdict": s["verdict"]} for m, s in scores["models"].items()})
     client = reg._client(settings)
     client.set_tag(r["run_id"], "swb.decision", dec["decision"])
     client.set_tag(r["run_id"], "swb.previous_champion", str(champ_ver))
+    client.set_tag(r["run_id"], "swb.best_baseline", str(baseline["best_baseline"]))
+    client.set_tag(r["run_id"], "swb.beats_best_baseline", str(baseline["beats"]).lower())
     client.log_dict(r["run_id"], json.loads(json.dumps(record, default=str)), "decision.json")
     client.log_text(r["run_id"], format_report(scores), "evaluation.txt")
     led = PredictionLedger.from_settings(settings)

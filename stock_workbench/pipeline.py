@@ -19,9 +19,10 @@ sys.modules.setdefault("rfc3987_syntax", None)
 # in a process that never forecasts, and MLflow alone takes 1.5 s to import
 
 # %% auto #0
-__all__ = ['EOD_SOURCES', 'sample_span', 'last_closed_session', 'setting_time', 'resolve_session', 'known_symbols',
-           'resolve_symbols', 'show_figure', 'show_md', 'top_movers', 'fan_chart', 'calibration_figure',
-           'write_quality', 'read_quality', 'EodJob', 'eod_remedies', 'RetrainJob']
+__all__ = ['EOD_SOURCES', 'TODAY_COLUMNS', 'SCORE_KEYS', 'BASELINE_KEYS', 'sample_span', 'last_closed_session', 'setting_time',
+           'resolve_session', 'known_symbols', 'resolve_symbols', 'show_figure', 'show_md', 'top_movers', 'fan_chart',
+           'calibration_figure', 'score_tables', 'realized_line', 'write_quality', 'read_quality', 'EodJob',
+           'eod_remedies', 'RetrainJob', 'retrain_scores_table', 'retrain_baseline_table', 'retrain_verdict_table']
 
 # %% ../nbs/92_pipeline.ipynb #15adf1db
 EOD_SOURCES = ("synthetic", "yahoo", "snowflake", "csv", "none")
@@ -158,20 +159,52 @@ def fan_chart(
     return fig
 
 def calibration_figure(
-    cal:pd.DataFrame,        # `ledger.calibration` output
+    cal:pd.DataFrame,        # `ledger.calibration` output: one row per model version and horizon
 ):                           # a matplotlib Figure
-    "Share of outcomes below p10, inside the band and above p90, per model version and horizon, against 10/80/10"
-    import matplotlib; matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(9, 0.5 + 0.45 * max(1, len(cal))))
-    labels = [f"v{r.model_version} {int(r.horizon)}d (n={int(r.n)})" for r in cal.itertuples()]
-    left = np.zeros(len(cal))
-    for col, c in (("below_p10", "tab:red"), ("inside", "tab:green"), ("above_p90", "tab:blue")):
-        ax.barh(labels, cal[col], left=left, color=c, alpha=.7, label=col); left += cal[col].to_numpy()
-    for x in (0.1, 0.9): ax.axvline(x, color="k", lw=1, ls=":")
-    ax.set_xlim(0, 1); ax.set_title("where outcomes fell: ideal 10% below p10, 80% inside, 10% above p90 (dotted)", fontsize=9)
-    ax.legend(loc="lower right", fontsize=7); fig.tight_layout()
+    "PIT-style bars: the share of outcomes below p10, p10 to p50, p50 to p90 and at or above p90 (`ledger.pit_shares`) per model version and horizon, with the ideal 0.1, 0.4, 0.4, 0.1 marked"
+    from stock_workbench.ledger import PIT_BINS, pit_shares
+    from matplotlib.figure import Figure   # no pyplot state: the dashboard draws it from threads
+    pit, bins = pit_shares(cal), list(PIT_BINS)
+    x, w = np.arange(len(bins)), 0.8 / max(1, len(pit))
+    fig = Figure(figsize=(9, 3.4)); ax = fig.add_subplot()
+    for i in range(len(pit)):
+        r = pit.iloc[i]
+        ax.bar(x - 0.4 + w * (i + 0.5), r[bins].to_numpy("float64"), w, alpha=.75,
+               label=f"v{r['model_version']} {int(r['horizon'])}d (n={int(r['n'])})")
+    ax.hlines(list(PIT_BINS.values()), x - 0.45, x + 0.45, colors="k", lw=2, label="ideal: calibrated quantiles")
+    ax.set_xticks(x, [f"{b}\n(ideal {v:.0%})" for b, v in PIT_BINS.items()], fontsize=8)
+    ax.set_ylim(0, max(0.5, float(np.nanmax(pit[bins].to_numpy("float64"), initial=0)) + 0.05)); ax.set_ylabel("share of outcomes")
+    ax.set_title("where realized returns fell between the forecast quantiles (PIT): bars at the black marks (10/40/40/10 %) are calibrated", fontsize=9)
+    ax.legend(loc="upper right", fontsize=7); fig.tight_layout()
     return fig
+
+
+# %% ../nbs/92_pipeline.ipynb #9d433848
+TODAY_COLUMNS = ["date", "symbol", "horizon", "model_version", "source", "p10", "p50", "p90", "y", "inside_80", "hit"]
+
+def score_tables(
+    scored:pd.DataFrame,   # `ledger.realize` output: ledger rows up to the day with y and realized_on
+    day,                   # the session whose close realizes the `today` rows
+)->dict:                   # today, today_accuracy, accuracy, calibration (eod rows), calibration_all
+    "The EOD report's scores: rows realized at the day's close (per-row `inside_80` and `hit` from `evaluate.metric_rows`) and their `evaluate.accuracy_of_rows`; every version's `ledger.accuracy_by_version` and `ledger.calibration`"
+    from stock_workbench.evaluate import accuracy_of_rows, metric_rows
+    from stock_workbench.ledger import accuracy_by_version, calibration
+    today = scored[(scored["realized_on"] == pd.Timestamp(day)).to_numpy()].reset_index(drop=True)
+    r = metric_rows(today["y"], today["p10"], today["p50"], today["p90"])
+    today = today.assign(inside_80=r["inside_80"].to_numpy(), hit=r["hit"].to_numpy())
+    return dict(today=today[TODAY_COLUMNS].sort_values(["horizon", "model_version", "symbol"], ignore_index=True),
+                today_accuracy=accuracy_of_rows(r), accuracy=accuracy_by_version(scored),
+                calibration=calibration(scored[(scored["source"] == "eod").to_numpy()]), calibration_all=calibration(scored))
+
+def _pct(v)->str: return "n/a" if v is None or not np.isfinite(v) else f"{v:.0%}"
+
+def realized_line(
+    acc:dict,   # `score_tables(...)["today_accuracy"]`
+)->str:         # one markdown sentence
+    "What the forecasts realized at this close scored: 80% coverage, hit rate and the share of up moves beside it"
+    if not acc["n"]: return "No earlier forecast is realized at this close yet: scores appear from the next session on."
+    return (f"{acc['n']} forecast(s) realized at this close: {_pct(acc['coverage_80'])} inside their 80% band; hit rate {_pct(acc['hit_rate'])} "
+            f"(right sign, p50 = 0 counting half) with {_pct(acc['share_up'])} of the moves up, the hit rate of always forecasting up.")
 
 # %% ../nbs/92_pipeline.ipynb #ca0bae44
 def write_quality(settings:Settings, day, source:str, validation:dict, store_version)->Path:
@@ -360,7 +393,10 @@ class EodJob(_Timed):
         with self.timed("read"):
             self.panel = self._panel(max(_HISTORY_SESSIONS + ctx, int(self.settings.backtest_days) + 10))
         with self.timed("features"):
-            feats = build_features(self.panel[self.panel["date"] >= self.panel["date"].unique()[-min(_HISTORY_SESSIONS + ctx, self.panel["date"].nunique())]])
+            from stock_workbench.market import MarketSeriesStore
+            market = MarketSeriesStore.from_settings(self.settings).read(end=self.day)   # a value dated t is known at t's close
+            feats = build_features(self.panel[self.panel["date"] >= self.panel["date"].unique()[-min(_HISTORY_SESSIONS + ctx, self.panel["date"].nunique())]],
+                                   market=market)
         with self.timed("predict"):
             self.forecasts = forecast_with(self.model, feats, self.panel, self.day)
             rows = forecasts_long(self.forecasts, self.version, self.kind, "eod", self.forecasts["close"])
@@ -387,21 +423,14 @@ class EodJob(_Timed):
         return top_movers(self.forecasts, self.settings.report_fan_symbols, self.horizons[0])["symbol"].tolist()
 
     def score(self)->dict:
-        "Step 4: earlier forecasts realized by today's close, and every version's running accuracy"
-        from stock_workbench.ledger import PredictionLedger, accuracy_by_version, calibration, realize
+        "Step 4: earlier forecasts realized by today's close, and every version's running accuracy (`score_tables`)"
+        from stock_workbench.ledger import PredictionLedger, realize
         with self.timed("score"):
             led = PredictionLedger.from_settings(self.settings).read(end=self.day)
             if self.symbols: led = led[led["symbol"].isin(self.symbols)]
             lo = led["date"].min() if len(led) else self.day
             px = self._store().read(self.symbols or None, start=lo, end=self.day)
-            sc = realize(led, px)
-            today = sc[sc["realized_on"] == self.day].copy()
-            today["inside_80"] = (today["y"] >= today["p10"]) & (today["y"] <= today["p90"])
-            today["hit"] = np.sign(today["y"]) == np.sign(today["p50"])
-            self.scores = dict(today=today[["date", "symbol", "horizon", "model_version", "source", "p10", "p50", "p90", "y", "inside_80", "hit"]]
-                                     .sort_values(["horizon", "model_version", "symbol"], ignore_index=True),
-                               accuracy=accuracy_by_version(sc), calibration=calibration(sc[sc["source"] == "eod"]),
-                               calibration_all=calibration(sc))
+            self.scores = score_tables(realize(led, px), self.day)
         return self.scores
 
     def backtest(self):
@@ -490,7 +519,9 @@ class RetrainJob(_Timed):
             if panel.empty: raise SwbError(f"the store has no rows{'' if self.day is None else ' up to ' + str(self.day.date())}")
             self.day = self.day or panel["date"].max()
         with self.timed("features"):
-            data = add_targets(build_features(panel), settings_horizons(self.settings))
+            from stock_workbench.market import MarketSeriesStore
+            market = MarketSeriesStore.from_settings(self.settings).read(end=self.day)   # nothing dated after the job's session
+            data = add_targets(build_features(panel, market=market), settings_horizons(self.settings))
         lineage = {"store_version": self.store.version, "symbols": int(panel["symbol"].nunique()), "rows": len(panel),
                    "first": str(panel["date"].min().date()), "last": str(panel["date"].max().date())}
         with self.timed("retrain"):
@@ -508,7 +539,41 @@ class RetrainJob(_Timed):
                 ("DM p-value", ev.get("dm_pvalue")), ("MLflow run", r["run_id"])]
         return pd.DataFrame(rows, columns=["item", "value"])
 
-    def scores_table(self)->pd.DataFrame:
-        "Walk-forward scores of each model on the evaluation period, the random walk included"
-        keys = ["mae", "rmse", "hit_rate", "coverage_80", "pinball", "skill_vs_rw", "dm_pvalue", "ic", "rank_ic", "n", "verdict"]
-        return pd.DataFrame({m: {k: v.get(k) for k in keys} for m, v in self.record["scores"].items()}).T
+    def scores_table(self)->pd.DataFrame: return retrain_scores_table(self.record)
+    def baseline_table(self)->pd.DataFrame: return retrain_baseline_table(self.record)
+    def verdict_table(self)->pd.DataFrame: return retrain_verdict_table(self.record)
+
+SCORE_KEYS = ["mae", "rmse", "hit_rate", "share_up", "coverage_80", "pinball", "skill_vs_rw", "dm_pvalue", "ic", "rank_ic", "n"]
+BASELINE_KEYS = ["best_baseline", "skill_vs_best", "skill_vs_best_ci95", "dm_pvalue_vs_best", "mae_skill_vs_rw", "skill_vs_rw_ci95",
+                 "hit_rate", "hit_rate_ci95", "share_up", "below_p10", "below_p50", "below_p90"]
+
+def retrain_scores_table(
+    record:dict,   # `lifecycle.retrain` output: `scores` = {model: overall metric block and verdict}
+)->pd.DataFrame:   # one row per model, `SCORE_KEYS` (None where the evaluation did not give one)
+    "Walk-forward scores of each model on the evaluation period, the random walk included"
+    return pd.DataFrame({m: {k: v.get(k) for k in SCORE_KEYS} for m, v in record["scores"].items()}).T
+
+def _ci(v)->str|None:
+    "A [lo, hi] interval as text"
+    if not isinstance(v, (list, tuple)) or len(v) != 2 or any(x is None for x in v): return None
+    return f"[{v[0]:.4g}, {v[1]:.4g}]"
+
+def retrain_baseline_table(
+    record:dict,   # `lifecycle.retrain` output
+)->pd.DataFrame:   # one row per model, `BASELINE_KEYS`; intervals as "[lo, hi]" text
+    "Each model against the best volatility baseline on the same rows, its point skill against the random walk, and its calibration"
+    rows = {}
+    for m, v in record["scores"].items():
+        cal = v.get("calibration") or {}
+        rows[m] = {k: _ci(v.get(k)) if k.endswith("_ci95") else cal.get(k, v.get(k)) if k.startswith("below_") else v.get(k)
+                   for k in BASELINE_KEYS}
+    return pd.DataFrame(rows).T
+
+def retrain_verdict_table(
+    record:dict,   # `lifecycle.retrain` output; `verdict_rule` and `method` when the evaluation gives them
+)->pd.DataFrame:   # item, value: one verdict per model, then the rule and the method
+    "The verdict lines of the retrain report"
+    rows = [(m, v.get("verdict")) for m, v in record["scores"].items()]
+    for k in ("verdict_rule", "method"):
+        if record.get(k): rows.append((k.replace("_", " "), record[k]))
+    return pd.DataFrame(rows, columns=["item", "value"])

@@ -65,6 +65,7 @@ def _requirements(models:dict)->list[str]:
     from importlib.metadata import version, PackageNotFoundError
     pkgs = ["pandas", "numpy", "scikit-learn", "cloudpickle", "scipy"]
     if any(type(m).__module__.endswith("deep") for m in models.values()): pkgs += ["torch", "lightning", "pytorch-forecasting"]
+    if any(getattr(m, "name", "") == "garch" for m in models.values()): pkgs += ["arch"]
     out = []
     for p in pkgs:
         try: out.append(f"{p}=={version(p)}")

@@ -147,6 +147,7 @@ class StreamJob:
         self.lateness = int(round(settings.allowed_lateness_s * 1000))
         self.r, self.want_model = r, model
         self.model = self.version = None
+        self.context_days = 0   # sessions before today's row the champion's predict reads (its models' `context_days`)
         self.counts = dict(ticks=0, merged=0, late=0, duplicate=0, candles=0, predictions=0, alerts=0)
         self.online_ms = deque(maxlen=500_000)    # tick-to-online-store latencies of this process
         self.history, self._no_history, self._pred_errors = {}, set(), set()
@@ -592,14 +593,19 @@ def _predict_now(self:StreamJob, todo:dict, bars:dict):
             n = int(self.s.stream_history_days)
             tails = pd.concat([hist[s][hist[s]["date"] < pd.Timestamp(d)].tail(n) for s, d in key], ignore_index=True)
             tails["symbol"] = tails["symbol"].astype(str)
-            self._tails = (key, tails)
+            from stock_workbench.market import MarketSeriesStore
+            # today's running bar is not closed: market values dated today are not known yet, the last known is the session before
+            market = MarketSeriesStore.from_settings(self.s).read(end=max(pd.Timestamp(d) for _, d in key) - pd.Timedelta(days=1))
+            self._tails = (key, tails, market)
         rows = pd.DataFrame([{"symbol": s, "date": pd.Timestamp(d), "open": bars[s]["open"], "high": bars[s]["high"], "low": bars[s]["low"],
                               "close": bars[s]["close"], "adj_close": bars[s]["close"], "volume": bars[s]["volume"]} for s, d in key])
         panel = pd.concat([self._tails[1], rows.astype({"symbol": str})], ignore_index=True)
-        f = build_features(panel)
-        f = f[(f.groupby("symbol", sort=False).cumcount(ascending=False) == 0) & f["symbol"].isin(todo)].reset_index(drop=True)  # today's rows
+        f = build_features(panel, market=self._tails[2])
+        back = f.groupby("symbol", sort=False).cumcount(ascending=False)   # 0: today's row
+        f = f[(back <= self.context_days) & f["symbol"].isin(todo)].reset_index(drop=True)  # today's rows, after the sessions a model runs through
         x = f[self.cols].copy(); x[self.cols[2:]] = x[self.cols[2:]].astype("float64")
-        pred = self.model.predict(x)
+        today = (x.groupby("symbol", sort=False).cumcount(ascending=False) == 0).to_numpy()
+        pred = self.model.predict(x)[today].reset_index(drop=True)
         hs = sorted({int(c[4:-1]) for c in pred.columns if c.startswith("p50_")})
         p, now = self._pr.pipeline(transaction=False), time.time()
         for i, s in enumerate(pred["symbol"].astype(str)):
@@ -633,6 +639,8 @@ def _load_model(self:StreamJob):
     try:
         self.model, self.version = reg.load_forecaster(self.s, "champion")
         self.cols = self.model.metadata.get_input_schema().input_names()
+        from stock_workbench.lifecycle import fitted_models   # ewma, garch, deep models read earlier sessions before today's
+        self.context_days = max(int(getattr(m, "context_days", 0) or 0) for m in fitted_models(self.model).values())
         _note(f"predicting with {self.s.registered_model} version {self.version} (champion)")
     except SwbError as e: _note(f"no champion model ({e}); aggregating candles and features without predictions")
 

@@ -55,14 +55,29 @@ def test_evaluate_json_against_random_walk(market):
     r = swb("evaluate", "--model", "gbm", "--symbols", "SYN000,SYN001,SYN002,SYN003", "--json", env=FAST)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
-    assert set(res["models"]) == {"gbm", "naive"}
-    for name in ("gbm", "naive"):
-        overall = res["models"][name]["overall"]
-        for k in ["mae", "rmse", "hit_rate", "coverage_80", "pinball", "skill_vs_rw", "dm_pvalue", "ic", "rank_ic"]:
-            assert k in overall, (name, k)
+    assert list(res["models"]) == ["naive", "volq", "ewma", "garch", "gbm"]     # every baseline, then the model
+    assert res["baselines"] == ["naive", "volq", "ewma", "garch"] and "bootstrap" in res["method"] and "0.05" in res["verdict_rule"]
+    pins = {b: res["models"][b]["overall"]["pinball"] for b in res["baselines"]}
+    for name, e in res["models"].items():
+        for block in ("overall", "calm", "high_vol"):
+            b = e[block]
+            for k in ["mae", "rmse", "hit_rate", "hit_rate_ci95", "share_up", "coverage_80", "pinball", "skill_vs_rw", "skill_vs_rw_ci95",
+                      "dm_pvalue", "mae_skill_vs_rw", "best_baseline", "skill_vs_best", "skill_vs_best_ci95", "dm_pvalue_vs_best",
+                      "calibration", "ic", "rank_ic", "n"]:
+                assert k in b, (name, block, k)
+            assert set(b["calibration"]) == {"below_p10", "below_p50", "below_p90"}
+        overall = e["overall"]
         assert 0 <= overall["coverage_80"] <= 1 and overall["mae"] > 0
+        assert overall["best_baseline"] == min(pins, key=pins.get)
+        assert abs(overall["skill_vs_best"] - (1 - overall["pinball"] / pins[overall["best_baseline"]])) < 1e-12
+        lo, hi = overall["hit_rate_ci95"]
+        assert lo <= overall["hit_rate"] <= hi
+        won = overall["skill_vs_best"] > 0 and overall["dm_pvalue_vs_best"] is not None and overall["dm_pvalue_vs_best"] < 0.05
+        assert ("beats" in e["verdict"]) == won, e["verdict"]
+    assert "count" in res["models"]["garch"]["fallbacks"]
     text = swb("evaluate", "--model", "drift", "--symbols", "SYN000,SYN001,SYN002", env=FAST)
-    assert text.returncode == 0 and "random walk" in text.stdout
+    assert text.returncode == 0 and "random walk" in text.stdout and "Against the best baseline" in text.stdout
+    assert "Verdict rule: 'beats' only for a comparison won with skill > 0" in text.stdout and "moving-block bootstrap" in text.stdout
     runs = _runs(market, "swb-evaluate")
     assert len(runs) == 2 and {r.data.params["model"] for r in runs} == {"gbm", "drift"}
     gbm = next(r for r in runs if r.data.params["model"] == "gbm")

@@ -9,7 +9,7 @@ from test_jobs import FAST
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent/"test-artifacts"
 SECTIONS = ["Price and forecasts", "Backtest of the forecast signal", "Top predicted movers at the latest close",
-            "Model leaderboard", "Data quality"]
+            "Model leaderboard", "Calibration of the realized forecasts", "Data quality"]
 
 
 def _free_port() -> int:
@@ -106,7 +106,7 @@ def _renders_and_redraws(page):
     assert symbol.input_value() == "SYN000" and "SYN000 · horizon 1" in text
     assert "champion: v1 · gbm" in page.locator("select").first.inner_text().replace("\xa0", " ")
     assert "PASSED" in text and "40 of 40 checks passed" in text                       # data quality
-    assert "beats the random walk" in text or "does not beat the random walk" in text   # leaderboard verdict
+    assert "the best baseline (" in text or "the best baseline on these rows" in text    # leaderboard verdict: against the best baseline
     assert page.locator("input[type=date]").count() == 2 and page.locator("button", has_text="5 days").count() == 1
     assert "import " not in text and "build_app" not in text                             # no code shown
     page.screenshot(path=str(ARTIFACTS/"dashboard.png"), full_page=True)
