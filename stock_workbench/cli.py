@@ -163,6 +163,10 @@ def _panel(args, settings:Settings):
     store = OhlcvStore.from_settings(settings)
     if store.version is None: raise SwbError(f"store {store.path} is empty: run `swb ingest` first")
     syms = _split(getattr(args, "symbols", None)) or settings.universe or None
+    if syms:
+        from stock_workbench.market import MarketSeriesStore
+        market = sorted(set(syms) & set(MarketSeriesStore.from_settings(settings).symbols()))
+        if market: raise SwbError(f"{market[0]} is a market series: a feature of every symbol, never forecast or traded; leave it out of --symbols")
     return store.read(syms), store
 
 def _features(args, settings:Settings, targets:bool=False):
@@ -179,7 +183,9 @@ def _features(args, settings:Settings, targets:bool=False):
     feats = build_features(panel, market=market)
     if targets:
         from stock_workbench.lifecycle import settings_horizons
-        feats = add_targets(feats, settings_horizons(settings))
+        h = getattr(args, "horizon", None)
+        if h is not None and (isinstance(h, bool) or h < 1): raise SwbError(f"--horizon must be a whole number of sessions >= 1, not {h}")
+        feats = add_targets(feats, sorted(set(settings_horizons(settings)) | ({h} if h else set())))
     lineage = {"store_version": store.version, "symbols": panel["symbol"].nunique(), "rows": len(panel),
                "first": str(panel["date"].min().date()), "last": str(panel["date"].max().date())}
     return feats, panel, lineage

@@ -149,9 +149,12 @@ def walk_forward(
         first = ts if ctx is None else sessions[max(0, int(np.searchsorted(sessions, s)) - int(ctx))]
         rows = np.flatnonzero((dates >= min(first, s)) & (dates <= e))
         inp = data.iloc[rows].drop(columns=targets)
-        p10, p50, p90 = _check_predictions(model.predict(inp), inp, type(model).__name__)
+        with warnings.catch_warnings():   # symbols predicted without a fit of their own: counted below too
+            warnings.simplefilter("ignore", FallbackWarning)
+            p10, p50, p90 = _check_predictions(model.predict(inp), inp, type(model).__name__)
         test = inp["date"].to_numpy() >= s
-        fb = getattr(model, "fallbacks_", None)  # symbols a model served with a simpler band (garch -> ewma)
+        fb = getattr(model, "fallbacks_", None)
+        if getattr(model, "unseen_", None): fb = {**(fb or {}), **model.unseen_}   # symbols predicted without a fit of their own  # symbols a model served with a simpler band (garch -> ewma)
         if fb is not None: fallbacks.append({str(k): str(v) for k, v in dict(fb).items()})
         out.append(pd.DataFrame({"symbol": inp["symbol"].to_numpy()[test], "date": inp["date"].to_numpy()[test], "fold": f.fold,
                                  "p10": p10[test], "p50": p50[test], "p90": p90[test],
@@ -510,6 +513,13 @@ def _score_blocks(
                     ic=_num(ics[m][b][0]), rank_ic=_num(ics[m][b][1]), n=int(a["n"]))
     return out
 
+def _evaluation_settings(s:Settings)->tuple[float, int, int]:
+    "`verdict_alpha`, `bootstrap_block_days`, `bootstrap_reps`, checked"
+    alpha, block_days, reps = float(s.verdict_alpha), int(s.bootstrap_block_days), int(s.bootstrap_reps)
+    if block_days < 1 or reps < 100: raise SwbError(f"bootstrap_block_days must be >= 1 and bootstrap_reps >= 100 (got {block_days}, {reps})")
+    if not 0 < alpha < 1: raise SwbError(f"verdict_alpha must be between 0 and 1, not {alpha}")
+    return alpha, block_days, reps
+
 def score_predictions(
     preds:dict[str, pd.DataFrame],   # model name -> `walk_forward` output; must include "naive"; the baselines (`BASELINES`) present are compared
     rvol:pd.Series|None=None,        # market volatility per date for the regimes (`market_rvol`); None: no regimes
@@ -519,9 +529,7 @@ def score_predictions(
 )->dict:                             # JSON-able scores, see `evaluate_models`
     "Score walk-forward predictions of several models against the random walk and the best baseline on common rows"
     if "naive" not in preds: raise SwbError("the random walk 'naive' must be among the scored models")
-    s = settings or Settings()
-    alpha, block_days, reps = float(s.verdict_alpha), int(s.bootstrap_block_days), int(s.bootstrap_reps)
-    if block_days < 1 or reps < 1: raise SwbError(f"bootstrap_block_days and bootstrap_reps must be >= 1 (got {block_days}, {reps})")
+    alpha, block_days, reps = _evaluation_settings(settings or Settings())
     key = ["symbol", "date"]
     t = preds["naive"][key + ["y"]].copy()
     for m, p in preds.items():
@@ -583,6 +591,8 @@ def evaluate_models(
     added = [b for b in BASELINES if b not in factories and b != "naive"]   # brought in for the comparison, not asked for
     base = {b: factories.get(b, lambda b=b: make_model(b, horizon, settings, **model_params.get(b, {}))) for b in BASELINES}
     factories = base | {m: f for m, f in factories.items() if m not in base}   # the baselines first, no model twice
+    for b in added: factories[b]()   # a bad setting (ewma_lambda, garch_min_obs) is an error, not a baseline quietly left out
+    _evaluation_settings(settings)   # and a bad verdict or bootstrap setting fails before any fit
     if symbols is not None:
         unknown = sorted(set(symbols) - set(data["symbol"].unique()))
         if unknown: raise SwbError(f"unknown symbol(s) {', '.join(unknown)}")

@@ -234,6 +234,13 @@ def ingest(self:MarketSeriesStore,
     if traded:
         raise SwbError(f"{traded[0]} is a traded price series in {prices.path}: a symbol is either a price series or a market series "
                        "(never forecast or traded); nothing was written")
+    from stock_workbench.features import market_prefix
+    names = {market_prefix(s): s for s in self.symbols()}
+    for s in pd.unique(df["symbol"]):   # two series whose features would share one name: refused before anything is written
+        other = names.setdefault(market_prefix(s), s)
+        if other != s:
+            raise SwbError(f"market series {s} and {other} would both name features {market_prefix(s)}_*: "
+                           f"ingest it as {other}, or under a symbol of its own; nothing was written")
     base = self.version
     rep = validate_market(df, settings)
     rep.store_version = base

@@ -382,6 +382,11 @@ class GarchModel(ForecastModel):
         order, syms, bnd = _symbol_runs(data["symbol"].to_numpy(dtype=object), data["date"].to_numpy())
         r = data["ret_1d"].to_numpy(dtype="float64")[order] * 100
         vol, which = GARCH(p=1, q=1), pd.Index(self.symbols_).get_indexer(syms)
+        self.unseen_ = {s: "not in the training window" for s, j in zip(syms, which) if j < 0 and s not in self.fallbacks_}
+        if self.unseen_:   # served by the ewma band, seeded with the pooled training variance: said, and counted by the evaluation
+            first = ", ".join(map(str, list(self.unseen_)[:3])) + ("; ..." if len(self.unseen_) > 3 else "")
+            warnings.warn(f"garch: {len(self.unseen_)} symbol(s) not in the training window get the ewma band ({first})",
+                          FallbackWarning, stacklevel=2)
         for j, a, b in zip(which, bnd[:-1], bnd[1:]):
             ok = np.isfinite(r[a:b])
             if j < 0 or not ok.any(): continue

@@ -80,3 +80,19 @@ def test_walk_forward_point_in_time(feats, cls):
     pd.testing.assert_frame_equal(moved[early], base[early])
     late = ((base.symbol == sym) & (base.date > day)).to_numpy()
     assert (moved.p90[late] > base.p90[late]).mean() > 0.9
+
+
+def test_garch_symbol_not_in_training_is_said_and_counted(feats):
+    "A symbol with no training row gets the ewma band: a warning on predict, and the walk-forward counts it as a fallback"
+    f0 = walk_forward(feats, lambda: EwmaModel(1), horizon=1, train_days=TRAIN, refit_days=REFIT, progress=False).attrs["folds"][0]
+    m = GarchModel(1).fit(feats[feats.symbol != "LATE"], f0["train_start"], f0["train_end"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p = m.predict(feats[feats.date > pd.Timestamp(f0["train_end"])])
+    assert m.unseen_ == {"LATE": "not in the training window"}
+    msgs = [str(w.message) for w in caught if issubclass(w.category, FallbackWarning)]
+    assert msgs == ["garch: 1 symbol(s) not in the training window get the ewma band (LATE)"], msgs
+    assert p[["p10", "p50", "p90"]].notna().all().all()
+    res, made, caught = run(feats[~((feats.symbol == "LATE") & (feats.date <= pd.Timestamp(f0["train_end"])))], GarchModel)
+    assert res.attrs["fallbacks"][0].get("LATE") == "not in the training window"
+    assert not [w for w in caught if str(w.message).startswith("garch:")]

@@ -100,3 +100,25 @@ def test_never_forecast(market):
     assert r.returncode == 0, r.stderr
     syms = {row["symbol"] for row in json.loads(r.stdout)["predictions"]}
     assert syms == {"SYN000", "SYN001", "SYN002"}
+
+
+def test_two_series_with_one_feature_name_and_market_symbols_asked_as_traded(market):
+    home, tmp, v, missing = market
+    assert swb("ingest", "--source", "csv", "--path", tmp / "%5EVIX.csv", "--series", "market").returncode == 0
+    before = tree_digest(home / "market")
+    # VIX would name its features vix_* like ^VIX: refused at ingest, never a store every later command refuses
+    one_line_error(swb("ingest", "--source", "csv", "--path", tmp / "VIXCLS.csv", "--symbol", "VIX", "--series", "market"),
+                   "market series VIX and ^VIX would both name features vix_*")
+    assert tree_digest(home / "market") == before
+    assert swb("features", "--output", tmp / "f.csv").returncode == 0
+    for cmd in (["evaluate", "--model", "naive"], ["features", "--output", tmp / "g.csv"], ["train", "--model", "naive"]):
+        one_line_error(swb(*cmd, "--symbols", "SYN000,^VIX"), "^VIX is a market series: a feature of every symbol, never forecast or traded")
+    one_line_error(swb("evaluate", "--model", "naive", "--horizon", "0"), "--horizon must be a whole number of sessions >= 1, not 0")
+
+
+@pytest.mark.parametrize("setting, needle", [("SWB_VERDICT_ALPHA=1.5", "verdict_alpha must be between 0 and 1, not 1.5"),
+                                             ("SWB_BOOTSTRAP_REPS=1", "bootstrap_reps >= 100"),
+                                             ("SWB_GARCH_MIN_OBS=5", "garch: min_obs must be a whole number of returns >= 10, not 5")])
+def test_bad_evaluation_settings_are_errors(market, setting, needle):
+    k, val = setting.split("=")
+    one_line_error(swb("evaluate", "--model", "ewma", env={k: val, **FAST}), needle)
