@@ -14,12 +14,19 @@ from scipy.stats import norm
 from .config import SwbError, SwbWarning
 
 # %% auto #0
-__all__ = ['QUANTILES', 'ForecastModel', 'NaiveModel', 'DriftModel', 'VolQuantileModel', 'EwmaModel', 'FallbackWarning',
-           'GarchModel', 'GbmQuantileModel']
+__all__ = ['QUANTILES', 'forecast_horizons', 'ForecastModel', 'NaiveModel', 'DriftModel', 'VolQuantileModel', 'EwmaModel',
+           'FallbackWarning', 'GarchModel', 'GbmQuantileModel']
 
 # %% ../nbs/50_models.ipynb #8372fcf5
 QUANTILES = (0.1, 0.5, 0.9)
 _Z = norm.ppf(QUANTILES)  # standard normal quantiles: -1.2816, 0, 1.2816
+
+# %% ../nbs/50_models.ipynb #3c44bee1
+def forecast_horizons(
+    columns,    # column names of a wide forecast frame (or the frame itself)
+)->list[int]:   # horizons in sessions, ascending
+    "The horizons `h` of the `p50_{h}d` columns among `columns`"
+    return sorted({int(c[4:-1]) for c in columns if c.startswith("p50_") and c.endswith("d") and c[4:-1].isdigit()})
 
 # %% ../nbs/50_models.ipynb #8ae03cd6
 def _require_columns(data:pd.DataFrame, columns:list[str], who:str):
