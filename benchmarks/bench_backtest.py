@@ -31,7 +31,7 @@ CHILD = textwrap.dedent("""
     out = dict(import_module=time.perf_counter() - t)
     import pandas as pd
     close, p50 = pd.read_pickle(sys.argv[1])
-    t = time.perf_counter(); vbt = bt._vbt(); out["import_vectorbt"] = time.perf_counter() - t
+    t = time.perf_counter(); vbt = bt.load_vectorbt(); out["import_vectorbt"] = time.perf_counter() - t
     t = time.perf_counter(); r = bt.backtest_signal(close, p50, "long_flat", FEES, SLIP); out["first_call"] = time.perf_counter() - t
     ts = []
     for _ in range(REPEAT):

@@ -21,9 +21,10 @@ a = ap.parse_args()
 os.environ["SWB_QUIET"] = "1"
 
 from stock_workbench.synthetic import synthetic_market
-from stock_workbench.features import build_features, FEATURE_COLUMNS, MODEL_FEATURES
+from stock_workbench.features import (build_features, FEATURE_COLUMNS, MODEL_FEATURES, MA_DAYS, RSI_PERIOD, MACD_PERIODS, BB_PERIOD,
+                                      BB_STDDEV, ATR_PERIOD, VWAP_DAYS, VOLUME_Z_DAYS, RVOL_DAYS, YEAR_SESSIONS)
 
-MA = (10, 20, 50, 200)
+MA = MA_DAYS
 
 
 def timed(f, repeat=a.repeat):
@@ -54,7 +55,7 @@ slices = [(c[s:e], h[s:e], l[s:e]) for s, e in zip(starts, ends)]
 def bare(sma=talib.SMA, ema=talib.EMA, rsi=talib.RSI, macd=talib.MACD, bbands=talib.BBANDS, atr=talib.ATR):
     for cs, hs, ls in slices:
         for w in MA: sma(cs, w); ema(cs, w)
-        rsi(cs, 14); macd(cs, 12, 26, 9); bbands(cs, 20, 2.0, 2.0, 0); atr(hs, ls, cs, 14)
+        rsi(cs, RSI_PERIOD); macd(cs, *MACD_PERIODS); bbands(cs, BB_PERIOD, BB_STDDEV, BB_STDDEV, 0); atr(hs, ls, cs, ATR_PERIOD)
 
 
 # every TA-Lib call build_features makes: the 12 above, and the rolling sums, deviations and extremes under VWAP(20), the volume
@@ -68,9 +69,10 @@ slices_all = [(c[s:e], h[s:e], l[s:e], v[s:e], tpv[s:e], r1[s:e]) for s, e in zi
 def bare_all():
     for cs, hs, ls, vs, tp, r in slices_all:
         for w in MA: talib.SMA(cs, w); talib.EMA(cs, w)
-        talib.RSI(cs, 14); talib.MACD(cs, 12, 26, 9); talib.BBANDS(cs, 20, 2.0, 2.0, 0); talib.ATR(hs, ls, cs, 14)
-        talib.SUM(tp, 20); talib.SUM(vs, 20); talib.SMA(vs, 20); talib.STDDEV(vs, 20); talib.MAX(hs, 252); talib.MIN(ls, 252)
-        for w in (5, 20, 60): talib.STDDEV(r, w)
+        talib.RSI(cs, RSI_PERIOD); talib.MACD(cs, *MACD_PERIODS); talib.BBANDS(cs, BB_PERIOD, BB_STDDEV, BB_STDDEV, 0); talib.ATR(hs, ls, cs, ATR_PERIOD)
+        talib.SUM(tp, VWAP_DAYS); talib.SUM(vs, VWAP_DAYS); talib.SMA(vs, VOLUME_Z_DAYS); talib.STDDEV(vs, VOLUME_Z_DAYS)
+        talib.MAX(hs, YEAR_SESSIONS); talib.MIN(ls, YEAR_SESSIONS)
+        for w in RVOL_DAYS: talib.STDDEV(r, w)
 
 
 raw = {k: getattr(getattr(talib, k), "__wrapped__", getattr(talib, k)) for k in ("SMA", "EMA", "RSI", "MACD", "BBANDS", "ATR")}
@@ -82,10 +84,10 @@ def bare_into_table():
     for (cs, hs, ls), s, e in zip(slices, starts, ends):
         j = 0
         for w in MA: out[j, s:e] = talib.SMA(cs, w); out[j + 1, s:e] = talib.EMA(cs, w); j += 2
-        out[8, s:e] = talib.RSI(cs, 14)
-        out[9:12, s:e] = talib.MACD(cs, 12, 26, 9)
-        out[12:15, s:e] = talib.BBANDS(cs, 20, 2.0, 2.0, 0)
-        out[15, s:e] = talib.ATR(hs, ls, cs, 14)
+        out[8, s:e] = talib.RSI(cs, RSI_PERIOD)
+        out[9:12, s:e] = talib.MACD(cs, *MACD_PERIODS)
+        out[12:15, s:e] = talib.BBANDS(cs, BB_PERIOD, BB_STDDEV, BB_STDDEV, 0)
+        out[15, s:e] = talib.ATR(hs, ls, cs, ATR_PERIOD)
     return out
 
 
@@ -116,10 +118,10 @@ def with_ta():
     for cs, hs, ls in slices[:k]:
         cl, hi, lo = pd.Series(cs), pd.Series(hs), pd.Series(ls)
         for w in MA: SMAIndicator(cl, w).sma_indicator(); EMAIndicator(cl, w).ema_indicator()
-        RSIIndicator(cl, 14).rsi()
-        m = MACD(cl, 26, 12, 9); m.macd(); m.macd_signal(); m.macd_diff()
-        b = BollingerBands(cl, 20, 2); b.bollinger_hband(); b.bollinger_mavg(); b.bollinger_lband()
-        AverageTrueRange(hi, lo, cl, 14).average_true_range()
+        RSIIndicator(cl, RSI_PERIOD).rsi()
+        m = MACD(cl, MACD_PERIODS[1], MACD_PERIODS[0], MACD_PERIODS[2]); m.macd(); m.macd_signal(); m.macd_diff()
+        b = BollingerBands(cl, BB_PERIOD, BB_STDDEV); b.bollinger_hband(); b.bollinger_mavg(); b.bollinger_lband()
+        AverageTrueRange(hi, lo, cl, ATR_PERIOD).average_true_range()
 
 
 with warnings.catch_warnings():

@@ -41,8 +41,8 @@ t = time.perf_counter()
 from stock_workbench.config import Settings
 from stock_workbench.synthetic import synthetic_market
 from stock_workbench.store import OhlcvStore
-from stock_workbench.validate import require_valid, _gx_batch_definition
-_gx_batch_definition()
+from stock_workbench.validate import require_valid, gx_batch_definition
+gx_batch_definition()
 imports_s = time.perf_counter() - t
 print(f"  {'imports (incl. Great Expectations)':<34} {imports_s:7.2f} s")
 settings = Settings(work / "inproc")

@@ -37,7 +37,9 @@ a = ap.parse_args()
 home = Path(tempfile.mkdtemp())
 os.environ.update(SWB_HOME=str(home), SWB_QUIET="1", SWB_METRICS_PORT="0", SWB_STREAM_BATCH=str(a.batch), SWB_STREAM_SHARDS="4")
 from stock_workbench.config import Settings
-from stock_workbench.stream import StreamJob, StreamKeys, _last_bars, connect_redis, publish_ticks
+from stock_workbench.stream import StreamJob
+from stock_workbench.leases import StreamKeys, connect_redis
+from stock_workbench.replay import last_daily_bars as _last_bars, publish_ticks
 from stock_workbench.ticks import synthetic_ticks
 
 R = redis.Redis.from_url(Settings().redis_url)
@@ -62,7 +64,7 @@ def job(prefix, symbols):
     os.environ["SWB_STREAM_PREFIX"] = prefix
     s = Settings()
     j = StreamJob(s, "bench", model=False)
-    if not a.no_model: j._load_model(); j._history_of(symbols)
+    if not a.no_model: j.predictor.load_model(); j.predictor.history_of(symbols)
     return j
 
 def percentile(x, q): return float(np.percentile(np.asarray(x), q)) if len(x) else float("nan")
@@ -130,7 +132,7 @@ j = job(kl.prefix, syms)
 stop = threading.Event()
 th = threading.Thread(target=lambda: j.run(stop=stop)); th.start()
 time.sleep(1.0)     # the consumer holds its leases
-producer = ("import sys, time, pandas as pd; from stock_workbench.stream import StreamKeys, connect_redis, publish_ticks; "
+producer = ("import sys, time, pandas as pd; from stock_workbench.leases import StreamKeys, connect_redis; from stock_workbench.replay import publish_ticks; "
             "from stock_workbench.config import Settings; tk = pd.read_pickle(sys.argv[1]); t = time.perf_counter(); "
             "n = publish_ticks(connect_redis(Settings()), tk, StreamKeys(sys.argv[2]), 4, speed=1.0); "
             "print(f'{n:,} ticks in {time.perf_counter() - t:.1f} s: {n / (time.perf_counter() - t):,.0f} ticks/s')")
@@ -143,7 +145,7 @@ print(f"latency, {a.symbols} symbols in real time, producer: {rp.stdout.strip() 
 print(f"  tick -> online store (XADD to committed in swb:latest): p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms, "
       f"max {max(lat) if lat else float('nan'):.1f} ms over {len(lat):,} ticks (target p99 < 50 ms) | "
       f"{j.counts['candles']:,} candles, {j.counts['predictions']:,} predictions")
-pred = j._m_pred.collect()[0].samples
+pred = j.predictor.latency.collect()[0].samples
 cnt = next(s.value for s in pred if s.name.endswith("_count")); tot = next(s.value for s in pred if s.name.endswith("_sum"))
 print(f"  tick -> prediction (arrival of the closing tick to the prediction in Redis): mean {1000 * tot / max(cnt, 1):.0f} ms over {cnt:.0f} predictions "
       f"(refreshed every {j.s.stream_predict_s} s)")

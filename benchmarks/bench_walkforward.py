@@ -1,6 +1,6 @@
 """Walk-forward evaluation of every baseline (naive, drift, volq, ewma, garch) and gbm over the synthetic market.
 
-Prints seconds per model (fit + predict over all folds, `evaluate.walk_forward` with the model classes directly),
+Prints seconds per model (fit + predict over all folds, `walkforward.walk_forward` with the model classes directly),
 their ratio to the naive baseline measured in the same run, and each model's pinball loss and 80% coverage.
 Asserts nothing.
 Usage: python benchmarks/bench_walkforward.py [--symbols 500] [--years 10] [--models naive,drift,volq,ewma,garch,gbm]
@@ -29,8 +29,10 @@ def peak_mb(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t = time.perf_counter()
 from stock_workbench.synthetic import synthetic_market
 from stock_workbench.features import add_targets, build_features
-from stock_workbench.evaluate import walk_forward, pinball, coverage_80
-from stock_workbench.models import NaiveModel, DriftModel, VolQuantileModel, EwmaModel, GarchModel, GbmQuantileModel
+from stock_workbench.walkforward import walk_forward
+from stock_workbench.metrics import coverage_80, pinball
+from stock_workbench.models import NaiveModel, DriftModel, VolQuantileModel, GbmQuantileModel
+from stock_workbench.volatility import EwmaModel, GarchModel
 print(f"synthetic market: {a.symbols} symbols x {a.years:g} years, seed {a.seed}; horizon {a.horizon}, "
       f"train {a.train_days} / refit {a.refit_days} sessions; {os.cpu_count()} cores")
 print(f"  {'imports':<30} {time.perf_counter() - t:8.2f} s")

@@ -1,4 +1,4 @@
-"""Alerts for large predicted moves, posted once each to a Slack-compatible webhook whose address is never shown
+"""Alerts for large predicted and price moves, posted once each to a Slack-compatible webhook whose address is never shown
 
 Docs: https://stock-workbench.github.io/stock_workbench/alerts.html.md"""
 
@@ -6,16 +6,18 @@ Docs: https://stock-workbench.github.io/stock_workbench/alerts.html.md"""
 
 # %% ../nbs/91_alerts.ipynb #830da131
 from __future__ import annotations
-import json, os, urllib.error, urllib.request
-from pathlib import Path
+import json, threading, urllib.error, urllib.request
 import numpy as np, pandas as pd
 from .config import Settings, SwbError
 from .display import format_band, format_pct, format_price
+from .util import note, write_atomic
+from .ticks import MINUTE_MS
+from .leases import StreamKeys, connect_redis
 
 # %% auto #0
-__all__ = ['ALERT_COLUMNS', 'move_alerts', 'alert_text', 'post_webhook', 'send_alerts']
+__all__ = ['ALERT_COLUMNS', 'move_alerts', 'alert_text', 'post_webhook', 'send_alerts', 'price_move_alert', 'outbox_sender']
 
-# %% ../nbs/91_alerts.ipynb #11008db6
+# %% ../nbs/91_alerts.ipynb #d454018f
 ALERT_COLUMNS = ["date", "symbol", "horizon", "move_pct", "low_pct", "high_pct", "close", "model_version"]
 
 def move_alerts(
@@ -24,8 +26,9 @@ def move_alerts(
     model_version:str="",    # the version that made the forecasts
 )->pd.DataFrame:             # one row per alert, largest move first
     "Forecasts whose median predicted move is at least `threshold_pct` percent"
+    from stock_workbench.models import forecast_horizons   # here: `models` loads the model libraries; the stream imports this module
     if not threshold_pct > 0: raise SwbError(f"alert threshold must be a positive percentage, not {threshold_pct!r}")
-    hs = sorted({int(c[4:-1]) for c in forecasts.columns if c.startswith("p50_") and c.endswith("d")})
+    hs = forecast_horizons(forecasts.columns)
     rows = []
     for h in hs:
         mv = np.expm1(forecasts[f"p50_{h}d"].to_numpy("float64")) * 100
@@ -38,6 +41,7 @@ def move_alerts(
     out = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=ALERT_COLUMNS)
     return out.reindex(out["move_pct"].abs().sort_values(ascending=False).index).reset_index(drop=True)[ALERT_COLUMNS]
 
+# %% ../nbs/91_alerts.ipynb #5b3cfaee
 def alert_text(a)->str:
     "One alert as one line of text: the move and its 80% band in percent and, when the close is known, in prices"
     d = pd.Timestamp(a["date"]).date()
@@ -51,9 +55,10 @@ def alert_text(a)->str:
     return (f"{a['symbol']}: predicted {pct('move_pct')} over {int(a['horizon'])} session(s) from {start} "
             f"(80% band {pct('low_pct')} .. {pct('high_pct')}{band}; model version {a['model_version']})")
 
-# %% ../nbs/91_alerts.ipynb #2c957f34
+# %% ../nbs/91_alerts.ipynb #f8ed8763
 def _key(a)->str: return f"{pd.Timestamp(a['date']).date()}|{a['symbol']}|{int(a['horizon'])}|{a['model_version']}"
 
+# %% ../nbs/91_alerts.ipynb #6a185682
 def post_webhook(
     url:str,              # a Slack-compatible incoming webhook; a secret
     text:str,             # the message
@@ -64,6 +69,7 @@ def post_webhook(
     with urllib.request.urlopen(req, timeout=timeout) as r:
         if r.status >= 300: raise OSError(f"HTTP {r.status}")
 
+# %% ../nbs/91_alerts.ipynb #73e6c95f
 def send_alerts(
     alerts:pd.DataFrame,     # `move_alerts` output
     settings:Settings,       # alert_webhook_url; the sent-keys file lives under the home
@@ -85,5 +91,52 @@ def send_alerts(
             continue
         done.add(k); res["sent"] += 1
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp"); tmp.write_text(json.dumps(sorted(done))); os.replace(tmp, path)  # kept after each send: a crash resends nothing
+        write_atomic(path, json.dumps(sorted(done)))  # kept after each send: a crash resends nothing
     return res
+
+# %% ../nbs/91_alerts.ipynb #fd5aa85a
+def price_move_alert(
+    window,               # the symbol's recent candles, oldest first: tuples (symbol, minute_ms, open, high, low, close, ...)
+    symbol:str,
+    m:int,                # the new candle's minute, epoch ms (not yet in `window`)
+    close:float,          # its close
+    minutes:int,          # `move_alert_minutes`: how far back a move is measured
+    pct:float,            # `move_alert_pct`: the move in percent that alerts
+    since:int|None,       # minute (epoch ms) the symbol's current move started, None if none is going
+)->tuple[str|None, int|None]:   # the alert's text (None: no new alert), the minute the move now going started (None: none)
+    "A price-move alert if this candle starts a move of `pct` percent within `minutes`; a move already going gives none"
+    lo, best = m - int(minutes) * MINUTE_MS, None
+    for c in reversed(window):   # newest first; stops at the first candle older than the window
+        if c[1] < lo: break
+        if c[1] < m and (best is None or abs(close / c[5] - 1) > abs(close / best[1] - 1)): best = (c[1], c[5])
+    if best is None: return None, None
+    t0, c0 = best
+    mv = (close / c0 - 1) * 100
+    if abs(mv) < pct: return None, None
+    if since is not None: return None, since   # the same event, still going
+    return (f"{symbol} moved {mv:+.2f}% in {(m - t0) // MINUTE_MS} min: {close:g} at {pd.Timestamp(m, unit='ms'):%Y-%m-%d %H:%M} "
+            f"from {c0:g} at {pd.Timestamp(t0, unit='ms'):%H:%M}"), m
+
+# %% ../nbs/91_alerts.ipynb #5466c960
+def outbox_sender(
+    settings:Settings,       # alert_webhook_url, redis_url
+    keys:StreamKeys,         # the stream's keys: `outbox`, `sending`
+    me:str,                  # the consumer's name
+    stop:threading.Event,    # set it to stop
+):
+    "Post the outbox's alerts to the webhook until `stop`, each once; a failed post is retried, a crash mid-post resends"
+    import redis
+    url, r, failing, fresh = settings.alert_webhook_url.strip(), connect_redis(settings, check=False), False, True
+    mine = f"{keys.sending}:{me}"
+    while not stop.is_set():
+        try:
+            if fresh:
+                while r.lmove(mine, keys.outbox, "RIGHT", "RIGHT"): pass   # left by this consumer's crash mid-post: send again
+                fresh = False
+            item = r.blmove(keys.outbox, mine, 0.5, "RIGHT", "LEFT")
+            if item is None: continue
+            try: post_webhook(url, json.loads(item)["text"]); r.lrem(mine, 1, item); failing = False
+            except (OSError, ValueError) as e:
+                if not failing: note(f"swb: stream: the alert webhook did not accept an alert ({type(e).__name__}); retrying", always=True)
+                r.lmove(mine, keys.outbox, "LEFT", "RIGHT"); failing = True; stop.wait(2.0)
+        except redis.RedisError: stop.wait(1.0)

@@ -13,14 +13,14 @@ import numpy as np, pandas as pd
 from .config import SwbError, Settings
 
 # %% auto #0
-__all__ = ['NUMBA_CACHE_DEFAULT', 'BACKTEST_RULES', 'STAT_COLUMNS', 'cost_hurdle', 'signal_positions', 'BacktestResult',
-           'backtest_signal', 'equity_figure', 'backtest_from_settings']
+__all__ = ['NUMBA_CACHE_DEFAULT', 'BACKTEST_RULES', 'STAT_COLUMNS', 'load_vectorbt', 'cost_hurdle', 'signal_positions',
+           'BacktestResult', 'backtest_signal', 'equity_figure', 'backtest_from_settings']
 
 # %% ../nbs/80_backtest.ipynb #31abec65
 NUMBA_CACHE_DEFAULT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home()/".cache")/"stock_workbench"/"numba"
 os.environ.setdefault("NUMBA_CACHE_DIR", str(NUMBA_CACHE_DEFAULT))
 
-def _vbt():
+def load_vectorbt():
     "vectorbt, imported on first use, with numba's kernel cache in `NUMBA_CACHE_DIR`"
     import numba
     # numba imported earlier read its config before we set the variable; its cached kernels are located on decoration
@@ -107,6 +107,7 @@ def _stats(pf, sessions:int)->dict:
     return dict(total_return=float(pf.total_return()), sharpe=sharpe, max_drawdown=abs(float(pf.max_drawdown())),
                 turnover=traded / float(value.mean()) * 252 / sessions, trades=int(len(o)))
 
+# %% ../nbs/80_backtest.ipynb #28d9adf7
 def backtest_signal(
     close:pd.DataFrame,        # adjusted close, dates x symbols, ascending dates
     p50:pd.DataFrame,          # median forecast of log(close[t+1] / close[t]) made at each close; same labels as `close`
@@ -121,7 +122,7 @@ def backtest_signal(
     hurdle = cost_hurdle(fees_bps, slippage_bps) if hurdle is None else float(hurdle)
     held, size = _orders(signal_positions(p50, rule, hurdle).to_numpy())
     bh = np.full(c.shape, np.nan); bh[0] = 1.0
-    vbt = _vbt()
+    vbt = load_vectorbt()
     frame = lambda a: pd.DataFrame(a, index=close.index, columns=close.columns)
     kw = dict(size_type="targetpercent", direction="both", fees=fees_bps / 1e4, slippage=slippage_bps / 1e4,
               init_cash=float(init_cash), cash_sharing=False, group_by=True, freq="1D")

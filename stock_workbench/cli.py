@@ -10,10 +10,11 @@ import argparse, json, os, sys, traceback, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import Settings, SwbError, SwbWarning
+from .util import note, write_atomic
 
 # %% auto #0
-__all__ = ['load_source', 'cmd_ingest', 'cmd_validate', 'cmd_info', 'cmd_features', 'cmd_evaluate', 'cmd_train', 'cmd_predict',
-           'cmd_run', 'cmd_schedule', 'build_parser', 'main', 'console']
+__all__ = ['cmd_ingest', 'cmd_validate', 'cmd_info', 'cmd_features', 'cmd_evaluate', 'cmd_train', 'cmd_predict', 'cmd_run',
+           'cmd_schedule', 'cmd_replay', 'cmd_stream', 'build_parser', 'main', 'console']
 
 # %% ../nbs/99_cli.ipynb #a04e3149
 def _split(text:str|None)->list[str]:
@@ -21,39 +22,26 @@ def _split(text:str|None)->list[str]:
     from stock_workbench.sources import check_symbol
     return [check_symbol(s) for s in (text or "").split(",") if s.strip()]
 
-def load_source(args:argparse.Namespace, settings:Settings):
-    "The panel `args` asks for, and a lineage string naming where it came from"
+def _load(args:argparse.Namespace, settings:Settings)->tuple[pd.DataFrame, str]:
+    "The panel `args` asks for (`sources.load_source`), and a lineage string naming where it came from"
+    from stock_workbench.sources import load_source
     src = args.source
     if src == "csv":
-        from stock_workbench.sources import read_csv_folder, read_csv_ohlcv
         if not args.path: raise SwbError("--source csv needs --path FILE or --path DIR")
-        p = Path(args.path)
-        if p.is_dir():
-            if args.symbol: raise SwbError("--symbol names one file's symbol; with --path DIR symbols come from the file names")
-            return read_csv_folder(p, exchange=settings.exchange), f"csv:{p.resolve()}"
-        return read_csv_ohlcv(p, args.symbol, exchange=settings.exchange), f"csv:{p.resolve()}"
+        if args.symbol and Path(args.path).is_dir(): raise SwbError("--symbol names one file's symbol; with --path DIR symbols come from the file names")
+        return load_source(settings, "csv", path=args.path, symbol=args.symbol)
     if src == "synthetic":
-        from stock_workbench.synthetic import synthetic_market
-        try: n = int(args.symbols) if args.symbols else settings.synthetic_symbols
+        try: n = int(args.symbols) if args.symbols else None
         except ValueError: raise SwbError(f"--symbols for the synthetic source is a count, not {args.symbols!r}") from None
-        years = args.years if args.years is not None else settings.synthetic_years
-        seed = args.seed if args.seed is not None else settings.synthetic_seed
-        df = synthetic_market(n, years, seed, start=settings.synthetic_start, exchange=settings.exchange)
-        return df, f"synthetic:symbols={n},years={years},seed={seed},start={settings.synthetic_start}"
+        return load_source(settings, "synthetic", count=n, years=args.years, seed=args.seed)
     if src == "yahoo":
-        from stock_workbench.yahoo import load_yahoo
         syms = _split(args.symbols) or settings.universe
         if not syms: raise SwbError("--source yahoo needs --symbols A,B (or [universe] symbols in settings.ini)")
-        start = args.start or settings.yahoo_start
-        return load_yahoo(syms, start, args.end, settings=settings), f"yahoo:{','.join(syms)}:{start}..{args.end or ''}"
-    if src == "snowflake":
-        from stock_workbench.snowflake import load_snowflake
-        table = args.table or settings.snowflake_table
-        return (load_snowflake(table, settings, symbols=_split(args.symbols) or None, start=args.start, end=args.end),
-                f"snowflake:{table}")
+        return load_source(settings, "yahoo", syms, args.start, args.end)
+    if src == "snowflake": return load_source(settings, "snowflake", _split(args.symbols) or None, args.start, args.end, table=args.table)
     raise SwbError(f"unknown source {src!r}")
 
-# %% ../nbs/99_cli.ipynb #b7c7989d
+# %% ../nbs/99_cli.ipynb #d450114a
 def _print_json(obj): print(json.dumps(obj, indent=2, default=str))
 
 def _input_name(args)->str:
@@ -67,14 +55,14 @@ def cmd_ingest(args, settings:Settings)->int:
     from stock_workbench.market import MarketSeriesStore
     from stock_workbench.store import OhlcvStore
     from stock_workbench.validate import ValidationFailed
-    df, lineage = load_source(args, settings)
+    df, lineage = _load(args, settings)
     mstore = MarketSeriesStore.from_settings(settings)
     market = sorted(set(df["symbol"]) & set(mstore.symbols()))
     if market: raise SwbError(f"{market[0]} is a market series in {mstore.path} (a feature, never forecast or traded): "
                               "a symbol is either a market series or a price series; nothing was written")
     store = OhlcvStore.from_settings(settings)
     replace = bool(getattr(args, "replace_history", False))
-    _note(f"validating {len(df):,} rows of {df['symbol'].nunique()} symbol(s) ...")
+    note(f"validating {len(df):,} rows of {df['symbol'].nunique()} symbol(s) ...")
     try: rep, w = store.ingest(df, settings, ",".join(args.allow_jump or []), replace_history=replace, source=lineage)
     except ValidationFailed as e:
         e.report.where = _input_name(args)
@@ -89,6 +77,7 @@ def cmd_ingest(args, settings:Settings)->int:
               + (f", {w.deleted:,} removed: history replaced" if replace else "") + f" ({store.path})")
     return 0
 
+# %% ../nbs/99_cli.ipynb #d374b172
 def _ingest_market(args, settings:Settings)->int:
     "`ingest --series market`: an index or volatility series (a CSV: OHLC or a date and one value column) into the market-series store"
     from stock_workbench.market import MarketSeriesStore, market_from_ohlcv, read_market_csv
@@ -100,7 +89,7 @@ def _ingest_market(args, settings:Settings)->int:
         if p.is_dir(): raise SwbError(f"--series market reads one series per file: --path FILE, not the folder {p}")
         df, lineage = read_market_csv(p, args.symbol, exchange=settings.exchange), f"csv:{p.resolve()}"
     else:
-        panel, lineage = load_source(args, settings)
+        panel, lineage = _load(args, settings)
         df = market_from_ohlcv(panel)
     store = MarketSeriesStore.from_settings(settings)
     try: rep, w = store.ingest(df, settings, source=lineage)
@@ -123,7 +112,7 @@ def cmd_validate(args, settings:Settings)->int:
     from stock_workbench.store import OhlcvStore
     from stock_workbench.validate import ValidationFailed
     args.source = args.source or "csv"
-    df, _ = load_source(args, settings)
+    df, _ = _load(args, settings)
     rep = OhlcvStore.from_settings(settings).validate_update(df, settings, ",".join(args.allow_jump or []),
                                                              replace_history=bool(getattr(args, "replace_history", False)))
     rep.where = _input_name(args)
@@ -133,6 +122,7 @@ def cmd_validate(args, settings:Settings)->int:
         return 1
     return 0
 
+# %% ../nbs/99_cli.ipynb #846919cc
 def _symbol_table(syms:dict):
     "Rows, first and last date per symbol, one line each"
     w = max([6] + [len(s) for s in syms])
@@ -157,6 +147,7 @@ def cmd_info(args, settings:Settings)->int:
         _symbol_table(minfo["symbols"])
     return 0
 
+# %% ../nbs/99_cli.ipynb #be34e9dc
 def _panel(args, settings:Settings):
     "The stored panel for `--symbols` (default: the universe, else every stored symbol) and its store"
     from stock_workbench.store import OhlcvStore
@@ -174,12 +165,12 @@ def _features(args, settings:Settings, targets:bool=False):
     from stock_workbench.features import add_targets, build_features
     from stock_workbench.market import MarketSeriesStore
     panel, store = _panel(args, settings)
-    _note(f"features for {panel['symbol'].nunique()} symbol(s), {len(panel):,} rows ...")
+    note(f"features for {panel['symbol'].nunique()} symbol(s), {len(panel):,} rows ...")
     market = MarketSeriesStore.from_settings(settings).read(end=panel["date"].max()) if len(panel) else None   # none stored: empty
     if market is not None and len(market):
         ends, last = market.groupby("symbol")["date"].max(), panel["date"].max()
         for s, d in ends[ends < last - pd.Timedelta(days=7)].items():   # as of a date, a series that stopped repeats its last value
-            _note(f"warning: market series {s} ends {d.date()}, before the prices' last date {last.date()}: its features repeat its last value")
+            note(f"warning: market series {s} ends {d.date()}, before the prices' last date {last.date()}: its features repeat its last value")
     feats = build_features(panel, market=market)
     if targets:
         from stock_workbench.lifecycle import settings_horizons
@@ -190,11 +181,10 @@ def _features(args, settings:Settings, targets:bool=False):
                "first": str(panel["date"].min().date()), "last": str(panel["date"].max().date())}
     return feats, panel, lineage
 
-def _date_arg(text:str|None, flag:str):
-    "`text` as a Timestamp, or None"
-    if not text: return None
-    try: return pd.Timestamp(text)
-    except (ValueError, TypeError): raise SwbError(f"{flag} {text!r} is not a date (YYYY-MM-DD)") from None
+def _date_arg(text:str|None, flag:str)->pd.Timestamp|None:
+    "`text` (YYYY-MM-DD) as a Timestamp, or None when not given"
+    from stock_workbench.parse import parse_day
+    return parse_day(text, flag) if text else None
 
 def cmd_features(args, settings:Settings)->int:
     "Write the feature table for stored symbols to a csv or parquet file"
@@ -205,44 +195,27 @@ def cmd_features(args, settings:Settings)->int:
     if start is not None: feats = feats[feats["date"] >= start]
     if end is not None: feats = feats[feats["date"] <= end]
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")   # write aside, then rename: never a half-written table
-    feats.to_csv(tmp, index=False, date_format="%Y-%m-%d") if out.suffix.lower() == ".csv" else feats.to_parquet(tmp, index=False)
-    tmp.replace(out)
+    write_atomic(out, feats.to_csv(index=False, date_format="%Y-%m-%d") if out.suffix.lower() == ".csv" else feats.to_parquet(index=False))
     print(f"wrote {len(feats):,} rows x {feats.shape[1] - 3} features for {feats['symbol'].nunique()} symbol(s) to {out}")   # after symbol, date, adj_close
     return 0
 
+# %% ../nbs/99_cli.ipynb #5d6229a3
 def cmd_evaluate(args, settings:Settings)->int:
     "Walk-forward evaluation of a model against the random walk and the volatility baselines on the same rows"
     from stock_workbench.evaluate import evaluate_models, fan_figure, format_report, loss_figure
-    from stock_workbench.registry import _mlflow, experiment_id
+    from stock_workbench.registry import log_evaluation
     name = args.model or settings.default_model
     data, _, lineage = _features(args, settings, targets=True)
     res, long = evaluate_models(data, [name], horizon=args.horizon, train_days=settings.train_days, refit_days=settings.refit_days,
                                 start=_date_arg(args.start, "--start"), end=_date_arg(args.end, "--end"), progress=True,
                                 return_predictions=True, settings=settings)
-    mlflow = _mlflow(settings)
-    with mlflow.start_run(experiment_id=experiment_id(settings, "evaluate"), run_name=f"evaluate-{name}-{args.horizon}d"):
-        mlflow.log_params({"model": name, "horizon": args.horizon, "train_days": settings.train_days,
-                           "refit_days": settings.refit_days, **{f"data.{k}": v for k, v in lineage.items()}})
-        mlflow.set_tags({"swb.model": name, "swb.store_version": str(lineage["store_version"])})
-        mlflow.log_metrics(_flat_metrics(res))
-        mlflow.log_text(format_report(res), "report.txt")
-        mlflow.log_dict(res, "evaluation.json")
-        first = long["symbol"].min()
-        mlflow.log_figure(loss_figure(long, args.horizon), "pinball_vs_random_walk.png")
-        mlflow.log_figure(fan_figure(long[long["model"] == name], first, title=f"{name}: {first}, walk-forward forecasts"), f"fan_{first}.png")
+    first = long["symbol"].min()
+    figures = {"pinball_vs_random_walk.png": loss_figure(long, args.horizon),
+               f"fan_{first}.png": fan_figure(long[long["model"] == name], first, title=f"{name}: {first}, walk-forward forecasts")}
+    log_evaluation(settings, res, name=name, horizon=args.horizon, params={"train_days": settings.train_days, "refit_days": settings.refit_days},
+                   lineage=lineage, report=format_report(res), figures=figures)
     _print_json(res) if args.json else print(format_report(res))
     return 0
-
-def _flat_metrics(res:dict)->dict:
-    "model.regime.metric -> value, the numbers of an evaluation"
-    out = {}
-    for m, by in res.get("models", {}).items():
-        for regime, ms in by.items():
-            if not isinstance(ms, dict): continue
-            for k, v in ms.items():
-                if isinstance(v, (int, float)) and np.isfinite(v): out[f"{m}.{regime}.{k}"] = float(v)
-    return out
 
 def cmd_train(args, settings:Settings)->int:
     "Fit a model per horizon on the latest window, log it to MLflow and register a new version"
@@ -270,6 +243,7 @@ def cmd_train(args, settings:Settings)->int:
     else: print(f"trained {name} on {lineage['symbols']} symbol(s); registered {settings.registered_model} version {r['version']} as {alias} (run {r['run_id']})")
     return 0
 
+# %% ../nbs/99_cli.ipynb #5b579f0c
 def cmd_predict(args, settings:Settings)->int:
     "Next-session (and h-session) forecasts for the universe from a registered model"
     from stock_workbench.lifecycle import fitted_models, forecast_with
@@ -302,6 +276,7 @@ def _predict_table(rows:list[dict], hs:list[int])->str:
     line = lambda c: "  ".join(v.ljust(w[0]) if i == 0 else v.rjust(w[i]) for i, v in enumerate(c)).rstrip()
     return "\n".join(line(c) for c in [head] + cells)
 
+# %% ../nbs/99_cli.ipynb #27fb302d
 def cmd_run(args, settings:Settings)->int:
     "Run a pipeline notebook for one session; the report goes to reports/<job>/<date>/"
     from stock_workbench.runner import run_job
@@ -320,8 +295,8 @@ def cmd_schedule(args, settings:Settings)->int:
     "The scheduler: EOD after each session's close, retrain on its cadence; --dry-run prints the next fire times"
     from stock_workbench import schedule
     if settings.eod_source == "synthetic":
-        from stock_workbench.pipeline import sample_span
-        _note(f"note: eod_source = synthetic: the sample market ends on {sample_span(settings)[1].date()}, so scheduled EOD runs "
+        from stock_workbench.sessions import sample_span
+        note(f"note: eod_source = synthetic: the sample market ends on {sample_span(settings)[1].date()}, so scheduled EOD runs "
               "for later sessions fail; set eod_source (yahoo, snowflake, csv) for live data")
     if args.dry_run:
         print("\n".join(schedule.dry_run_lines(settings, pd.Timestamp.now(tz="UTC"), args.next)))
@@ -329,9 +304,29 @@ def cmd_schedule(args, settings:Settings)->int:
     schedule.run_scheduler(settings, schedule.run_job_subprocess)
     return 0
 
-def _note(msg:str):
-    "Progress for a person watching, on stderr"
-    if not os.environ.get("SWB_QUIET"): print(msg, file=sys.stderr, flush=True)
+# %% ../nbs/99_cli.ipynb #3cab6146
+def cmd_replay(args, settings:Settings)->int:
+    "`swb replay`: publish ticks to the shard streams"
+    from stock_workbench.leases import StreamKeys, redis_where
+    from stock_workbench.replay import publish_replay, replay_ticks
+    if args.speed < 0: raise SwbError(f"--speed must be 0 (as fast as possible) or positive, not {args.speed}")
+    ticks, what = replay_ticks(settings, args.csv, args.symbols, args.universe, args.ticks, args.seed, getattr(args, "time_unit", None))
+    n, dt = publish_replay(settings, ticks, args.speed)
+    print(f"published {n:,} {what} to {settings.stream_shards} stream(s) {StreamKeys(settings.stream_prefix).ticks('*')} at {redis_where(settings.redis_url)} "
+          f"in {dt:.1f} s ({n / max(dt, 1e-9):,.0f} ticks/s)")
+    return 0
+
+def cmd_stream(args, settings:Settings)->int:
+    "`swb stream`: run one consumer of the streaming job until SIGTERM/SIGINT, `--max-ticks` or `--idle-exit`"
+    import signal, threading
+    from stock_workbench.stream import StreamJob
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT): signal.signal(sig, lambda *a: stop.set())
+    job = StreamJob(settings, args.consumer)
+    res = job.run(max_ticks=args.max_ticks, idle_exit_s=args.idle_exit, stop=stop)
+    print(f"consumer {res['consumer']}: {res['ticks']:,} ticks read ({res['late']:,} late, {res['duplicate']:,} duplicate), "
+          f"{res['candles']:,} candles closed, {res['predictions']:,} predictions, {res['alerts']:,} alerts")
+    return 0
 
 # %% ../nbs/99_cli.ipynb #bdf4bcf9
 def _source_args(p:argparse.ArgumentParser, default_source:str|None):
@@ -415,12 +410,12 @@ def build_parser()->argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed of the generator")
     p.add_argument("--time-unit", choices=["auto", "s", "ms", "us", "ns"], default="auto",
                    help="epoch unit of numeric event times (default: %(default)s, from their magnitude)")
-    p.set_defaults(func=lambda a, s: _delegate("stream", "cmd_replay", a, s))
+    p.set_defaults(func=cmd_replay)
     p = sub.add_parser("stream", help="the streaming job: ticks -> 1-minute candles -> features -> predictions -> alerts")
     p.add_argument("--consumer", help="consumer name in the group (default: host-pid)")
     p.add_argument("--max-ticks", type=int, help="stop after processing this many ticks (tests, benchmarks)")
     p.add_argument("--idle-exit", type=float, help="stop after this many seconds without ticks")
-    p.set_defaults(func=lambda a, s: _delegate("stream", "cmd_stream", a, s))
+    p.set_defaults(func=cmd_stream)
     return ap
 
 def _delegate(module:str, fn:str, args, settings:Settings)->int:

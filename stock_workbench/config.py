@@ -6,8 +6,9 @@ Docs: https://stock-workbench.github.io/stock_workbench/config.html.md"""
 
 # %% ../nbs/00_config.ipynb #f1101e33
 from __future__ import annotations
-import configparser, os
+import configparser, os, re
 from pathlib import Path
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'SwbError', 'SwbWarning', 'swb_home', 'Settings']
@@ -169,3 +170,15 @@ class Settings:
         return [s.strip().upper() for s in self.symbols.split(",") if s.strip()]
 
     def __repr__(self): return f"Settings(home={str(self.home)!r})"
+
+# %% ../nbs/00_config.ipynb #513fe12d
+@patch
+def time_of_day(
+    self:Settings,
+    key:str,                # a HH:MM setting, e.g. `eod_time`
+)->tuple[int, int]:         # (hour 0-23, minute 0-59)
+    "The (hour, minute) of the HH:MM setting `key`; SwbError when it is not a time of day"
+    raw = str(getattr(self, key)).strip()
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", raw)
+    if not m or int(m[1]) > 23 or int(m[2]) > 59: raise SwbError(f"setting {key}={raw!r} is not a time of day HH:MM (00:00 to 23:59)")
+    return int(m[1]), int(m[2])

@@ -14,7 +14,7 @@ from pytorch_forecasting import DeepAR, TemporalFusionTransformer, TimeSeriesDat
 from pytorch_forecasting.data.encoders import TorchNormalizer
 from pytorch_forecasting.metrics import NormalDistributionLoss, QuantileLoss
 from .config import SwbError
-from .models import QUANTILES, ForecastModel, _default_features, _require_columns, _timestamp
+from .models import QUANTILES, ForecastModel, as_timestamp, default_features, require_columns
 
 # %% auto #0
 __all__ = ['TftModel', 'LstmModel']
@@ -186,9 +186,9 @@ def fit(self,
     start, end,         # inclusive training dates
 )->_DeepModel:
     "Train on the rows start <= date <= end with a known target"
-    feats = _default_features(data.columns) if self.features is None else list(self.features)
+    feats = default_features(data.columns) if self.features is None else list(self.features)
     self._training_rows(data, start, end, feats)  # checks the columns and that the window has rows with a known target
-    start, end = _timestamp(start, "training start"), _timestamp(end, "training end")
+    start, end = as_timestamp(start, "training start"), as_timestamp(end, "training end")
     if end is not None: data = data[data["date"] <= end]
     train = data[self.target].notna().to_numpy() & (True if start is None else (data["date"] >= start).to_numpy())
     self._center, self._scale = _feature_stats(data[feats].to_numpy(dtype="float64")[train])
@@ -224,7 +224,7 @@ def predict(self,
     "Quantiles of the `horizon`-session log return at every row"
     self._check_fitted("features_")
     feats = self.features_
-    _require_columns(data, ["symbol", "date", *feats], self.name)
+    require_columns(data, ["symbol", "date", *feats], self.name)
     q = np.full((len(data), len(QUANTILES)), np.nan)
     frame = _panel_frame(data, feats, self._center, self._scale)
     if (frame["_time_idx"] >= self.min_encoder_length).any():

@@ -1,4 +1,4 @@
-"""Honest walk-forward evaluation: rolling refits with a purge, proper scoring rules, the random walk as the benchmark, a Diebold–Mariano test, overall and by volatility regime
+"""Honest scoring of walk-forward forecasts: proper scoring rules, the random walk and the volatility baselines as benchmarks, a Diebold–Mariano test, overall and by volatility regime
 
 Docs: https://stock-workbench.github.io/stock_workbench/evaluate.html.md"""
 
@@ -6,390 +6,34 @@ Docs: https://stock-workbench.github.io/stock_workbench/evaluate.html.md"""
 
 # %% ../nbs/60_evaluate.ipynb #401961b0
 from __future__ import annotations
-import importlib, math, sys, time, warnings
-from dataclasses import dataclass
-from typing import Callable
+import math, time
 import numpy as np, pandas as pd
-from scipy import stats
-from tqdm import tqdm
 from .config import Settings, SwbError
-from .models import FallbackWarning
+from .features import MARKET_DAYS, MARKET_FEATURES, YEAR_SESSIONS
+from .models import MODEL_NAMES, make_model
+from .walkforward import plan_test_folds, walk_forward
+from .metrics import (accuracy_of_rows, block_totals, dm_pvalue, ic, metric_rows, percentile_interval, pinball_rows,
+                                     rank_ic, skill_vs_rw)
 
 # %% auto #0
-__all__ = ['MODEL_NAMES', 'BASELINES', 'METRIC_ROW_COLUMNS', 'ACCURACY_KEYS', 'METRIC_KEYS', 'REGIMES', 'VERDICT_RULE',
-           'make_model', 'Fold', 'plan_folds', 'target_col', 'walk_forward', 'mae', 'rmse', 'pinball_rows', 'pinball',
-           'coverage_80', 'hit_points', 'hit_rate', 'share_up', 'wilson_interval', 'metric_rows', 'accuracy_of_rows',
-           'accuracy', 'accuracy_by', 'hit_rate_ci95', 'ic', 'rank_ic', 'skill_vs_rw', 'dm_test', 'dm_pvalue',
-           'block_bootstrap_ci', 'market_rvol', 'vol_regimes', 'verdict', 'score_predictions', 'evaluate_models',
-           'format_report', 'fan_figure', 'loss_figure']
+__all__ = ['BASELINES', 'METRIC_KEYS', 'REGIMES', 'VERDICT_RULE', 'market_rvol', 'vol_regimes', 'verdict', 'score_predictions',
+           'evaluate_models', 'format_report', 'fan_figure', 'loss_figure']
 
 # %% ../nbs/60_evaluate.ipynb #4557242f
-MODEL_NAMES = ("naive", "drift", "volq", "ewma", "garch", "gbm", "tft", "lstm")
-_MODEL_CLASSES = {"naive": ("models", "NaiveModel"), "drift": ("models", "DriftModel"), "volq": ("models", "VolQuantileModel"),
-                  "ewma": ("models", "EwmaModel"), "garch": ("models", "GarchModel"),
-                  "gbm": ("models", "GbmQuantileModel"), "tft": ("deep", "TftModel"), "lstm": ("deep", "LstmModel")}
 BASELINES = ("naive", "volq", "ewma", "garch")  # the volatility baselines every band is judged against
 
-def make_model(
-    name:str,                      # one of `MODEL_NAMES`
-    horizon:int=1,                 # forecast horizon in sessions
-    settings:Settings|None=None,   # defaults of ewma's and garch's `lam` (`ewma_lambda`) and garch's `min_obs` (`garch_min_obs`); None: `Settings()`
-    **params,                      # hyper-parameters passed to the model's constructor; they win over the settings
-):                                 # a fresh, unfitted `ForecastModel`
-    "A new model called `name`"
-    if name not in _MODEL_CLASSES: raise SwbError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
-    if name in ("ewma", "garch"):
-        s = settings or Settings()
-        params.setdefault("lam", float(s.ewma_lambda))
-        if name == "garch": params.setdefault("min_obs", int(s.garch_min_obs))
-    module, cls = _MODEL_CLASSES[name]
-    return getattr(importlib.import_module(f"stock_workbench.{module}"), cls)(horizon=horizon, **params)
-
-# %% ../nbs/60_evaluate.ipynb #fb171bf2
-@dataclass(frozen=True)
-class Fold:
-    "One walk-forward step: fit on sessions [train_start, train_end], then predict sessions [test_start, test_end]"
-    fold:int
-    train_start:pd.Timestamp
-    train_end:pd.Timestamp
-    test_start:pd.Timestamp
-    test_end:pd.Timestamp
-
-def plan_folds(
-    sessions,                  # session dates (any order, duplicates allowed)
-    horizon:int=1,             # forecast horizon in sessions
-    train_days:int=756,        # sessions in each training window (756 = 3 years)
-    refit_days:int=63,         # sessions predicted by one fit (63 = a quarter)
-    purge_days:int|None=None,  # sessions between training end and test start; default and minimum: `horizon`
-    start=None, end=None,      # inclusive bounds of the test period; default: as early as history allows, the last session
-)->list[Fold]:
-    "The walk-forward folds over `sessions`"
-    purge = horizon if purge_days is None else int(purge_days)
-    if horizon < 1 or train_days < 1 or refit_days < 1:
-        raise SwbError(f"horizon, train_days and refit_days must be >= 1 (got {horizon}, {train_days}, {refit_days})")
-    if purge < horizon: raise SwbError(f"purge_days={purge} is shorter than the horizon {horizon}: training targets would reach into the test period")
-    ses = pd.DatetimeIndex(np.unique(np.asarray(sessions, dtype="datetime64[ns]")))
-    hi = len(ses) - 1 if end is None else int(ses.searchsorted(pd.Timestamp(end), side="right")) - 1
-    need = train_days + purge  # sessions before the first test date
-    if start is None: first = need
-    else:
-        first = int(ses.searchsorted(pd.Timestamp(start)))
-        if first > hi: raise SwbError(f"no sessions to test between {start} and {end}")
-        if first < need:
-            raise SwbError(f"need {need} sessions of history before the test start {pd.Timestamp(start):%Y-%m-%d} for one fold, have {first}"
-                           f" ({train_days} training + {purge} purge): choose a later start or fewer train_days")
-    if first > hi:
-        raise SwbError(f"need {need + 1} sessions of history for one fold ({train_days} training + {purge} purge + 1 test), have {hi + 1}")
-    folds = []
-    for k, s in enumerate(range(first, hi + 1, refit_days)):
-        te = s - purge - 1
-        folds.append(Fold(k, ses[te - train_days + 1], ses[te], ses[s], ses[min(s + refit_days - 1, hi)]))
-    return folds
-
-# %% ../nbs/60_evaluate.ipynb #824239c6
-def target_col(horizon:int)->str:
-    "Name of the target column for `horizon`, as `features.add_targets` makes it"
-    return f"target_{horizon}d"
-
-def _check_data(data:pd.DataFrame, tcol:str):
-    missing = [c for c in ("symbol", "date", tcol) if c not in data.columns]
-    if missing: raise SwbError(f"data lacks column(s) {', '.join(missing)}: pass add_targets(build_features(panel)) with this horizon")
-    if len(data) == 0: raise SwbError("no rows to evaluate")
-    if (data.groupby("symbol", sort=False)["date"].diff() <= pd.Timedelta(0)).any():
-        raise SwbError("data must be sorted by symbol, date without duplicate (symbol, date) rows")
-
-def _test_plan(data, horizon, train_days, refit_days, purge_days, start, end)->list[Fold]:
-    tcol = target_col(horizon)
-    _check_data(data, tcol)
-    if end is None:  # no point testing dates whose outcome is unknown
-        end = data.loc[data[tcol].notna(), "date"].max()
-        if pd.isna(end): raise SwbError(f"{tcol} is empty: nothing to evaluate")
-    return plan_folds(data["date"].to_numpy(), horizon, train_days, refit_days, purge_days, start, end)
-
-def _check_predictions(pred, inp:pd.DataFrame, who:str):
-    if not isinstance(pred, pd.DataFrame) or len(pred) != len(inp) or not {"p10", "p50", "p90"} <= set(pred.columns):
-        raise SwbError(f"{who}.predict must return one row per input row with p10, p50, p90")
-    for c in ("symbol", "date"):
-        if c in pred.columns and not (pred[c].to_numpy() == inp[c].to_numpy()).all():
-            raise SwbError(f"{who}.predict returned rows in another order than its input ({c} differs)")
-    p10, p50, p90 = (pred[c].to_numpy(dtype="float64") for c in ("p10", "p50", "p90"))
-    crossed = int(((p10 > p50) | (p50 > p90)).sum())
-    if crossed: raise SwbError(f"{who} predicted crossing quantiles (p10 <= p50 <= p90 broken) on {crossed} rows")
-    return p10, p50, p90
-
-# %% ../nbs/60_evaluate.ipynb #0ec25326
-def walk_forward(
-    data:pd.DataFrame,               # `add_targets(build_features(panel))`, sorted by symbol, date
-    model_factory:Callable,          # returns a fresh unfitted model, e.g. `lambda: make_model("gbm")`
-    horizon:int=1,                   # forecast horizon in sessions; the target is `target_{horizon}d`
-    train_days:int=756,              # sessions per training window
-    refit_days:int=63,               # sessions predicted per fit
-    purge_days:int|None=None,        # gap between training end and test start; default and minimum: `horizon`
-    start=None, end=None,            # inclusive test period; default: first date with enough history, last date with a target
-    progress:bool=True,              # tqdm bar over folds on stderr (shown only on a terminal)
-    desc:str|None=None,              # label of the progress bar
-)->pd.DataFrame:                     # `symbol, date, fold, p10, p50, p90, y` for every test row, sorted by symbol, date; `attrs`: folds (and fallbacks)
-    "Out-of-sample forecasts from a model refitted on a rolling, purged training window"
-    tcol = target_col(horizon)
-    folds = _test_plan(data, horizon, train_days, refit_days, purge_days, start, end)
-    dates = data["date"].to_numpy()
-    sessions = np.unique(dates)
-    realized = data.groupby("symbol", sort=False)["date"].shift(-horizon).to_numpy()  # when each row's target becomes known
-    targets = [c for c in data.columns if str(c).startswith("target_")]
-    out, fallbacks = [], []
-    for f in tqdm(folds, desc=desc or "walk-forward", unit="fold", file=sys.stderr, disable=None if progress else True):
-        model = model_factory()
-        ts, te, s, e = (np.datetime64(x, "ns") for x in (f.train_start, f.train_end, f.test_start, f.test_end))
-        leak = (dates >= ts) & (dates <= te) & (realized >= s)
-        fit_data = data.assign(**{tcol: data[tcol].mask(leak)}) if leak.any() else data
-        with warnings.catch_warnings():   # a fallback is counted from `fallbacks_` below and reported with the scores
-            warnings.simplefilter("ignore", FallbackWarning)
-            model.fit(fit_data, f.train_start, f.train_end)
-        ctx = getattr(model, "context_days", None)
-        first = ts if ctx is None else sessions[max(0, int(np.searchsorted(sessions, s)) - int(ctx))]
-        rows = np.flatnonzero((dates >= min(first, s)) & (dates <= e))
-        inp = data.iloc[rows].drop(columns=targets)
-        with warnings.catch_warnings():   # symbols predicted without a fit of their own: counted below too
-            warnings.simplefilter("ignore", FallbackWarning)
-            p10, p50, p90 = _check_predictions(model.predict(inp), inp, type(model).__name__)
-        test = inp["date"].to_numpy() >= s
-        fb = getattr(model, "fallbacks_", None)
-        if getattr(model, "unseen_", None): fb = {**(fb or {}), **model.unseen_}   # symbols predicted without a fit of their own  # symbols a model served with a simpler band (garch -> ewma)
-        if fb is not None: fallbacks.append({str(k): str(v) for k, v in dict(fb).items()})
-        out.append(pd.DataFrame({"symbol": inp["symbol"].to_numpy()[test], "date": inp["date"].to_numpy()[test], "fold": f.fold,
-                                 "p10": p10[test], "p50": p50[test], "p90": p90[test],
-                                 "y": data[tcol].to_numpy(dtype="float64")[rows[test]]}))
-    res = pd.concat(out, ignore_index=True).sort_values(["symbol", "date"], ignore_index=True)
-    res.attrs["folds"] = [dict(fold=f.fold, train_start=str(f.train_start.date()), train_end=str(f.train_end.date()),
-                               test_start=str(f.test_start.date()), test_end=str(f.test_end.date())) for f in folds]
-    if fallbacks: res.attrs["fallbacks"] = fallbacks  # one {symbol: reason} per fold
-    return res
-
-# %% ../nbs/60_evaluate.ipynb #269342d8
-_QUANTILES = (0.1, 0.5, 0.9)  # as in `models.QUANTILES`
-
-def _f(x)->np.ndarray: return np.asarray(x, dtype="float64")
-
-def mae(y, p50)->float:
-    "Mean absolute error of the median forecast"
-    e = _f(y) - _f(p50)
-    return float(np.abs(e).mean()) if e.size else math.nan
-
-def rmse(y, p50)->float:
-    "Root mean squared error of the median forecast"
-    e = _f(y) - _f(p50)
-    return float(np.sqrt((e * e).mean())) if e.size else math.nan
-
-def pinball_rows(y, p10, p50, p90)->np.ndarray:
-    "Per-row pinball loss, averaged over the three quantiles"
-    y = _f(y)
-    return sum(np.maximum(q * (y - _f(p)), (q - 1) * (y - _f(p))) for q, p in zip(_QUANTILES, (p10, p50, p90))) / len(_QUANTILES)
-
-def pinball(y, p10, p50, p90)->float:
-    "Mean pinball loss over rows and the quantiles 0.1, 0.5, 0.9"
-    l = pinball_rows(y, p10, p50, p90)
-    return float(l.mean()) if l.size else math.nan
-
-def coverage_80(y, p10, p90)->float:
-    "Share of outcomes inside the 80% band [p10, p90]"
-    y = _f(y)
-    return float(((y >= _f(p10)) & (y <= _f(p90))).mean()) if y.size else math.nan
-
-# %% ../nbs/60_evaluate.ipynb #7488dc81
-_Z95 = float(stats.norm.ppf(0.975))
-
-def hit_points(y, p50)->np.ndarray:
-    "Per-row hit score: 1 same sign, 0 opposite sign, 0.5 when p50 == 0; NaN when y == 0 or y or p50 is missing"
-    y, p = _f(y), _f(p50)
-    with np.errstate(invalid="ignore"):
-        h = np.where(p == 0, 0.5, (np.sign(p) == np.sign(y)).astype("float64"))
-    return np.where((y == 0) | np.isnan(y) | np.isnan(p), np.nan, h)
-
-def hit_rate(y, p50)->float:
-    "Mean of `hit_points` over the rows it scores: share of moves whose sign p50 got right, p50 == 0 counting half"
-    h = hit_points(y, p50)
-    h = h[~np.isnan(h)]
-    return float(h.mean()) if h.size else math.nan
-
-def share_up(y)->float:
-    "Share of rows with y > 0 among the rows with y != 0 (what an always-up forecast's hit rate would be)"
-    y = _f(y)
-    moved = (y != 0) & ~np.isnan(y)
-    return float((y[moved] > 0).mean()) if moved.any() else math.nan
-
-def _hits(y, p50)->tuple[float, int]:
-    h = hit_points(y, p50)
-    h = h[~np.isnan(h)]
-    return float(h.sum()), int(h.size)
-
-def wilson_interval(
-    k:float,          # successes
-    n:int,            # trials
-    z:float=_Z95,     # normal quantile; default 95% two-sided
-)->tuple[float, float]:
-    "Wilson score interval for the share k/n (Wilson 1927)"
-    if n == 0: return (math.nan, math.nan)
-    p, z2 = k / n, z * z
-    mid, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return (max(0.0, mid - half), min(1.0, mid + half))
-
-METRIC_ROW_COLUMNS = ("ae", "se", "hit", "up", "inside_80", "below_p10", "below_p50", "below_p90", "pinball")
-
-def metric_rows(
-    y, p10, p50, p90,      # arrays of n realized log returns and forecast quantiles
-)->pd.DataFrame:           # n rows, `METRIC_ROW_COLUMNS`; NaN where a row does not count (see the definitions above)
-    "Per-row scores whose plain means are the metrics: MAE, MSE, hit rate, share up, coverage, calibration, pinball"
-    y, p10, p50, p90 = _f(y), _f(p10), _f(p50), _f(p90)
-    whole = ~(np.isnan(y) | np.isnan(p10) | np.isnan(p50) | np.isnan(p90))
-    def keep(x): return np.where(whole, x, np.nan)
-    with np.errstate(invalid="ignore"):
-        up = np.where((y == 0) | ~whole, np.nan, (y > 0).astype("float64"))
-        return pd.DataFrame({"ae": keep(np.abs(y - p50)), "se": keep((y - p50) ** 2),
-            "hit": np.where(whole, hit_points(y, p50), np.nan), "up": up,
-            "inside_80": keep(((y >= p10) & (y <= p90)).astype("float64")),
-            "below_p10": keep((y < p10).astype("float64")), "below_p50": keep((y < p50).astype("float64")),
-            "below_p90": keep((y < p90).astype("float64")), "pinball": keep(pinball_rows(y, p10, p50, p90))})
-
-ACCURACY_KEYS = ("n", "mae", "rmse", "hit_rate", "share_up", "coverage_80", "below_p10", "below_p50", "below_p90", "pinball")
-
-def accuracy_of_rows(
-    rows:pd.DataFrame,     # `metric_rows` output (or a subset of its rows)
-)->dict:                   # `ACCURACY_KEYS`: n rows scored and the metrics (NaN when there is none)
-    "The metrics as plain means of `metric_rows` columns"
-    n = int(rows["ae"].notna().sum())
-    m = rows.mean() if n else pd.Series(np.nan, index=list(METRIC_ROW_COLUMNS))
-    return dict(n=n, mae=float(m["ae"]), rmse=float(np.sqrt(m["se"])), hit_rate=float(m["hit"]), share_up=float(m["up"]),
-                coverage_80=float(m["inside_80"]), below_p10=float(m["below_p10"]), below_p50=float(m["below_p50"]),
-                below_p90=float(m["below_p90"]), pinball=float(m["pinball"]))
-
-def accuracy(y, p10, p50, p90)->dict:
-    "`ACCURACY_KEYS` of forecasts against outcomes; rows missing y or a quantile are left out"
-    return accuracy_of_rows(metric_rows(y, p10, p50, p90))
-
-def accuracy_by(
-    df:pd.DataFrame,       # rows with y, p10, p50, p90 and the `by` columns
-    by:list[str],          # grouping columns
-)->pd.DataFrame:           # one row per group: the `by` columns, then `ACCURACY_KEYS`
-    "`accuracy` of each group of rows, from the same per-row definitions"
-    r = metric_rows(df["y"], df["p10"], df["p50"], df["p90"])
-    r.index = df.index
-    r = r[r["ae"].notna()]
-    if r.empty: return pd.DataFrame(columns=[*by, *ACCURACY_KEYS])
-    keys = [df.loc[r.index, b] for b in by]
-    g = r.groupby(keys, sort=True)
-    out = g.mean()
-    out.insert(0, "n", g.size())
-    out["rmse"] = np.sqrt(out.pop("se"))
-    out = out.rename(columns={"ae": "mae", "hit": "hit_rate", "up": "share_up", "inside_80": "coverage_80"})
-    return out.reset_index()[[*by, *ACCURACY_KEYS]]
-
-def hit_rate_ci95(y, p50)->tuple[float, float]:
-    "95% Wilson interval of the hit rate, rows taken as independent (the evaluation reports a block-bootstrap interval instead)"
-    return wilson_interval(*_hits(y, p50))
-
-# %% ../nbs/60_evaluate.ipynb #62d2b705
-def _mean_cross_corr(dates, x, y, rank:bool)->float:
-    df = pd.DataFrame({"d": np.asarray(dates), "x": _f(x), "y": _f(y)})
-    g = df.groupby("d", sort=False)
-    ok = ((g["x"].transform("size") >= 3) & (g["x"].transform("max") > g["x"].transform("min"))
-          & (g["y"].transform("max") > g["y"].transform("min")))  # max > min: exact test for a constant column
-    df = df[ok]
-    if df.empty: return math.nan
-    g = df.groupby("d", sort=False)
-    if rank: df = df.assign(x=g["x"].rank(), y=g["y"].rank()); g = df.groupby("d", sort=False)
-    xd, yd = df["x"] - g["x"].transform("mean"), df["y"] - g["y"].transform("mean")
-    s = pd.DataFrame({"d": df["d"], "xy": xd * yd, "xx": xd * xd, "yy": yd * yd}).groupby("d", sort=False).sum()
-    return float((s["xy"] / np.sqrt(s["xx"] * s["yy"])).mean())
-
-def ic(dates, y, p50)->float:
-    "Mean over dates of the cross-sectional Pearson correlation of p50 with y"
-    return _mean_cross_corr(dates, p50, y, rank=False)
-
-def rank_ic(dates, y, p50)->float:
-    "Mean over dates of the cross-sectional Spearman correlation of p50 with y"
-    return _mean_cross_corr(dates, p50, y, rank=True)
-
-# %% ../nbs/60_evaluate.ipynb #f1bf9364
-def skill_vs_rw(
-    pinball_model:float,   # mean pinball loss of the model
-    pinball_rw:float,      # mean pinball loss of the random walk on the same rows
-)->float:
-    "Relative reduction of pinball loss against the random walk: 1 - model / rw"
-    return 1 - pinball_model / pinball_rw if pinball_rw > 0 else math.nan
-
-def dm_test(
-    loss_model,            # per-date losses of the model
-    loss_rw,               # per-date losses of the random walk, same dates
-    horizon:int=1,         # forecast horizon: HAC lag is horizon - 1
-)->tuple[float, float]:    # (HLN-corrected statistic, two-sided p-value); NaN when undefined
-    "Diebold–Mariano test of equal predictive accuracy with the Harvey–Leybourne–Newbold correction"
-    d = _f(loss_model) - _f(loss_rw)
-    d = d[~np.isnan(d)]
-    T, h = len(d), int(horizon)
-    if T < 2: return (math.nan, math.nan)
-    if np.all(d == d[0]): return (0.0, 1.0) if d[0] == 0 else (math.copysign(math.inf, d[0]), 0.0)
-    dc = d - d.mean()
-    gam = np.array([dc[k:] @ dc[:T - k] / T for k in range(min(h, T))])
-    var = gam[0] + 2 * gam[1:].sum()
-    if var <= 0: var = gam[0] + 2 * ((1 - np.arange(1, len(gam)) / h) * gam[1:]).sum()
-    hln = (T + 1 - 2 * h + h * (h - 1) / T) / T
-    if var <= 0 or hln <= 0: return (math.nan, math.nan)
-    stat = d.mean() / math.sqrt(var / T) * math.sqrt(hln)
-    return (float(stat), float(2 * stats.t.sf(abs(stat), df=T - 1)))
-
-def dm_pvalue(loss_model, loss_rw, horizon:int=1)->float:
-    "Two-sided Diebold–Mariano p-value (HLN-corrected, HAC lag horizon - 1)"
-    return dm_test(loss_model, loss_rw, horizon)[1]
-
-# %% ../nbs/60_evaluate.ipynb #b00c0002
-def _block_totals(
-    x:np.ndarray,     # (T, k) per-session sums, sessions in time order
-    block:int,        # sessions per block
-    reps:int,         # resamples
-    seed:int=0,
-)->np.ndarray:        # (reps, k) column totals of each resample
-    "Column totals of `reps` moving-block resamples of the rows of `x`"
-    T = len(x)
-    block = max(1, min(int(block), T // 4))   # at least 4 blocks, else a resample barely differs from the data
-    nb = -(-T // block)                        # blocks per resample
-    last = T - (nb - 1) * block                # length of the last, cut block
-    c = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
-    ns = T - block + 1                         # possible block starts
-    full, cut = c[block:block + ns] - c[:ns], c[last:last + ns] - c[:ns]
-    starts = np.random.default_rng(seed).integers(0, ns, size=(reps, nb))
-    w = np.bincount((np.arange(reps)[:, None] * ns + starts[:, :-1]).ravel(), minlength=reps * ns).reshape(reps, ns)
-    return w @ full + cut[starts[:, -1]]
-
-def _percentiles(v, level:float)->tuple[float, float]:
-    v = np.asarray(v, dtype="float64"); v = v[np.isfinite(v)]
-    if not v.size: return (math.nan, math.nan)
-    lo, hi = np.quantile(v, [(1 - level) / 2, (1 + level) / 2])
-    return (float(lo), float(hi))
-
-def block_bootstrap_ci(
-    per_session:pd.DataFrame,  # one row per session in time order: sums of per-row metric columns (and row counts) on that session
-    stat:Callable,             # totals DataFrame (one row per resample, the same columns) -> one value per resample
-    block:int=10,              # sessions per block (`bootstrap_block_days`); 1: iid bootstrap of sessions
-    reps:int=1000,             # resamples (`bootstrap_reps`)
-    seed:int=0,                # fixed: the same data give the same interval
-    level:float=0.95,          # two-sided coverage of the percentile interval
-)->tuple[float, float]:        # (low, high); NaN when no resample gives a finite value
-    "Percentile interval of `stat` under the moving-block bootstrap over sessions (Künsch 1989)"
-    if len(per_session) == 0: return (math.nan, math.nan)
-    tot = _block_totals(per_session.to_numpy(dtype="float64"), block, reps, seed)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return _percentiles(stat(pd.DataFrame(tot, columns=per_session.columns)), level)
-
 # %% ../nbs/60_evaluate.ipynb #46da9544
+_MKT_RVOL = MARKET_FEATURES[-1]  # the market-volatility feature, `mkt_rvol_{MARKET_DAYS}`
+
 def market_rvol(
-    data:pd.DataFrame,     # rows with symbol, date and `mkt_rvol_20` or `adj_close`
-    window:int=20,         # sessions in the trailing window
+    data:pd.DataFrame,     # rows with symbol, date and the feature `mkt_rvol_20` (`features.MARKET_FEATURES`) or `adj_close`
+    window:int=MARKET_DAYS,  # sessions in the trailing window
 )->pd.Series:              # per date, ascending; NaN until the window fills
     "The market's realized volatility at each date, from data up to that date"
-    if "mkt_rvol_20" in data.columns and window == 20: return data.groupby("date")["mkt_rvol_20"].mean()
+    if _MKT_RVOL in data.columns and window == MARKET_DAYS: return data.groupby("date")[_MKT_RVOL].mean()
     lr = np.log(data["adj_close"]).groupby(data["symbol"], sort=False).diff()
     m = lr.groupby(data["date"]).mean().sort_index()
-    return m.rolling(window, min_periods=window).std() * math.sqrt(252)
+    return m.rolling(window, min_periods=window).std() * math.sqrt(YEAR_SESSIONS)
 
 def vol_regimes(
     rvol:pd.Series,        # market volatility per date
@@ -457,21 +101,18 @@ def verdict(
     concl = f"beats the best baseline ({b})" if won else "no skill beyond the baselines" + (f" (significantly worse than {b})" if lost else "")
     return f"{point}; band vs the best baseline ({b}): {nums}: {concl}"
 
-# %% ../nbs/60_evaluate.ipynb #bbe02ef8
+# %% ../nbs/60_evaluate.ipynb #ec8b7df7
 def _empty_block()->dict:
     return {k: None for k in METRIC_KEYS} | {"hit_rate_ci95": [None, None], "skill_vs_rw_ci95": [None, None],
             "skill_vs_best_ci95": [None, None], "calibration": {k: None for k in ("below_p10", "below_p50", "below_p90")}, "n": 0}
 
-def _score_blocks(
-    t:pd.DataFrame,        # wide rows: symbol, date, y, regime (optional), p10_<m>, p50_<m>, p90_<m> for every model
-    models:list[str],      # model names; "naive" among them
-    horizon:int,
-    blocks:dict,           # block name -> sessions (DatetimeIndex) it covers
-    block_days:int, reps:int, seed:int,
-)->dict:                   # model -> block name -> metric block
-    "Every model's metric block on each set of sessions, the intervals from one moving-block bootstrap per block"
+def _model_scores(
+    t:pd.DataFrame,        # wide rows as `_score_blocks` takes them
+    models:list[str],      # model names
+    masks:dict,            # block name -> boolean mask of the rows of `t` it covers
+)->tuple[dict, dict, pd.DataFrame]: # model -> block -> `accuracy_of_rows`; model -> block -> (IC, rank IC); per-session sums
+    "Each model's accuracy and IC on each block's rows, and the per-session sums (pinball, hits, rows) the bootstrap resamples"
     dates, y = t["date"].to_numpy(), t["y"].to_numpy()
-    masks = {b: np.isin(dates, ses.to_numpy()) for b, ses in blocks.items()}
     acc, ics, sums = {}, {}, {"n": t.groupby("date").size().astype("float64")}
     for m in models:  # one model's per-row columns at a time: memory stays one model's worth at 500 x 2500 rows
         r = metric_rows(t["y"], t[f"p10_{m}"], t[f"p50_{m}"], t[f"p90_{m}"])
@@ -483,7 +124,19 @@ def _score_blocks(
         for b, rows in masks.items():
             acc[m][b] = accuracy_of_rows(r[rows])
             ics[m][b] = (ic(dates[rows], y[rows], p50[rows]), rank_ic(dates[rows], y[rows], p50[rows])) if rows.any() else (None, None)
-    S = pd.DataFrame(sums).sort_index()
+    return acc, ics, pd.DataFrame(sums).sort_index()
+
+# %% ../nbs/60_evaluate.ipynb #f9dfc42c
+def _score_blocks(
+    t:pd.DataFrame,        # wide rows: symbol, date, y, regime (optional), p10_<m>, p50_<m>, p90_<m> for every model
+    models:list[str],      # model names; "naive" among them
+    horizon:int,
+    blocks:dict,           # block name -> sessions (DatetimeIndex) it covers
+    block_days:int, reps:int, seed:int,
+)->dict:                   # model -> block name -> metric block
+    "Every model's metric block on each set of sessions, the intervals from one moving-block bootstrap per block"
+    masks = {b: np.isin(t["date"].to_numpy(), ses.to_numpy()) for b, ses in blocks.items()}
+    acc, ics, S = _model_scores(t, models, masks)
     present = [b for b in BASELINES if b in models]
     out = {m: {} for m in models}
     for b, ses in blocks.items():
@@ -494,17 +147,17 @@ def _score_blocks(
         pins = {m: acc[m][b]["pinball"] for m in models}
         cand = [x for x in present if math.isfinite(pins[x])]
         best = min(cand, key=lambda x: pins[x]) if cand else None   # ties: the first in `BASELINES` order
-        tot = pd.DataFrame(_block_totals(Sb.to_numpy(dtype="float64"), block_days, reps, seed), columns=Sb.columns)  # one resample for all
+        tot = pd.DataFrame(block_totals(Sb.to_numpy(dtype="float64"), block_days, reps, seed), columns=Sb.columns)  # one resample for all
         per = {m: Sb[f"pin:{m}"] / Sb["n"] for m in models}         # per-session mean pinball, for the DM tests
         with np.errstate(divide="ignore", invalid="ignore"):
             for m in models:
                 a = acc[m][b]
                 skill = lambda ref: 0.0 if m == ref else _num(skill_vs_rw(a["pinball"], pins[ref]))
-                ci = lambda ref: [0.0, 0.0] if m == ref else _pair(_percentiles(1 - tot[f"pin:{m}"] / tot[f"pin:{ref}"], 0.95))
+                ci = lambda ref: [0.0, 0.0] if m == ref else _pair(percentile_interval(1 - tot[f"pin:{m}"] / tot[f"pin:{ref}"], 0.95))
                 dm = lambda ref: None if m == ref else _num(dm_pvalue(per[m], per[ref], horizon))
                 mae_rw = acc["naive"][b]["mae"]
                 out[m][b] = dict(mae=_num(a["mae"]), rmse=_num(a["rmse"]), hit_rate=_num(a["hit_rate"]),
-                    hit_rate_ci95=_pair(_percentiles(tot[f"hit:{m}"] / tot[f"nhit:{m}"], 0.95)), share_up=_num(a["share_up"]),
+                    hit_rate_ci95=_pair(percentile_interval(tot[f"hit:{m}"] / tot[f"nhit:{m}"], 0.95)), share_up=_num(a["share_up"]),
                     coverage_80=_num(a["coverage_80"]), pinball=_num(a["pinball"]), skill_vs_rw=skill("naive"), skill_vs_rw_ci95=ci("naive"),
                     dm_pvalue=dm("naive"), mae_skill_vs_rw=0.0 if m == "naive" else _num(1 - a["mae"] / mae_rw if mae_rw > 0 else math.nan),
                     best_baseline=best, skill_vs_best=None if best is None else skill(best),
@@ -513,6 +166,7 @@ def _score_blocks(
                     ic=_num(ics[m][b][0]), rank_ic=_num(ics[m][b][1]), n=int(a["n"]))
     return out
 
+# %% ../nbs/60_evaluate.ipynb #bdd07adf
 def _evaluation_settings(s:Settings)->tuple[float, int, int]:
     "`verdict_alpha`, `bootstrap_block_days`, `bootstrap_reps`, checked"
     alpha, block_days, reps = float(s.verdict_alpha), int(s.bootstrap_block_days), int(s.bootstrap_reps)
@@ -564,7 +218,47 @@ def score_predictions(
         res["models"][m] = entry
     return res
 
-# %% ../nbs/60_evaluate.ipynb #976ac554
+# %% ../nbs/60_evaluate.ipynb #35c7400d
+def _factories(
+    names,                 # model names, or a dict {label: model factory}
+    horizon:int,           # forecast horizon in sessions
+    settings:Settings,     # ewma/garch defaults
+    model_params:dict,     # {name: {param: value}} passed to `make_model`
+)->tuple[dict, list[str]]: # {label: factory}, the baselines first; the baselines brought in only for the comparison
+    "The factories of an evaluation: the asked models and every baseline, each once; a bad name or setting fails here"
+    factories = dict(names) if isinstance(names, dict) else {}
+    if not isinstance(names, dict):
+        names = [names] if isinstance(names, str) else list(names)
+        bad = [n for n in names if n not in MODEL_NAMES]
+        if bad: raise SwbError(f"unknown model {bad[0]!r}; known: {', '.join(MODEL_NAMES)}")
+        factories = {n: (lambda n=n: make_model(n, horizon, settings, **model_params.get(n, {}))) for n in dict.fromkeys(names)}
+    added = [b for b in BASELINES if b not in factories and b != "naive"]   # brought in for the comparison, not asked for
+    base = {b: factories.get(b, lambda b=b: make_model(b, horizon, settings, **model_params.get(b, {}))) for b in BASELINES}
+    factories = base | {m: f for m, f in factories.items() if m not in base}   # the baselines first, no model twice
+    for b in added: factories[b]()   # a bad setting (ewma_lambda, garch_min_obs) is an error, not a baseline quietly left out
+    return factories, added
+
+def _walk_models(
+    data:pd.DataFrame,     # the evaluation's rows
+    factories:dict,        # {label: factory}
+    added:list[str],       # baselines brought in for the comparison: one that cannot be fitted is left out, not an error
+    walk:dict,             # `walk_forward` arguments: horizon, train_days, refit_days, purge_days, start, end, progress
+)->tuple[dict, dict, dict, dict]: # predictions, seconds, params per model; why an added baseline is left out
+    "Each model's walk-forward forecasts, its time and its hyper-parameters"
+    preds, seconds, params, left_out = {}, {}, {}, {}
+    for m, fac in factories.items():
+        def made(m=m, fac=fac):  # keep the hyper-parameters of the models made, not the models
+            mdl = fac(); params[m] = mdl.params() if hasattr(mdl, "params") else {}
+            return mdl
+        t0 = time.perf_counter()
+        try: preds[m] = walk_forward(data, made, **walk, desc=m)
+        except SwbError as e:
+            if m not in added: raise
+            left_out[m] = f"could not be fitted ({e})"; continue
+        seconds[m] = time.perf_counter() - t0
+    return preds, seconds, params, left_out
+
+# %% ../nbs/60_evaluate.ipynb #d133338d
 def evaluate_models(
     data:pd.DataFrame,               # `add_targets(build_features(panel))`
     names,                           # model names (see `MODEL_NAMES`), or a dict {label: model factory}; the `BASELINES` are always added
@@ -582,39 +276,21 @@ def evaluate_models(
     "Walk-forward evaluation of models against the random walk and the best volatility baseline, overall and by volatility regime"
     model_params = model_params or {}
     settings = settings or Settings()
-    factories = dict(names) if isinstance(names, dict) else {}
-    if not isinstance(names, dict):
-        names = [names] if isinstance(names, str) else list(names)
-        bad = [n for n in names if n not in _MODEL_CLASSES]
-        if bad: raise SwbError(f"unknown model {bad[0]!r}; known: {', '.join(MODEL_NAMES)}")
-        factories = {n: (lambda n=n: make_model(n, horizon, settings, **model_params.get(n, {}))) for n in dict.fromkeys(names)}
-    added = [b for b in BASELINES if b not in factories and b != "naive"]   # brought in for the comparison, not asked for
-    base = {b: factories.get(b, lambda b=b: make_model(b, horizon, settings, **model_params.get(b, {}))) for b in BASELINES}
-    factories = base | {m: f for m, f in factories.items() if m not in base}   # the baselines first, no model twice
-    for b in added: factories[b]()   # a bad setting (ewma_lambda, garch_min_obs) is an error, not a baseline quietly left out
+    factories, added = _factories(names, horizon, settings, model_params)
     _evaluation_settings(settings)   # and a bad verdict or bootstrap setting fails before any fit
     if symbols is not None:
         unknown = sorted(set(symbols) - set(data["symbol"].unique()))
         if unknown: raise SwbError(f"unknown symbol(s) {', '.join(unknown)}")
         data = data[data["symbol"].isin(symbols)].reset_index(drop=True)
-    try: folds = _test_plan(data, horizon, train_days, refit_days, purge_days, start, end)  # fail fast, before any fit
+    try: folds = plan_test_folds(data, horizon, train_days, refit_days, purge_days, start, end)  # fail fast, before any fit
     except SwbError as e:
         syms, n = pd.unique(data["symbol"]), data["date"].nunique()
         if len(syms) != 1 or start is not None or end is not None: raise
         raise SwbError(f"{syms[0]}: {n} session{'s' * (n != 1)}, too few to evaluate: {e}") from None
     from stock_workbench.features import warn_feature_gaps
     warn_feature_gaps(data)
-    preds, seconds, params, left_out = {}, {}, {}, {}
-    for m, fac in factories.items():
-        def made(m=m, fac=fac):  # keep the hyper-parameters of the models made, not the models
-            mdl = fac(); params[m] = mdl.params() if hasattr(mdl, "params") else {}
-            return mdl
-        t0 = time.perf_counter()
-        try: preds[m] = walk_forward(data, made, horizon, train_days, refit_days, purge_days, start, end, progress, desc=m)
-        except SwbError as e:
-            if m not in added: raise
-            left_out[m] = f"could not be fitted ({e})"; continue
-        seconds[m] = time.perf_counter() - t0
+    walk = dict(horizon=horizon, train_days=train_days, refit_days=refit_days, purge_days=purge_days, start=start, end=end, progress=progress)
+    preds, seconds, params, left_out = _walk_models(data, factories, added, walk)
     left_out |= _uncovering_baselines(preds, added)
     preds = {m: p for m, p in preds.items() if m not in left_out}
     rvol = market_rvol(data)
@@ -634,6 +310,7 @@ def evaluate_models(
     long["regime"] = long["date"].map(lab)
     return res, long[["model", "symbol", "date", "fold", "p10", "p50", "p90", "y", "regime"]]
 
+# %% ../nbs/60_evaluate.ipynb #44d893de
 def _uncovering_baselines(
     preds:dict[str, pd.DataFrame],  # model -> `walk_forward` output
     added:list[str],                # the baselines brought in for the comparison only
@@ -666,26 +343,16 @@ def _jsonable(x):
     if isinstance(x, (float, np.floating)): return _num(x)
     return repr(x)
 
-# %% ../nbs/60_evaluate.ipynb #f65c743e
+# %% ../nbs/60_evaluate.ipynb #374e44c6
 def _fmt(v, spec:str, width:int)->str:
     return ("-" if v is None else format(v, spec)).rjust(width)
 
-def format_report(result:dict)->str:
-    "The evaluation result as a readable fixed-width table with the verdicts"
-    r = result
-    lines = [f"Walk-forward evaluation, horizon {r['horizon']} session{'s' if r['horizon'] != 1 else ''}: "
-             f"test {r['test_start']} .. {r['test_end']} ({r['sessions']} sessions, {r['symbols']} symbols, {r['rows']:,} rows"
-             + (f", {r['folds']} folds" if "folds" in r else "") + ")"]
-    if "train_days" in r:
-        lines.append(f"Each fold: train on {r['train_days']} sessions, purge {r['purge_days']}, predict {r['refit_days']}; "
-                     "all models scored on the same rows.")
-    if "regime_rule" in r:
-        thr = r["regime_threshold"]
-        rs = r["regime_sessions"]
-        none = r["sessions"] - rs["calm"] - rs["high_vol"]
-        lines.append(f"Regimes: {r['regime_rule']} (threshold {'n/a' if thr is None else f'{thr:.4g}'}): "
-                     f"{rs['calm']} calm, {rs['high_vol']} high_vol sessions" + (f", {none} before the window fills" if none else "") + ".")
-    w = max([5] + [len(m) for m in r["models"]])
+def _report_tables(
+    r:dict,      # an evaluation result
+    w:int,       # width of the model column
+)->list[str]:    # the lines of the two tables
+    "The fixed-width tables of a report: against the random walk, then against the best baseline"
+    lines = []
     ci = lambda v, spec: "-" if v is None or v[0] is None else f"[{format(v[0], spec)}, {format(v[1], spec)}]"
     blocks = lambda e: [k for k in ("overall",) + REGIMES if k in e]
     head = (f"{'model':<{w}}  {'regime':<8} {'n':>9} {'MAE':>8} {'RMSE':>8} {'hit':>6} {'hit 95% CI':>15} {'cov80':>6} "
@@ -710,6 +377,26 @@ def format_report(result:dict)->str:
                              f"{ci(b['skill_vs_best_ci95'], '+.4f'):>19} {_fmt(b['dm_pvalue_vs_best'], '.3g', 8)} "
                              f"{_fmt(b['mae_skill_vs_rw'], '+.4f', 9)} {_fmt(b['share_up'], '.3f', 8)} {_fmt(cal['below_p10'], '.3f', 6)} "
                              f"{_fmt(cal['below_p50'], '.3f', 6)} {_fmt(cal['below_p90'], '.3f', 6)}")
+    return lines
+
+# %% ../nbs/60_evaluate.ipynb #b058f136
+def format_report(result:dict)->str:
+    "The evaluation result as a readable fixed-width table with the verdicts"
+    r = result
+    lines = [f"Walk-forward evaluation, horizon {r['horizon']} session{'s' if r['horizon'] != 1 else ''}: "
+             f"test {r['test_start']} .. {r['test_end']} ({r['sessions']} sessions, {r['symbols']} symbols, {r['rows']:,} rows"
+             + (f", {r['folds']} folds" if "folds" in r else "") + ")"]
+    if "train_days" in r:
+        lines.append(f"Each fold: train on {r['train_days']} sessions, purge {r['purge_days']}, predict {r['refit_days']}; "
+                     "all models scored on the same rows.")
+    if "regime_rule" in r:
+        thr = r["regime_threshold"]
+        rs = r["regime_sessions"]
+        none = r["sessions"] - rs["calm"] - rs["high_vol"]
+        lines.append(f"Regimes: {r['regime_rule']} (threshold {'n/a' if thr is None else f'{thr:.4g}'}): "
+                     f"{rs['calm']} calm, {rs['high_vol']} high_vol sessions" + (f", {none} before the window fills" if none else "") + ".")
+    w = max([5] + [len(m) for m in r["models"]])
+    lines += _report_tables(r, w)
     for m, e in r["models"].items():
         fb = e.get("fallbacks") or {}
         if fb.get("count"):

@@ -13,29 +13,44 @@ import talib
 from .config import SwbError
 
 # %% auto #0
-__all__ = ['HAR_FEATURES', 'MARKET_FEATURES', 'CALENDAR_FEATURES', 'PRICE_LEVEL_FEATURES', 'FEATURE_COLUMNS', 'MODEL_FEATURES',
-           'TARGETS', 'FEATURE_MIN_ROWS', 'market_prefix', 'market_feature_columns', 'model_features', 'build_features',
-           'feature_gaps', 'warn_feature_gaps', 'add_targets']
+__all__ = ['MA_DAYS', 'RET_DAYS', 'RVOL_DAYS', 'HAR_DAYS', 'RSI_PERIOD', 'MACD_PERIODS', 'BB_PERIOD', 'BB_STDDEV', 'ATR_PERIOD',
+           'VWAP_DAYS', 'VOLUME_Z_DAYS', 'MARKET_DAYS', 'SERIES_CHANGE_DAYS', 'YEAR_SESSIONS', 'WARMUP_SESSIONS',
+           'HAR_FEATURES', 'MARKET_FEATURES', 'CALENDAR_FEATURES', 'PRICE_LEVEL_FEATURES', 'FEATURE_COLUMNS',
+           'MODEL_FEATURES', 'TARGETS', 'FEATURE_MIN_ROWS', 'market_prefix', 'market_feature_columns', 'model_features',
+           'build_features', 'feature_gaps', 'warn_feature_gaps', 'add_targets']
 
 # %% ../nbs/40_features.ipynb #dc3a34f1
-_MA_DAYS = (10, 20, 50, 200)
-_RET_DAYS = (1, 5, 20)
-_RVOL_DAYS = (5, 20, 60)
-_HAR_DAYS = (1, 5, 22)  # Corsi's daily, weekly and monthly components
-_YEAR = 252  # sessions in a year: annualizes volatility and spans the 52-week high and low
+# Periods in sessions (rows of a symbol); each is named once and the column names are derived from it
+MA_DAYS = (10, 20, 50, 200)     # SMA and EMA windows: sma_N, ema_N, dist_sma_N, dist_ema_N
+RET_DAYS = (1, 5, 20)           # log-return horizons: ret_Nd
+RVOL_DAYS = (5, 20, 60)         # realized-volatility windows: rvol_N
+HAR_DAYS = (1, 5, 22)           # Corsi's daily, weekly and monthly components: har_rv_Nd
+RSI_PERIOD = 14                 # Wilder's RSI: rsi_N
+MACD_PERIODS = (12, 26, 9)      # fast EMA, slow EMA, signal EMA (the macd columns carry no period)
+BB_PERIOD = 20                  # Bollinger window
+BB_STDDEV = 2.0                 # Bollinger band half-width in population standard deviations
+ATR_PERIOD = 14                 # Wilder's ATR: atr_N
+VWAP_DAYS = 20                  # rolling VWAP: vwap_N
+VOLUME_Z_DAYS = 20              # volume z-score window: volume_z_N
+MARKET_DAYS = 20                # market return and volatility window: mkt_ret_Nd, mkt_rvol_N
+SERIES_CHANGE_DAYS = (1, 5)     # a market series' changes over its own last values: {prefix}_chg_Nd
+YEAR_SESSIONS = 252             # sessions in a year: annualizes volatility, spans the 52-week range and a series' 1-year percentile
+WARMUP_SESSIONS = 450           # history read before the first row used: the 200-session SMA and 52-week range filled, recursive EMAs settled to 1e-13
 
-def _ma(prefix): return [f"{prefix}_{w}" for w in _MA_DAYS]
+def _ma(prefix): return [f"{prefix}_{w}" for w in MA_DAYS]
 
-HAR_FEATURES = [f"har_rv_{w}d" for w in _HAR_DAYS]
-MARKET_FEATURES = ["mkt_ret_1d", "mkt_ret_20d", "mkt_rvol_20"]
+_COL = dict(rsi=f"rsi_{RSI_PERIOD}", atr=f"atr_{ATR_PERIOD}", vwap=f"vwap_{VWAP_DAYS}", volume_z=f"volume_z_{VOLUME_Z_DAYS}",
+            mkt_ret=f"mkt_ret_{MARKET_DAYS}d", mkt_rvol=f"mkt_rvol_{MARKET_DAYS}")   # the names that carry a period
+HAR_FEATURES = [f"har_rv_{w}d" for w in HAR_DAYS]
+MARKET_FEATURES = ["mkt_ret_1d", _COL["mkt_ret"], _COL["mkt_rvol"]]
 CALENDAR_FEATURES = ["day_of_week", "day_of_month", "month", "days_to_month_end"]  # known in advance for any future date
 PRICE_LEVEL_FEATURES = [*_ma("sma"), *_ma("ema"), "macd", "macd_signal", "macd_hist",
-                        "bb_upper", "bb_middle", "bb_lower", "atr_14", "vwap_20"]
+                        "bb_upper", "bb_middle", "bb_lower", _COL["atr"], _COL["vwap"]]
 FEATURE_COLUMNS = [
-    *(f"ret_{k}d" for k in _RET_DAYS), *_ma("sma"), *_ma("ema"),
-    "rsi_14", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle", "bb_lower", "bb_pctb", "bb_width", "atr_14", "vwap_20",
-    *(f"rvol_{w}" for w in _RVOL_DAYS), *HAR_FEATURES, "volume_z_20", "dist_52w_high", "dist_52w_low",
-    *_ma("dist_sma"), *_ma("dist_ema"), "macd_rel", "macd_hist_rel", "atr_14_rel", "dist_vwap_20",
+    *(f"ret_{k}d" for k in RET_DAYS), *_ma("sma"), *_ma("ema"),
+    _COL["rsi"], "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle", "bb_lower", "bb_pctb", "bb_width", _COL["atr"], _COL["vwap"],
+    *(f"rvol_{w}" for w in RVOL_DAYS), *HAR_FEATURES, _COL["volume_z"], "dist_52w_high", "dist_52w_low",
+    *_ma("dist_sma"), *_ma("dist_ema"), "macd_rel", "macd_hist_rel", f"{_COL['atr']}_rel", f"dist_{_COL['vwap']}",
     *MARKET_FEATURES, *CALENDAR_FEATURES]
 MODEL_FEATURES = [c for c in FEATURE_COLUMNS if c not in PRICE_LEVEL_FEATURES]
 TARGETS = {1: "target_1d", 5: "target_5d"}
@@ -111,42 +126,43 @@ def _chunk_features(
     h, l, v = P["high"][A:B] * f, P["low"][A:B] * f, P["volume"][A:B]
     tpv = h + l; tpv += c; tpv *= v; tpv /= 3          # typical price x volume
     lp = np.log(c)
-    for k in _RET_DAYS:
+    for k in RET_DAYS:
         r = g[f"ret_{k}d"]; sub(lp[k:], lp[:-k], out=r[k:])
         for a in bnd[:-1]: r[a - A:a - A + k] = np.nan  # spills only into the next symbol's own first k rows
     r1 = g["ret_1d"]
+    rsi, atr, vwap = _COL["rsi"], _COL["atr"], _COL["vwap"]
     vol_mean, vol_std, vol_sum = np.empty(B - A), np.empty(B - A), np.empty(B - A)
-    sma, ema, rv = [g[k] for k in _ma("sma")], [g[k] for k in _ma("ema")], [g[f"rvol_{w}"] for w in _RVOL_DAYS]
+    sma, ema, rv = [g[k] for k in _ma("sma")], [g[k] for k in _ma("ema")], [g[f"rvol_{w}"] for w in RVOL_DAYS]
     har, r2 = [g[k] for k in HAR_FEATURES], r1 * r1
     for a, b in zip(bnd[:-1], bnd[1:]):
         a -= A; b -= A
         cs, hs, ls, vs = c[a:b], h[a:b], l[a:b], v[a:b]
-        for i, w in enumerate(_MA_DAYS): sma[i][a:b] = _SMA(cs, w); ema[i][a:b] = _EMA(cs, w)
-        g["rsi_14"][a:b] = _RSI(cs, 14)
+        for i, w in enumerate(MA_DAYS): sma[i][a:b] = _SMA(cs, w); ema[i][a:b] = _EMA(cs, w)
+        g[rsi][a:b] = _RSI(cs, RSI_PERIOD)
         still = int(np.argmax(np.r_[cs[1:] != cs[:-1], True]))  # changes before the first move: TA-Lib says 0 for no gain and no loss
-        g["rsi_14"][a:a + still + 1] = np.nan
-        g["macd"][a:b], g["macd_signal"][a:b], g["macd_hist"][a:b] = _MACD(cs, 12, 26, 9)
-        g["bb_upper"][a:b], g["bb_middle"][a:b], g["bb_lower"][a:b] = _BBANDS(cs, 20, 2.0, 2.0, 0)
-        g["atr_14"][a:b] = _ATR(hs, ls, cs, 14)
-        g["vwap_20"][a:b] = _SUM(tpv[a:b], 20); vol_sum[a:b] = _SUM(vs, 20)
-        vol_mean[a:b] = _SMA(vs, 20); vol_std[a:b] = _STDDEV(vs, 20)
-        g["dist_52w_high"][a:b] = _MAX(hs, _YEAR); g["dist_52w_low"][a:b] = _MIN(ls, _YEAR)
-        for i, w in enumerate(_RVOL_DAYS): rv[i][a:b] = _STDDEV(r1[a:b], w)  # population std; made sample std below
-        for i, w in enumerate(_HAR_DAYS[1:], 1): har[i][a:b] = _SUM(r2[a:b], w)
-    for i, w in enumerate(_RVOL_DAYS): mul(rv[i], math.sqrt(w / (w - 1) * _YEAR), out=rv[i])
-    np.abs(r1, out=har[0]); mul(har[0], math.sqrt(_YEAR), out=har[0])   # _HAR_DAYS[0] is 1: the root of one square
-    for i, w in enumerate(_HAR_DAYS[1:], 1):
+        g[rsi][a:a + still + 1] = np.nan
+        g["macd"][a:b], g["macd_signal"][a:b], g["macd_hist"][a:b] = _MACD(cs, *MACD_PERIODS)
+        g["bb_upper"][a:b], g["bb_middle"][a:b], g["bb_lower"][a:b] = _BBANDS(cs, BB_PERIOD, BB_STDDEV, BB_STDDEV, 0)
+        g[atr][a:b] = _ATR(hs, ls, cs, ATR_PERIOD)
+        g[vwap][a:b] = _SUM(tpv[a:b], VWAP_DAYS); vol_sum[a:b] = _SUM(vs, VWAP_DAYS)
+        vol_mean[a:b] = _SMA(vs, VOLUME_Z_DAYS); vol_std[a:b] = _STDDEV(vs, VOLUME_Z_DAYS)
+        g["dist_52w_high"][a:b] = _MAX(hs, YEAR_SESSIONS); g["dist_52w_low"][a:b] = _MIN(ls, YEAR_SESSIONS)
+        for i, w in enumerate(RVOL_DAYS): rv[i][a:b] = _STDDEV(r1[a:b], w)  # population std; made sample std below
+        for i, w in enumerate(HAR_DAYS[1:], 1): har[i][a:b] = _SUM(r2[a:b], w)
+    for i, w in enumerate(RVOL_DAYS): mul(rv[i], math.sqrt(w / (w - 1) * YEAR_SESSIONS), out=rv[i])
+    np.abs(r1, out=har[0]); mul(har[0], math.sqrt(YEAR_SESSIONS), out=har[0])   # HAR_DAYS[0] is 1: the root of one square
+    for i, w in enumerate(HAR_DAYS[1:], 1):
         np.maximum(har[i], 0, out=har[i])   # TA-Lib's running sum can dip below 0 by rounding
-        mul(har[i], _YEAR / w, out=har[i]); np.sqrt(har[i], out=har[i])
+        mul(har[i], YEAR_SESSIONS / w, out=har[i]); np.sqrt(har[i], out=har[i])
     def dist(level, out): div(c, level, out=out); sub(out, 1, out=out)
     for k in _ma("sma") + _ma("ema"): dist(g[k], g[f"dist_{k}"])
     for k in ("dist_52w_high", "dist_52w_low"): dist(g[k], g[k])
-    div(g["macd"], c, out=g["macd_rel"]); div(g["macd_hist"], c, out=g["macd_hist_rel"]); div(g["atr_14"], c, out=g["atr_14_rel"])
-    div(g["vwap_20"], vol_sum, out=g["vwap_20"]); dist(g["vwap_20"], g["dist_vwap_20"])
-    z = g["volume_z_20"]; sub(v, vol_mean, out=z); div(z, vol_std, out=z)
+    div(g["macd"], c, out=g["macd_rel"]); div(g["macd_hist"], c, out=g["macd_hist_rel"]); div(g[atr], c, out=g[f"{atr}_rel"])
+    div(g[vwap], vol_sum, out=g[vwap]); dist(g[vwap], g[f"dist_{vwap}"])
+    z = g[_COL["volume_z"]]; sub(v, vol_mean, out=z); div(z, vol_std, out=z)
     up, mid, lo, w_, pb = g["bb_upper"], g["bb_middle"], g["bb_lower"], g["bb_width"], g["bb_pctb"]
     sub(up, lo, out=w_); sub(c, lo, out=pb); div(pb, w_, out=pb); div(w_, mid, out=w_)
-    for k in ("bb_pctb", "volume_z_20"): np.copyto(g[k], np.nan, where=np.isinf(g[k]))  # flat window: no spread to scale by
+    for k in ("bb_pctb", _COL["volume_z"]): np.copyto(g[k], np.nan, where=np.isinf(g[k]))  # flat window: no spread to scale by
 
 # %% ../nbs/40_features.ipynb #49f63d87
 def _days(dates:np.ndarray)->np.ndarray:
@@ -161,13 +177,13 @@ def _session_tables(
 )->dict:                  # feature -> one value per session
     "Market and calendar features of each session"
     with np.errstate(divide="ignore", invalid="ignore"): m = (day_sum / day_n)[present]
-    m20, v20 = np.full(len(m), np.nan), np.full(len(m), np.nan)
-    if len(m) >= 20:
-        win = np.lib.stride_tricks.sliding_window_view(m, 20)
-        m20[19:], v20[19:] = win.sum(1), win.std(1, ddof=1) * math.sqrt(_YEAR)
+    m_sum, m_vol = np.full(len(m), np.nan), np.full(len(m), np.nan)
+    if len(m) >= MARKET_DAYS:
+        win = np.lib.stride_tricks.sliding_window_view(m, MARKET_DAYS)
+        m_sum[MARKET_DAYS - 1:], m_vol[MARKET_DAYS - 1:] = win.sum(1), win.std(1, ddof=1) * math.sqrt(YEAR_SESSIONS)
     days = (first_day + np.flatnonzero(present)).astype("datetime64[D]")
     month = days.astype("datetime64[M]")
-    return {"mkt_ret_1d": m, "mkt_ret_20d": m20, "mkt_rvol_20": v20,
+    return {"mkt_ret_1d": m, _COL["mkt_ret"]: m_sum, _COL["mkt_rvol"]: m_vol,
             "day_of_week": ((days.view("i8") + 3) % 7).astype(float),  # 1970-01-01 was a Thursday
             "day_of_month": (days - month.astype("datetime64[D]")).astype(float) + 1,
             "month": (month.view("i8") % 12 + 1).astype(float),
@@ -187,7 +203,7 @@ def _fill_by_session(o:dict, table:dict, session_of_day:np.ndarray, dates:np.nda
             for k, x in table.items(): np.take(x, si, out=o[k][a:b])
 
 # %% ../nbs/40_features.ipynb #780ab64f
-_MARKET_SUFFIXES = ("level", "chg_1d", "chg_5d", "pct_1y")
+_MARKET_SUFFIXES = ("level", *(f"chg_{k}d" for k in SERIES_CHANGE_DAYS), "pct_1y")
 _MARKET_COLUMN_RE = re.compile(r"^([a-z0-9_]+)_(" + "|".join(_MARKET_SUFFIXES) + ")$")
 
 def market_prefix(
@@ -219,15 +235,15 @@ def model_features(
 # %% ../nbs/40_features.ipynb #123a12f9
 def _series_features(
     v:np.ndarray,        # one series' values, by date
-    window:int=_YEAR,    # values in the percentile's look-back
+    window:int=YEAR_SESSIONS,    # values in the percentile's look-back
 )->list[np.ndarray]:     # level, chg_1d, chg_5d, pct_1y, one value per date of the series
     "Features of one market series on its own dates"
     x = np.log(v) if (v > 0).all() else v   # a series that can be <= 0 (a spread) changes by differences
-    c1, c5, pct = np.full(len(v), np.nan), np.full(len(v), np.nan), np.full(len(v), np.nan)
-    c1[1:] = x[1:] - x[:-1]; c5[5:] = x[5:] - x[:-5]
+    pct, chg = np.full(len(v), np.nan), [np.full(len(v), np.nan) for _ in SERIES_CHANGE_DAYS]
+    for c, k in zip(chg, SERIES_CHANGE_DAYS): c[k:] = x[k:] - x[:-k]
     if len(v) >= window:
         pct[window - 1:] = (np.lib.stride_tricks.sliding_window_view(v, window) <= v[window - 1:, None]).mean(axis=1)
-    return [v, c1, c5, pct]
+    return [v, *chg, pct]
 
 def _market_series(market:pd.DataFrame|None)->list[tuple]:
     "(symbol, days since 1970, values) of each market series, by symbol; [] for None or no rows"
@@ -290,20 +306,22 @@ def build_features(
     return pd.concat([keys, pd.DataFrame(out.T, columns=cols, copy=False)], axis=1)
 
 # %% ../nbs/40_features.ipynb #6e621bfd
-FEATURE_MIN_ROWS = {**{f"ret_{k}d": k + 1 for k in _RET_DAYS}, **{f"{p}_{w}": w for p in ("sma", "ema") for w in _MA_DAYS},
-    "rsi_14": 15, **dict.fromkeys(["macd", "macd_signal", "macd_hist"], 34),
-    **dict.fromkeys(["bb_upper", "bb_middle", "bb_lower", "bb_pctb", "bb_width"], 20), "atr_14": 15, "vwap_20": 20,
-    **{f"rvol_{w}": w + 1 for w in _RVOL_DAYS}, **{f"har_rv_{w}d": w + 1 for w in _HAR_DAYS}, "volume_z_20": 20, "dist_52w_high": _YEAR, "dist_52w_low": _YEAR,
-    **{f"dist_{p}_{w}": w for p in ("sma", "ema") for w in _MA_DAYS}, "macd_rel": 34, "macd_hist_rel": 34, "atr_14_rel": 15,
-    "dist_vwap_20": 20, "mkt_ret_1d": 2, "mkt_ret_20d": 21, "mkt_rvol_20": 21, **dict.fromkeys(CALENDAR_FEATURES, 1)}
+_MACD_ROWS = MACD_PERIODS[1] + MACD_PERIODS[2] - 1   # the slow EMA, then the signal EMA of its values
+FEATURE_MIN_ROWS = {**{f"ret_{k}d": k + 1 for k in RET_DAYS}, **{f"{p}_{w}": w for p in ("sma", "ema") for w in MA_DAYS},
+    _COL["rsi"]: RSI_PERIOD + 1, **dict.fromkeys(["macd", "macd_signal", "macd_hist"], _MACD_ROWS),
+    **dict.fromkeys(["bb_upper", "bb_middle", "bb_lower", "bb_pctb", "bb_width"], BB_PERIOD), _COL["atr"]: ATR_PERIOD + 1, _COL["vwap"]: VWAP_DAYS,
+    **{f"rvol_{w}": w + 1 for w in RVOL_DAYS}, **{f"har_rv_{w}d": w + 1 for w in HAR_DAYS}, _COL["volume_z"]: VOLUME_Z_DAYS,
+    "dist_52w_high": YEAR_SESSIONS, "dist_52w_low": YEAR_SESSIONS, **{f"dist_{p}_{w}": w for p in ("sma", "ema") for w in MA_DAYS},
+    "macd_rel": _MACD_ROWS, "macd_hist_rel": _MACD_ROWS, f"{_COL['atr']}_rel": ATR_PERIOD + 1, f"dist_{_COL['vwap']}": VWAP_DAYS,
+    "mkt_ret_1d": 2, _COL["mkt_ret"]: MARKET_DAYS + 1, _COL["mkt_rvol"]: MARKET_DAYS + 1, **dict.fromkeys(CALENDAR_FEATURES, 1)}
 
 # %% ../nbs/40_features.ipynb #2b5232ae
-_VOLUME_SUM, _VOLUME_SPREAD, _PRICE_MOVE = ("vwap_20", "dist_vwap_20"), ("volume_z_20",), ("rsi_14", "bb_pctb")
+_VOLUME_SUM, _VOLUME_SPREAD, _PRICE_MOVE = (_COL["vwap"], f"dist_{_COL['vwap']}"), (_COL["volume_z"],), (_COL["rsi"], "bb_pctb")
 
 def _gap_reason(c:str, n:int, missing:set)->str:
     "Why feature `c` has no value on any of a symbol's `n` rows, given the set of such features"
     if FEATURE_MIN_ROWS.get(c, 1) > n: return f"{n} session{'s' * (n != 1)}, fewer than their windows need"
-    if c in _VOLUME_SUM or (c in _VOLUME_SPREAD and "vwap_20" in missing): return "volume is 0 on every row"
+    if c in _VOLUME_SUM or (c in _VOLUME_SPREAD and _COL["vwap"] in missing): return "volume is 0 on every row"
     if c in _VOLUME_SPREAD: return "volume never changes"
     if c in _PRICE_MOVE: return "the price never moves"
     return "no value on any row"

@@ -6,17 +6,19 @@ Docs: https://stock-workbench.github.io/stock_workbench/ledger.html.md"""
 
 # %% ../nbs/65_ledger.ipynb #d23a051e
 from __future__ import annotations
-from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, DeltaError
+from deltalake import CommitProperties
+from fastcore.basics import patch
 from .config import Settings, SwbError
 from .features import add_targets
-from .evaluate import accuracy_by
+from .metrics import accuracy_by
+from .models import forecast_horizons
+from .store import DeltaStore, delta_upsert
 
 # %% auto #0
 __all__ = ['LEDGER_SCHEMA', 'LEDGER_KEY', 'LEDGER_COLUMNS', 'ACCURACY_COLUMNS', 'CALIBRATION_COLUMNS', 'PIT_BINS',
-           'forecasts_long', 'PredictionLedger', 'realize', 'accuracy_by_version', 'calibration', 'pit_shares']
+           'forecasts_long', 'forecasts_wide', 'PredictionLedger', 'realize', 'accuracy_by_version', 'calibration',
+           'pit_shares']
 
 # %% ../nbs/65_ledger.ipynb #cb81034a
 LEDGER_SCHEMA = pa.schema([("date", pa.date32()), ("symbol", pa.string()), ("horizon", pa.int32()),
@@ -33,7 +35,7 @@ def forecasts_long(
     close:pd.Series|None=None,# close at the forecast's date, aligned with `wide`; NaN if not given
 )->pd.DataFrame:              # ledger rows
     "One ledger row per (symbol, date, horizon) of a forecaster's wide output, except where it made no forecast (all NaN)"
-    hs = sorted({int(c[4:-1]) for c in wide.columns if c.startswith("p50_") and c.endswith("d")})
+    hs = forecast_horizons(wide.columns)
     if not hs: raise SwbError("forecasts need p10_{h}d, p50_{h}d, p90_{h}d columns")
     cl = np.full(len(wide), np.nan) if close is None else np.asarray(close, dtype="float64")
     parts = [pd.DataFrame({"date": pd.to_datetime(wide["date"]).to_numpy(), "symbol": wide["symbol"].astype(str).to_numpy(),
@@ -42,6 +44,20 @@ def forecasts_long(
                            "p90": wide[f"p90_{h}d"].to_numpy("float64"), "close": cl}) for h in hs]
     out = pd.concat(parts, ignore_index=True)[LEDGER_COLUMNS]
     return out[out[["p10", "p50", "p90"]].notna().any(axis=1)].reset_index(drop=True)  # all NaN: no forecast was made
+
+# %% ../nbs/65_ledger.ipynb #3337f59a
+def forecasts_wide(
+    rows:pd.DataFrame,  # ledger rows of one date and one version, any horizons
+)->pd.DataFrame:        # symbol, date, close, p10/p50/p90_{h}d and price_p10/p50/p90_{h}d per horizon
+    "Ledger rows in a forecaster's wide shape (`forecast_with`'s), plus the quantiles as prices"
+    if rows.empty: return pd.DataFrame(columns=["symbol", "date", "close"])
+    w = rows.pivot_table(index=["symbol", "date"], columns="horizon", values=["p10", "p50", "p90"], aggfunc="first")
+    out = rows.groupby(["symbol", "date"])["close"].first().to_frame()
+    for h in sorted(rows["horizon"].unique()):
+        for q in ("p10", "p50", "p90"):
+            out[f"{q}_{h}d"] = w[(q, h)]
+            out[f"price_{q}_{h}d"] = out["close"] * np.exp(out[f"{q}_{h}d"])
+    return out.reset_index()
 
 # %% ../nbs/65_ledger.ipynb #3b332b5a
 def _to_arrow(df:pd.DataFrame)->pa.Table:
@@ -55,80 +71,70 @@ def _empty()->pd.DataFrame:
                          "model_version": pd.Series(dtype="str"), "model": pd.Series(dtype="str"), "source": pd.Series(dtype="str"),
                          **{c: pd.Series(dtype="float64") for c in ("p10", "p50", "p90", "close")}})
 
-class PredictionLedger:
+class PredictionLedger(DeltaStore):
     "Every forecast made, by model version: a Delta table upserted on (date, symbol, horizon, model_version)"
-    def __init__(self, path:str|Path): self.path = Path(path)
+    what = "ledger"
 
     @classmethod
     def from_settings(cls, settings:Settings|None=None)->PredictionLedger:
         return cls((settings or Settings()).home/"predictions")
 
-    def _table(self)->DeltaTable|None:
-        if not DeltaTable.is_deltatable(str(self.path)): return None
-        try: return DeltaTable(str(self.path))
-        except (DeltaError, ValueError, OSError) as e: raise SwbError(f"ledger {self.path}: unreadable ({str(e).splitlines()[0]})") from None
+# %% ../nbs/65_ledger.ipynb #8b198803
+@patch
+def read(self:PredictionLedger,
+    model_version:str|None=None, # one version; default all
+    start=None, end=None,        # inclusive forecast dates
+    horizon:int|None=None,
+    source:str|None=None,        # `eod` or `walk_forward`
+)->pd.DataFrame:                 # ledger rows sorted by model_version, horizon, date, symbol
+    "Forecasts in the ledger"
+    t = self._table()
+    if t is None: return _empty()
+    f = []
+    if model_version is not None: f.append(("model_version", "=", str(model_version)))
+    if horizon is not None: f.append(("horizon", "=", int(horizon)))
+    if source is not None: f.append(("source", "=", source))
+    if start is not None: f.append(("date", ">=", pd.Timestamp(start).date()))
+    if end is not None: f.append(("date", "<=", pd.Timestamp(end).date()))
+    tb = t.to_pyarrow_table(filters=f or None)
+    if tb.num_rows == 0: return _empty()
+    df = tb.select(LEDGER_COLUMNS).to_pandas(date_as_object=False)
+    df["date"] = df["date"].astype("datetime64[ns]")
+    return df.sort_values(["model_version", "horizon", "date", "symbol"], ignore_index=True)
 
-    @property
-    def version(self)->int|None:
-        t = self._table()
-        return None if t is None else t.version()
+# %% ../nbs/65_ledger.ipynb #e323a2e0
+def _unchanged(rows:pd.DataFrame, old:pd.DataFrame)->tuple[np.ndarray, np.ndarray]:
+    "Per row of `rows`: whether its key is stored, and whether every stored value is the same"
+    m = rows.merge(old, on=LEDGER_KEY, how="left", suffixes=("", "_old"), indicator=True)
+    found = (m["_merge"] == "both").to_numpy()
+    same = found.copy()
+    for c in ("model", "source"): same &= (m[c].astype(str) == m[f"{c}_old"].astype(str)).to_numpy()
+    for c in ("p10", "p50", "p90", "close"):
+        a, b = m[c].to_numpy("float64"), m[f"{c}_old"].to_numpy("float64")
+        same &= (a == b) | (np.isnan(a) & np.isnan(b))
+    return found, same
 
-    def read(self,
-        model_version:str|None=None, # one version; default all
-        start=None, end=None,        # inclusive forecast dates
-        horizon:int|None=None,
-        source:str|None=None,        # `eod` or `walk_forward`
-    )->pd.DataFrame:                 # ledger rows sorted by model_version, horizon, date, symbol
-        "Forecasts in the ledger"
-        t = self._table()
-        if t is None: return _empty()
-        f = []
-        if model_version is not None: f.append(("model_version", "=", str(model_version)))
-        if horizon is not None: f.append(("horizon", "=", int(horizon)))
-        if source is not None: f.append(("source", "=", source))
-        if start is not None: f.append(("date", ">=", pd.Timestamp(start).date()))
-        if end is not None: f.append(("date", "<=", pd.Timestamp(end).date()))
-        tb = t.to_pyarrow_table(filters=f or None)
-        if tb.num_rows == 0: return _empty()
-        df = tb.select(LEDGER_COLUMNS).to_pandas(date_as_object=False)
-        df["date"] = df["date"].astype("datetime64[ns]")
-        return df.sort_values(["model_version", "horizon", "date", "symbol"], ignore_index=True)
-
-    def record(self,
-        rows:pd.DataFrame,   # ledger rows (`forecasts_long`)
-        note:str="",         # recorded with the commit, e.g. the job and date
-    )->dict:                 # inserted, updated, unchanged, version
-        "Upsert forecasts in one atomic commit; unchanged rows are not rewritten"
-        missing = [c for c in LEDGER_COLUMNS if c not in rows.columns]
-        if missing: raise SwbError(f"ledger rows lack column(s) {', '.join(missing)}")
-        if rows.duplicated(LEDGER_KEY).any(): raise SwbError("refusing to record duplicate (date, symbol, horizon, model_version) forecasts")
-        rows = rows[LEDGER_COLUMNS].reset_index(drop=True)
-        props = CommitProperties(custom_metadata={"swb.note": note, "swb.rows": str(len(rows))})
-        t = self._table()
-        try:
-            if t is None:
-                if rows.empty: return dict(inserted=0, updated=0, unchanged=0, version=None)
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                write_deltalake(str(self.path), _to_arrow(rows), mode="error", commit_properties=props)
-                return dict(inserted=len(rows), updated=0, unchanged=0, version=self.version)
-            old = self.read(start=rows["date"].min(), end=rows["date"].max()) if len(rows) else _empty()
-            m = rows.merge(old, on=LEDGER_KEY, how="left", suffixes=("", "_old"), indicator=True)
-            found = (m["_merge"] == "both").to_numpy()
-            same = found.copy()
-            for c in ("model", "source"): same &= (m[c].astype(str) == m[f"{c}_old"].astype(str)).to_numpy()
-            for c in ("p10", "p50", "p90", "close"):
-                a, b = m[c].to_numpy("float64"), m[f"{c}_old"].to_numpy("float64")
-                same &= (a == b) | (np.isnan(a) & np.isnan(b))
-            changed = rows[~same]
-            if changed.empty: return dict(inserted=0, updated=0, unchanged=len(rows), version=t.version())
-            (t.merge(_to_arrow(changed), predicate=" AND ".join(f"t.{k} = s.{k}" for k in LEDGER_KEY),
-                     source_alias="s", target_alias="t", commit_properties=props)
-              .when_matched_update_all().when_not_matched_insert_all().execute())
-        except CommitFailedError as e:
-            raise SwbError(f"ledger {self.path}: another write committed first, nothing written; retry ({e})") from None
-        except (DeltaError, OSError) as e:
-            raise SwbError(f"ledger {self.path}: write failed, ledger unchanged ({str(e).splitlines()[0]})") from None
-        return dict(inserted=int((~found).sum()), updated=int((found & ~same).sum()), unchanged=int(same.sum()), version=self.version)
+@patch
+def record(self:PredictionLedger,
+    rows:pd.DataFrame,   # ledger rows (`forecasts_long`)
+    note:str="",         # recorded with the commit, e.g. the job and date
+)->dict:                 # inserted, updated, unchanged, version
+    "Upsert forecasts in one atomic commit; unchanged rows are not rewritten"
+    missing = [c for c in LEDGER_COLUMNS if c not in rows.columns]
+    if missing: raise SwbError(f"ledger rows lack column(s) {', '.join(missing)}")
+    if rows.duplicated(LEDGER_KEY).any(): raise SwbError("refusing to record duplicate (date, symbol, horizon, model_version) forecasts")
+    rows = rows[LEDGER_COLUMNS].reset_index(drop=True)
+    props = CommitProperties(custom_metadata={"swb.note": note, "swb.rows": str(len(rows))})
+    t = self._table()
+    if t is None and rows.empty: return dict(inserted=0, updated=0, unchanged=0, version=None)
+    def changed(t):
+        found, same = _unchanged(rows, self.read(start=rows["date"].min(), end=rows["date"].max()) if len(rows) else _empty())
+        return _to_arrow(rows[~same]), (found, same)
+    got = delta_upsert(t, self.path, _to_arrow(rows), LEDGER_KEY, props, self.what, changed)
+    if t is None: return dict(inserted=len(rows), updated=0, unchanged=0, version=self.version)
+    found, same = got
+    if same.all(): return dict(inserted=0, updated=0, unchanged=len(rows), version=t.version())
+    return dict(inserted=int((~found).sum()), updated=int((found & ~same).sum()), unchanged=int(same.sum()), version=self.version)
 
 # %% ../nbs/65_ledger.ipynb #ea62c72a
 def realize(
@@ -147,6 +153,7 @@ def realize(
         out.append(f.merge(tt, on=["symbol", "date"], how="left"))
     return pd.concat(out, ignore_index=True) if out else forecasts.assign(y=np.nan, realized_on=pd.NaT)
 
+# %% ../nbs/65_ledger.ipynb #48a0ec86
 def _scorable(scored:pd.DataFrame)->pd.DataFrame:
     "Rows with a realized outcome and a whole forecast: a missing quantile is neither a hit nor a miss"
     return scored[scored[["y", "p10", "p50", "p90"]].notna().all(axis=1).to_numpy()]
@@ -157,18 +164,19 @@ ACCURACY_COLUMNS = ["model_version", "model", "source", "horizon", "n", "mae", "
 def accuracy_by_version(
     scored:pd.DataFrame,  # `realize` output
 )->pd.DataFrame:          # one row per model_version, model, source, horizon: `ACCURACY_COLUMNS`
-    "Realized accuracy of each model version (`evaluate.accuracy_by`: n, MAE, hit rate, share up, 80% coverage, calibration, pinball), first and last date"
+    "Realized accuracy of each model version (`metrics.accuracy_by`: n, MAE, hit rate, share up, 80% coverage, calibration, pinball), first and last date"
     s, by = _scorable(scored), ["model_version", "model", "source", "horizon"]
     if s.empty: return pd.DataFrame(columns=ACCURACY_COLUMNS)
     span = s.groupby(by, sort=True)["date"].agg(first="min", last="max").reset_index()
     return accuracy_by(s, by).merge(span, on=by)[ACCURACY_COLUMNS]
 
+# %% ../nbs/65_ledger.ipynb #c206c2dc
 CALIBRATION_COLUMNS = ["model_version", "horizon", "n", "below_p10", "below_p50", "below_p90", "inside", "above_p90"]
 
 def calibration(
     scored:pd.DataFrame,  # `realize` output
 )->pd.DataFrame:          # per model_version and horizon: `CALIBRATION_COLUMNS` (fractions; ideal below_p10/p50/p90 0.1, 0.5, 0.9; inside 0.8, above_p90 0.1)
-    "Where realized returns fell relative to the forecast quantiles, from `evaluate.accuracy_by` (inside: the 80% coverage; above_p90: y > p90)"
+    "Where realized returns fell relative to the forecast quantiles, from `metrics.accuracy_by` (inside: the 80% coverage; above_p90: y > p90)"
     s = _scorable(scored)
     if s.empty: return pd.DataFrame(columns=CALIBRATION_COLUMNS)
     a = accuracy_by(s, ["model_version", "horizon"])
@@ -186,4 +194,3 @@ def pit_shares(
     shares = np.column_stack([b[:, 0], b[:, 1] - b[:, 0], b[:, 2] - b[:, 1], 1 - b[:, 2]])
     return pd.concat([cal[["model_version", "horizon", "n"]].reset_index(drop=True),
                       pd.DataFrame(shares, columns=list(PIT_BINS))], axis=1)
-

@@ -6,19 +6,22 @@ Docs: https://stock-workbench.github.io/stock_workbench/lifecycle.html.md"""
 
 # %% ../nbs/75_lifecycle.ipynb #0cd3710a
 from __future__ import annotations
-import copy, json, os, sys
+import copy
 import numpy as np, pandas as pd
 from .config import Settings, SwbError
-from .features import CALENDAR_FEATURES, FEATURE_COLUMNS, MARKET_FEATURES, MODEL_FEATURES, model_features, warn_feature_gaps
-from .evaluate import BASELINES, dm_pvalue, evaluate_models, fan_figure, format_report, loss_figure, make_model, pinball_rows
+from .features import CALENDAR_FEATURES, FEATURE_COLUMNS, MARKET_FEATURES, model_features, warn_feature_gaps
+from .evaluate import evaluate_models, fan_figure, format_report, loss_figure
+from .metrics import dm_pvalue, pinball_rows
+from .models import make_model
 from .ledger import PredictionLedger, forecasts_long
 from . import registry as reg
+from .util import note
 
 # %% auto #0
 __all__ = ['PROMOTION_RULE', 'settings_horizons', 'fit_latest', 'fitted_models', 'forecast_with', 'model_spec', 'head_to_head',
            'beats_best_baseline', 'promotion_decision', 'retrain']
 
-# %% ../nbs/75_lifecycle.ipynb #fe3fa19c
+# %% ../nbs/75_lifecycle.ipynb #73c77fab
 def settings_horizons(settings:Settings)->tuple[int, ...]:
     "The forecast horizons from the settings, e.g. (1, 5)"
     try: hs = tuple(sorted({int(h) for h in settings.horizons.split(",") if h.strip()}))
@@ -26,9 +29,7 @@ def settings_horizons(settings:Settings)->tuple[int, ...]:
     if not hs or min(hs) < 1: raise SwbError(f"setting horizons={settings.horizons!r} needs positive session counts")
     return hs
 
-def _note(msg:str):
-    if not os.environ.get("SWB_QUIET"): print(msg, file=sys.stderr, flush=True)
-
+# %% ../nbs/75_lifecycle.ipynb #564006e6
 def _too_short(data:pd.DataFrame, name:str, need:int, train_days:int, h:int)->str:
     "The one-line refusal for a store with fewer than `need` sessions"
     n, syms = data["date"].nunique(), pd.unique(data["symbol"]).tolist()
@@ -38,6 +39,7 @@ def _too_short(data:pd.DataFrame, name:str, need:int, train_days:int, h:int)->st
     return (f"too little history to train: need {need} sessions ({train_days} training + {h} horizon) for {name}, "
             f"the store has {n} (the setting train_days sets the window)")
 
+# %% ../nbs/75_lifecycle.ipynb #1f980931
 def fit_latest(
     data:pd.DataFrame,            # `add_targets(build_features(panel), horizons)`
     name:str,                     # model name, see `MODEL_NAMES`
@@ -54,16 +56,17 @@ def fit_latest(
     warn_feature_gaps(data)
     for h in horizons:
         end = days[-1 - h]; start = days[-h - train_days]   # the last target realized by the last stored session
-        _note(f"fitting {name} for {h}-session returns on {pd.Timestamp(start).date()} .. {pd.Timestamp(end).date()} ...")
+        note(f"fitting {name} for {h}-session returns on {pd.Timestamp(start).date()} .. {pd.Timestamp(end).date()} ...")
         models[h] = (factory(h) if factory else make_model(name, h)).fit(data, start, end)
         spans[f"train_start_{h}d"], spans[f"train_end_{h}d"] = str(pd.Timestamp(start).date()), str(pd.Timestamp(end).date())
     return models, spans
 
-# %% ../nbs/75_lifecycle.ipynb #344e3e9e
+# %% ../nbs/75_lifecycle.ipynb #eb6774a6
 def fitted_models(model)->dict:
     "horizon -> fitted ForecastModel inside a loaded registered forecaster"
     return model.unwrap_python_model().models
 
+# %% ../nbs/75_lifecycle.ipynb #8159f20b
 def forecast_with(
     model,                 # a loaded registered forecaster (`registry.load_forecaster`)
     feats:pd.DataFrame,    # `build_features(panel)` up to at least `day`
@@ -93,6 +96,7 @@ def forecast_with(
             out[f"price_{q}_{h}d"] = out["close"] * np.exp(out[f"{q}_{h}d"])
     return _with_forecast(out, [f"{q}_{h}d" for h in fitted for q in ("p10", "p50", "p90")], next(iter(fitted.values())).name, day, bare)
 
+# %% ../nbs/75_lifecycle.ipynb #481e7b1c
 def _featureless(
     feats:pd.DataFrame,    # `build_features` rows up to `day`
     day:pd.Timestamp,      # the forecast date
@@ -114,10 +118,10 @@ def _with_forecast(out:pd.DataFrame, qs:list[str], kind:str, day:pd.Timestamp, w
         raise SwbError(f"{kind}: no forecast for any of the {len(out)} symbol(s) from {day.date()}: the features it needs are NaN "
                        "(a price that never moves, or a history shorter than its windows)")
     for s in out.loc[none, "symbol"]:
-        _note(f"warning: {s}: {why[s]}: no forecast" if s in why else f"warning: {s}: {kind} has no forecast from {day.date()}: the features it needs are NaN")
+        note(f"warning: {s}: {why[s]}: no forecast" if s in why else f"warning: {s}: {kind} has no forecast from {day.date()}: the features it needs are NaN")
     return out[~none].reset_index(drop=True)
 
-# %% ../nbs/75_lifecycle.ipynb #5bc93367
+# %% ../nbs/75_lifecycle.ipynb #d79362d1
 PROMOTION_RULE = ("same model and hyper-parameters: the challenger (fitted on newer data) replaces the champion, as the walk-forward "
                   "evaluation of a refitted specification assumes (its decision says whether it beats the best baseline); otherwise the "
                   "challenger replaces the champion only if its pinball loss is lower and the Diebold-Mariano p-value of the two loss series is "
@@ -125,12 +129,14 @@ PROMOTION_RULE = ("same model and hyper-parameters: the challenger (fitted on ne
                   "and a Diebold-Mariano p-value below verdict_alpha; the first champion is the requested model even when it does not, "
                   "and its decision says it has no skill beyond the baselines")
 
+# %% ../nbs/75_lifecycle.ipynb #f951f523
 def model_spec(m)->dict:
     "A fitted or unfitted model's kind and hyper-parameters, horizon aside, comparable across the two"
     p = dict(m.params()); p.pop("horizon", None)
     if getattr(m, "features", ()) is None: p["features"] = "model_features"   # the default rule, whatever columns it resolved to
     return p
 
+# %% ../nbs/75_lifecycle.ipynb #7fc62b75
 def head_to_head(
     long:pd.DataFrame,  # `evaluate_models(..., return_predictions=True)[1]` with models `champion` and `challenger`
     horizon:int=1,
@@ -147,6 +153,7 @@ def head_to_head(
     return dict(rows=int(len(t)), sessions=int(len(by)), pinball_champion=float(la.mean()), pinball_challenger=float(lb.mean()),
                 dm_pvalue=None if same else float(dm_pvalue(by["b"], by["a"], horizon)))
 
+# %% ../nbs/75_lifecycle.ipynb #77e24e09
 def _vs_best(baseline:dict)->str:
     "The challenger's comparison with the best baseline, in numbers"
     s, p, (lo, hi) = baseline.get("skill_vs_best"), baseline.get("dm_pvalue_vs_best"), baseline.get("skill_vs_best_ci95") or (None, None)
@@ -161,6 +168,7 @@ def beats_best_baseline(
     s, p = baseline.get("skill_vs_best"), baseline.get("dm_pvalue_vs_best")
     return s is not None and p is not None and s > 0 and p < alpha
 
+# %% ../nbs/75_lifecycle.ipynb #9422464e
 def promotion_decision(
     evidence:dict|None,       # `head_to_head` output; None when there is no champion yet
     same_spec:bool,           # the two have the same kind and hyper-parameters
@@ -194,6 +202,51 @@ def _model_factory(m):
     "A factory of unfitted copies of the fitted model `m` (fit replaces every learned attribute)"
     return lambda: copy.deepcopy(m)
 
+# %% ../nbs/75_lifecycle.ipynb #5421cb20
+def _champion(settings:Settings, h:int)->tuple:
+    "(version, fitted `h`-session model) of the current champion; (None, None) when there is none"
+    champ_ver = reg.alias_version(settings, "champion")
+    if champ_ver is None: return None, None
+    loaded, _ = reg.load_forecaster(settings, champ_ver)
+    champ = fitted_models(loaded).get(h)
+    if champ is None: raise SwbError(f"champion version {champ_ver} has no {h}-session model to compare with")
+    return champ_ver, champ
+
+# %% ../nbs/75_lifecycle.ipynb #ca02ce08
+def _retrain_metrics(scores:dict, evidence:dict|None)->dict:
+    "The run's flat metrics: each model's overall scores and the head-to-head evidence"
+    metrics = {f"{m}.{k}": v for m in scores["models"] for k, v in scores["models"][m]["overall"].items()
+               if isinstance(v, (int, float)) and v is not None}
+    if evidence: metrics |= {f"head_to_head.{k}": v for k, v in evidence.items() if v is not None}
+    return metrics
+
+def _retrain_figures(long:pd.DataFrame, name:str, h:int, same:bool)->dict:
+    "The run's figures: loss against the random walk and the challenger's fan on the first symbol"
+    first = long["symbol"].min()
+    return {"pinball_vs_random_walk.png": loss_figure(long[long["model"] != "champion"] if same else long, h),
+            f"fan_{first}.png": fan_figure(long[long["model"] == "challenger"], first, title=f"challenger {name}: {first}, walk-forward forecasts")}
+
+# %% ../nbs/75_lifecycle.ipynb #a94b0e9b
+def _move_aliases(settings:Settings, new:str, champ_ver:str|None, promote:bool):
+    "`new` becomes challenger; on promotion, champion, and the old champion `previous_champion`"
+    reg.set_alias(settings, "challenger", new)
+    if promote:
+        if champ_ver is not None: reg.set_alias(settings, "previous_champion", champ_ver)
+        reg.set_alias(settings, "champion", new)
+
+def _ledger_walk_forward(
+    settings:Settings,
+    long:pd.DataFrame,     # walk-forward predictions, column `model` is `champion` or `challenger`
+    h:int,                 # horizon, sessions
+    versions:dict,         # label -> (registered version, model kind), only the labels to record
+):
+    "Record the walk-forward forecasts in the prediction ledger under each version"
+    led = PredictionLedger.from_settings(settings)
+    for label, (ver, kind) in versions.items():
+        p = long[long["model"] == label].rename(columns={"p10": f"p10_{h}d", "p50": f"p50_{h}d", "p90": f"p90_{h}d"})
+        led.record(forecasts_long(p, ver, kind, source="walk_forward"), note=f"retrain walk-forward {label}")
+
+# %% ../nbs/75_lifecycle.ipynb #f064d6f4
 def retrain(
     settings:Settings,
     data:pd.DataFrame,     # `add_targets(build_features(panel), horizons)` up to the job's date
@@ -204,12 +257,7 @@ def retrain(
     "Train a challenger, compare it with the champion walk-forward, promote by the rule, record everything"
     name = model or settings.default_model
     hs = settings_horizons(settings); h = hs[0]
-    champ_ver = reg.alias_version(settings, "champion")
-    champ = None
-    if champ_ver is not None:
-        loaded, _ = reg.load_forecaster(settings, champ_ver)
-        champ = fitted_models(loaded).get(h)
-        if champ is None: raise SwbError(f"champion version {champ_ver} has no {h}-session model to compare with")
+    champ_ver, champ = _champion(settings, h)
     fresh = make_model(name, h)
     same = champ is not None and model_spec(champ) == model_spec(fresh)
     days = np.sort(data["date"].unique())
@@ -220,7 +268,7 @@ def retrain(
     start = days[-eval_days - h]   # the last `eval_days` sessions whose target is realized
     facs = {"challenger": lambda: make_model(name, h)}
     if champ is not None and not same: facs = {"champion": _model_factory(champ), **facs}
-    _note(f"walk-forward over the last {eval_days} sessions: {', '.join(facs)} against the random walk ...")
+    note(f"walk-forward over the last {eval_days} sessions: {', '.join(facs)} against the random walk ...")
     scores, long = evaluate_models(data, facs, horizon=h, train_days=settings.train_days, refit_days=settings.refit_days,
                                    start=start, progress=progress, return_predictions=True, settings=settings)
     if same:  # one specification: its evidence stands for both
@@ -233,36 +281,18 @@ def retrain(
     baseline |= {"alpha": settings.verdict_alpha, "beats": dec["beats_best_baseline"]}
     models, spans = fit_latest(data, name, hs, settings.train_days)
     example = data[data["date"] == days[-1]].head(5)
-    first = long["symbol"].min()
-    figures = {"pinball_vs_random_walk.png": loss_figure(long[long["model"] != "champion"] if same else long, h),
-               f"fan_{first}.png": fan_figure(long[long["model"] == "challenger"], first, title=f"challenger {name}: {first}, walk-forward forecasts")}
-    metrics = {f"{m}.{k}": v for m in scores["models"] for k, v in scores["models"][m]["overall"].items()
-               if isinstance(v, (int, float)) and v is not None}
-    if evidence: metrics |= {f"head_to_head.{k}": v for k, v in evidence.items() if v is not None}
-    r = reg.log_forecaster(settings, models, example, model_features(data.columns), {**lineage, **spans}, metrics=metrics,
-                           figures=figures, job="retrain")
+    r = reg.log_forecaster(settings, models, example, model_features(data.columns), {**lineage, **spans},
+                           metrics=_retrain_metrics(scores, evidence), figures=_retrain_figures(long, name, h, same), job="retrain")
     new = r["version"]
-    reg.set_alias(settings, "challenger", new)
-    if dec["promote"]:
-        if champ_ver is not None: reg.set_alias(settings, "previous_champion", champ_ver)
-        reg.set_alias(settings, "champion", new)
+    _move_aliases(settings, new, champ_ver, dec["promote"])
     record = dict(job="retrain", model=name, challenger_version=new, previous_champion=champ_ver,
                   champion_version=new if dec["promote"] else champ_ver, same_spec=same, rule=PROMOTION_RULE,
                   alpha=settings.promote_alpha, eval_start=str(pd.Timestamp(start).date()), eval_end=str(pd.Timestamp(days[-1 - h]).date()),
                   evidence=evidence, baseline=baseline, run_id=r["run_id"], **dec, **spans, lineage=lineage,
                   method=scores.get("method"), verdict_rule=scores.get("verdict_rule"),
                   scores={m: {k: v for k, v in s["overall"].items()} | {"verdict": s["verdict"]} for m, s in scores["models"].items()})
-    client = reg._client(settings)
-    client.set_tag(r["run_id"], "swb.decision", dec["decision"])
-    client.set_tag(r["run_id"], "swb.previous_champion", str(champ_ver))
-    client.set_tag(r["run_id"], "swb.best_baseline", str(baseline["best_baseline"]))
-    client.set_tag(r["run_id"], "swb.beats_best_baseline", str(baseline["beats"]).lower())
-    client.log_dict(r["run_id"], json.loads(json.dumps(record, default=str)), "decision.json")
-    client.log_text(r["run_id"], format_report(scores), "evaluation.txt")
-    led = PredictionLedger.from_settings(settings)
-    for label, ver in (("challenger", new), ("champion", champ_ver)):
-        if ver is None or (label == "champion" and same): continue
-        p = long[long["model"] == label].rename(columns={"p10": f"p10_{h}d", "p50": f"p50_{h}d", "p90": f"p90_{h}d"})
-        kind = name if label == "challenger" else champ.name
-        led.record(forecasts_long(p, ver, kind, source="walk_forward"), note=f"retrain walk-forward {label}")
+    tags = {"swb.decision": dec["decision"], "swb.previous_champion": str(champ_ver),
+            "swb.best_baseline": str(baseline["best_baseline"]), "swb.beats_best_baseline": str(baseline["beats"]).lower()}
+    reg.record_decision(settings, r["run_id"], record, tags, format_report(scores))
+    _ledger_walk_forward(settings, long, h, {"challenger": (new, name)} | ({} if champ_ver is None or same else {"champion": (champ_ver, champ.name)}))
     return record

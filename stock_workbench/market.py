@@ -9,14 +9,13 @@ from __future__ import annotations
 import io
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, DeltaError
+from deltalake import CommitProperties, DeltaTable
 from fastcore.basics import patch
 from .config import Settings, SwbError
 from .parse import check_symbol, parse_numbers, parse_session_dates, read_csv_text, symbol_from_path
 from .sources import MAX_PRICE, canonical_columns
 from .validate import ValidationFailed, ValidationReport, load_suite_json, same_at_precision
-from .store import OhlcvStore, StoreWrite, table_info
+from .store import DeltaStore, OhlcvStore, StoreWrite, delta_upsert, table_info
 
 # %% auto #0
 __all__ = ['MARKET_COLUMNS', 'MISSING_MARKS', 'empty_market', 'read_market_csv', 'market_from_ohlcv', 'validate_market',
@@ -107,11 +106,11 @@ def validate_market(
 )->ValidationReport:              # `.success`; failures name the check and a few offending rows (1-based rows of `df`)
     "Run the market-series suite on `df`"
     import great_expectations as gx
-    from stock_workbench.validate import _gx_batch_definition   # one in-memory GX context per process, shared with the prices
+    from stock_workbench.validate import gx_batch_definition   # one in-memory GX context per process, shared with the prices
     settings = settings or Settings()
     spec = load_suite_json(suite_name, settings)
     data = df.reset_index(drop=True)
-    res = _gx_batch_definition().get_batch(batch_parameters={"dataframe": data}).validate(
+    res = gx_batch_definition().get_batch(batch_parameters={"dataframe": data}).validate(
         gx.ExpectationSuite(name=spec["name"], expectations=spec["expectations"]),
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": settings.report_rows})
     failures = []
@@ -135,25 +134,14 @@ def _to_arrow(df:pd.DataFrame)->pa.Table:
                      pa.array(df["date"].to_numpy().astype("datetime64[D]"), pa.date32()),
                      pa.array(df["value"].to_numpy(dtype="float64"), pa.float64())], schema=_SCHEMA)
 
-class MarketSeriesStore:
+class MarketSeriesStore(DeltaStore):
     "Market series (symbol, date, value) in a Delta Lake table partitioned by symbol, separate from the traded OHLCV panel"
-    def __init__(self, path:str|Path): self.path = Path(path)
+    what = "market store"
 
     @classmethod
     def from_settings(cls, settings:Settings|None=None)->MarketSeriesStore:
         "The store at `$SWB_HOME/market`"
         return cls((settings or Settings()).home/"market")
-
-    def _table(self)->DeltaTable|None:
-        if not DeltaTable.is_deltatable(str(self.path)): return None
-        try: return DeltaTable(str(self.path))
-        except (DeltaError, ValueError, OSError) as e: raise SwbError(f"market store {self.path}: unreadable ({str(e).splitlines()[0]})") from None
-
-    @property
-    def version(self)->int|None:
-        "Current version, None while the store is empty"
-        t = self._table()
-        return None if t is None else t.version()
 
 # %% ../nbs/31_market.ipynb #2326688c
 @patch
@@ -195,30 +183,19 @@ def write(self:MarketSeriesStore,
     syms = sorted(set(df["symbol"]))
     props = CommitProperties(custom_metadata={"swb.source": source, "swb.rows": str(len(df)), "swb.symbols": ",".join(syms),
                                               "swb.dropped": str(df.attrs.get("dropped", 0))})
-    t = self._table()
-    now = None if t is None else t.version()
-    if base_version is not ... and now != base_version:
-        raise SwbError(f"market store {self.path}: another write committed (version {base_version} -> {now}) while the rows were checked; nothing was written; run again")
-    try:
-        if t is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_deltalake(str(self.path), _to_arrow(df), partition_by=["symbol"], mode="error", commit_properties=props)
-            return StoreWrite(self.version, len(df), 0, 0)
+    def changed(t):
         old = self.read(syms, df["date"].min(), df["date"].max())
         j = df[MARKET_COLUMNS].merge(old, on=["symbol", "date"], how="left", suffixes=("", "_old"))   # keeps df's order
         found = j["value_old"].notna().to_numpy()
         same = found & same_at_precision(j[["value"]].to_numpy(), j[["value_old"]].to_numpy())[:, 0]
-        if same.all(): return StoreWrite(now, 0, 0, len(df))
-        in_syms = ", ".join("'" + s.replace("'", "''") + "'" for s in syms)
-        (t.merge(_to_arrow(df[~same]), predicate=f"t.symbol IN ({in_syms}) AND t.symbol = s.symbol AND t.date = s.date",
-                 source_alias="s", target_alias="t", commit_properties=props)
-          .when_matched_update_all().when_not_matched_insert_all().execute())
-    except CommitFailedError as e:
-        raise SwbError(f"market store {self.path}: another write committed first, nothing written; retry ({e})") from None
-    except (DeltaError, OSError) as e:
-        raise SwbError(f"market store {self.path}: write failed, store unchanged ({str(e).splitlines()[0]})") from None
-    inserted = int((~found).sum())
-    return StoreWrite(self.version, inserted, int((found & ~same).sum()), int(same.sum()))
+        return _to_arrow(df[~same]), (found, same)
+    t = self._table()
+    got = delta_upsert(t, self.path, _to_arrow(df), ["symbol", "date"], props, self.what, changed,
+                       within={"symbol": syms}, partition_by=["symbol"], base_version=base_version)
+    if t is None: return StoreWrite(self.version, len(df), 0, 0)
+    found, same = got
+    if same.all(): return StoreWrite(t.version(), 0, 0, len(df))
+    return StoreWrite(self.version, int((~found).sum()), int((found & ~same).sum()), int(same.sum()))
 
 # %% ../nbs/31_market.ipynb #ec5d252b
 @patch

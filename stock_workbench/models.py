@@ -1,4 +1,4 @@
-"""Quantile forecasters of the next `horizon` sessions' log return: the random-walk, drift, volatility-quantile, EWMA and GARCH baselines and pooled gradient boosting
+"""Quantile forecasters of the next `horizon` sessions' log return: the contract `ForecastModel`, the random-walk, drift and volatility-quantile baselines, pooled gradient boosting, and every model by name
 
 Docs: https://stock-workbench.github.io/stock_workbench/models.html.md"""
 
@@ -6,16 +6,17 @@ Docs: https://stock-workbench.github.io/stock_workbench/models.html.md"""
 
 # %% ../nbs/50_models.ipynb #93f4f01a
 from __future__ import annotations
-import math, os, warnings
+import importlib, os
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np, pandas as pd
-from scipy.signal import lfilter
+from fastcore.basics import patch
 from scipy.stats import norm
-from .config import SwbError, SwbWarning
+from .config import Settings, SwbError
+from .parse import parse_day
 
 # %% auto #0
-__all__ = ['QUANTILES', 'forecast_horizons', 'ForecastModel', 'NaiveModel', 'DriftModel', 'VolQuantileModel', 'EwmaModel',
-           'FallbackWarning', 'GarchModel', 'GbmQuantileModel']
+__all__ = ['QUANTILES', 'MODEL_NAMES', 'forecast_horizons', 'require_columns', 'as_timestamp', 'ForecastModel', 'NaiveModel',
+           'DriftModel', 'VolQuantileModel', 'default_features', 'GbmQuantileModel', 'make_model']
 
 # %% ../nbs/50_models.ipynb #8372fcf5
 QUANTILES = (0.1, 0.5, 0.9)
@@ -28,18 +29,27 @@ def forecast_horizons(
     "The horizons `h` of the `p50_{h}d` columns among `columns`"
     return sorted({int(c[4:-1]) for c in columns if c.startswith("p50_") and c.endswith("d") and c[4:-1].isdigit()})
 
-# %% ../nbs/50_models.ipynb #8ae03cd6
-def _require_columns(data:pd.DataFrame, columns:list[str], who:str):
-    "Fail with one line naming the columns of `columns` missing from `data`"
+# %% ../nbs/50_models.ipynb #d60d0df2
+def require_columns(
+    data:pd.DataFrame,   # the frame a model is given
+    columns:list[str],   # the columns it reads (repeats allowed)
+    who:str,             # the model's name, first word of the message
+):
+    "Raise `SwbError` with one line naming the columns of `columns` missing from `data`"
     missing = [c for c in dict.fromkeys(columns) if c not in data.columns]
     if missing: raise SwbError(f"{who}: column(s) {', '.join(missing)} missing from the data")
 
-def _timestamp(x, what:str)->pd.Timestamp|None:
+def as_timestamp(
+    x,          # a date: Timestamp, datetime64, datetime, or a string "YYYY-MM-DD" (`parse.parse_day`); None stays None
+    what:str,   # what the date is, for the message ("training start")
+)->pd.Timestamp|None:
+    "`x` as a `pd.Timestamp`; `SwbError` \"<what> 'x' is not a date ...\" when it is not one"
     if x is None: return None
+    if isinstance(x, str): return parse_day(x, what)
     try: return pd.Timestamp(x)
     except (TypeError, ValueError): raise SwbError(f"{what} {x!r} is not a date") from None
 
-# %% ../nbs/50_models.ipynb #efcc1a85
+# %% ../nbs/50_models.ipynb #9b63b6d4
 class ForecastModel:
     "Base of the forecasters: quantiles `p10, p50, p90` of the log return over the next `horizon` sessions"
     name = "base"
@@ -57,8 +67,19 @@ class ForecastModel:
         "The column holding this model's target"
         return f"target_{self.horizon}d"
 
-    def fit(self, data:pd.DataFrame, start, end)->ForecastModel: raise NotImplementedError
-    def predict(self, data:pd.DataFrame)->pd.DataFrame: raise NotImplementedError
+    def fit(self,
+        data:pd.DataFrame,  # one row per (symbol, date): `symbol`, `date`, the model's features and `target_{horizon}d` (log return)
+        start, end,         # inclusive training dates (Timestamp or "YYYY-MM-DD"); None: unbounded
+    )->ForecastModel:       # the model itself, fitted
+        "Learn from the rows dated `start`..`end` with a known target; `SwbError` on a missing column or an empty range"
+        raise NotImplementedError
+
+    def predict(self,
+        data:pd.DataFrame,  # one row per (symbol, date) to forecast, after `context_days` earlier sessions: `symbol`, `date`, features
+    )->pd.DataFrame:        # `symbol, date, p10, p50, p90` (float64 log returns over `horizon` sessions) per input row, in order; NaN: no forecast
+        "The quantiles of each row, never reading a target; `SwbError` when not fitted or a column is missing"
+        raise NotImplementedError
+
     def params(self)->dict:
         "Hyper-parameters, for MLflow"
         return {"model": self.name, "horizon": self.horizon}
@@ -66,28 +87,6 @@ class ForecastModel:
     def __repr__(self):
         kw = ", ".join(f"{k}={v!r}" for k, v in self.params().items() if k != "model")
         return f"{type(self).__name__}({kw})"
-
-    def _training_rows(self,
-        data:pd.DataFrame,    # features and targets
-        start, end,           # inclusive date range; None: unbounded
-        columns:list[str]=(), # columns the model reads besides symbol, date and the target
-    )->pd.DataFrame:          # `symbol, date, *columns, target` of the rows in range with a known target
-        "The rows a fit may learn from, after checking that they exist"
-        _require_columns(data, ["symbol", "date", self.target, *columns], self.name)
-        s, e = _timestamp(start, "training start"), _timestamp(end, "training end")
-        rng = f"{'...' if s is None else s.date()} to {'...' if e is None else e.date()}"
-        dates = data["date"]
-        mask = np.ones(len(data), bool)
-        if s is not None: mask &= (dates >= s).to_numpy()
-        if e is not None: mask &= (dates <= e).to_numpy()
-        if not mask.any():
-            span = f"{dates.min().date()} to {dates.max().date()}" if len(data) else "no rows"
-            raise SwbError(f"{self.name}: empty training range {rng} (the data spans {span})")
-        mask &= data[self.target].notna().to_numpy()
-        if not mask.any(): raise SwbError(f"{self.name}: no row with a known {self.target} in the training range {rng}")
-        self.train_start_, self.train_end_ = dates[mask].min(), dates[mask].max()
-        self.n_train_ = int(mask.sum())
-        return data.loc[mask, list(dict.fromkeys(["symbol", "date", *columns, self.target]))]
 
     def _check_fitted(self, attr:str):
         if not hasattr(self, attr): raise SwbError(f"{self.name}: the model is not fitted; call fit first")
@@ -97,6 +96,30 @@ class ForecastModel:
         p = np.asarray(p, dtype="float64")
         return pd.DataFrame({"symbol": data["symbol"].to_numpy(), "date": data["date"].to_numpy(),
                              "p10": p[:, 0], "p50": p[:, 1], "p90": p[:, 2]}, index=data.index)
+
+# %% ../nbs/50_models.ipynb #0769ff54
+@patch
+def _training_rows(self:ForecastModel,
+    data:pd.DataFrame,    # features and targets
+    start, end,           # inclusive date range; None: unbounded
+    columns:list[str]=(), # columns the model reads besides symbol, date and the target
+)->pd.DataFrame:          # `symbol, date, *columns, target` of the rows in range with a known target
+    "The rows a fit may learn from, after checking that they exist"
+    require_columns(data, ["symbol", "date", self.target, *columns], self.name)
+    s, e = as_timestamp(start, "training start"), as_timestamp(end, "training end")
+    rng = f"{'...' if s is None else s.date()} to {'...' if e is None else e.date()}"
+    dates = data["date"]
+    mask = np.ones(len(data), bool)
+    if s is not None: mask &= (dates >= s).to_numpy()
+    if e is not None: mask &= (dates <= e).to_numpy()
+    if not mask.any():
+        span = f"{dates.min().date()} to {dates.max().date()}" if len(data) else "no rows"
+        raise SwbError(f"{self.name}: empty training range {rng} (the data spans {span})")
+    mask &= data[self.target].notna().to_numpy()
+    if not mask.any(): raise SwbError(f"{self.name}: no row with a known {self.target} in the training range {rng}")
+    self.train_start_, self.train_end_ = dates[mask].min(), dates[mask].max()
+    self.n_train_ = int(mask.sum())
+    return data.loc[mask, list(dict.fromkeys(["symbol", "date", *columns, self.target]))]
 
 # %% ../nbs/50_models.ipynb #353a0377
 class _NormalBandModel(ForecastModel):
@@ -131,7 +154,7 @@ class _NormalBandModel(ForecastModel):
     )->pd.DataFrame:        # `symbol, date, p10, p50, p90`, one row per input row
         "The normal band of each row's symbol"
         self._check_fitted("symbols_")
-        _require_columns(data, ["symbol", "date"], self.name)
+        require_columns(data, ["symbol", "date"], self.name)
         i = pd.Index(self.symbols_).get_indexer(data["symbol"].to_numpy(dtype=object))
         known = i >= 0
         mean, std = np.full(len(i), self.pooled_[0]), np.full(len(i), self.pooled_[1])
@@ -189,223 +212,8 @@ class VolQuantileModel(ForecastModel):
     )->pd.DataFrame:        # `symbol, date, p10, p50, p90`; NaN where the volatility is unknown
         "Today's volatility times the standardized quantiles"
         self._check_fitted("z_quantiles_")
-        _require_columns(data, ["symbol", "date", self.vol_column], self.name)
+        require_columns(data, ["symbol", "date", self.vol_column], self.name)
         return self._output(data, self._sigma(data)[:, None] * self.z_quantiles_)
-
-# %% ../nbs/50_models.ipynb #1369b816
-def _symbol_runs(
-    symbol:np.ndarray,  # symbol of each row
-    date:np.ndarray,    # date of each row
-)->tuple[np.ndarray, np.ndarray, np.ndarray]: # row order, the symbols in that order, boundaries of their runs
-    "The row order that groups each symbol's rows by ascending date (the identity if they already are)"
-    codes, uniq = pd.factorize(pd.Series(symbol, dtype=object))
-    t = np.asarray(date)
-    t = (t if t.dtype.kind == "M" else pd.to_datetime(pd.Series(t)).to_numpy()).astype("datetime64[ns]").view("int64")
-    dc = np.diff(codes)
-    if not ((dc >= 0).all() and ((dc != 0) | (np.diff(t) >= 0)).all()): order = np.lexsort((t, codes))
-    else: order = np.arange(len(codes))
-    c = codes[order]
-    bnd = np.flatnonzero(np.r_[True, c[1:] != c[:-1], True]) if len(c) else np.array([0])
-    return order, np.asarray(uniq, dtype=object)[c[bnd[:-1]]], bnd
-
-def _ewma_variance(
-    r:np.ndarray,   # one symbol's log returns in date order; non-finite: no update
-    lam:float,      # decay
-    seed:float,     # variance before the first row
-)->np.ndarray:      # the variance after each row's return
-    "RiskMetrics recursion s2_t = lam s2_{t-1} + (1 - lam) r_t^2 from `seed`, carried over rows without a return"
-    ok = np.isfinite(r)
-    if not ok.any(): return np.full(len(r), float(seed))
-    y = lfilter([1 - lam], [1, -lam], r[ok] ** 2, zi=[lam * seed])[0]
-    k = np.cumsum(ok) - 1
-    return np.where(k >= 0, y[np.maximum(k, 0)], seed)
-
-def _band(var:np.ndarray)->np.ndarray:
-    "(n, 3) normal quantiles of a zero-mean return with variance `var`"
-    p = np.sqrt(var)[:, None] * _Z
-    p[:, 1] = 0.
-    return p
-
-# %% ../nbs/50_models.ipynb #f550c7e3
-def _check_lam(lam, who:str)->float:
-    "`lam` as a float in (0, 1), else one line naming the model"
-    try: x = float(lam)
-    except (TypeError, ValueError): x = math.nan
-    if not 0 < x < 1: raise SwbError(f"{who}: lam must be a number between 0 and 1 (exclusive), not {lam!r}")
-    return x
-
-class EwmaModel(ForecastModel):
-    "Random walk with a RiskMetrics EWMA volatility band (J.P. Morgan/Reuters, RiskMetrics Technical Document, 1996)"
-    name = "ewma"
-    context_days = 250  # the seed's weight after 250 sessions: lam**250 (2e-7 at 0.94)
-
-    def __init__(self,
-        horizon:int=1,     # sessions ahead
-        lam:float=0.94,    # decay of the variance, 0 < lam < 1; RiskMetrics' daily value by default
-    ):
-        super().__init__(horizon)
-        self.lam = _check_lam(lam, self.name)
-
-    def params(self)->dict: return {**super().params(), "lam": self.lam}
-
-    def fit(self,
-        data:pd.DataFrame,  # `add_targets(build_features(panel))`: needs `ret_1d`
-        start, end,         # inclusive training dates
-    )->EwmaModel:
-        "Learn each symbol's (and the pooled) variance of `ret_1d` on the training rows, the recursion's seed"
-        d = self._training_rows(data, start, end, ["ret_1d"])
-        r = d["ret_1d"].to_numpy(dtype="float64")
-        ok = np.isfinite(r)
-        if ok.sum() < 2: raise SwbError(f"{self.name}: fewer than 2 known ret_1d in the training range: no variance to start from")
-        st = pd.Series(r[ok]).groupby(d["symbol"].to_numpy(dtype=object)[ok]).agg(["count", "var"])
-        st = st[st["count"] >= 2]
-        self.symbols_, self.seed_var_ = st.index.to_numpy(dtype=object), st["var"].to_numpy(dtype="float64")
-        self.pooled_var_ = float(np.var(r[ok], ddof=1))
-        return self
-
-    def _seeds(self, symbols:np.ndarray)->np.ndarray:
-        "The fitted seed variance of each symbol; the pooled one for a symbol not seen in training"
-        i = pd.Index(self.symbols_).get_indexer(symbols)
-        return np.where(i >= 0, self.seed_var_[np.maximum(i, 0)] if len(self.seed_var_) else self.pooled_var_, self.pooled_var_)
-
-    def variance(self,
-        data:pd.DataFrame,  # rows with `symbol`, `date`, `ret_1d`, in any order
-    )->np.ndarray:          # per input row, the 1-session variance s2_t after its return
-        "The EWMA variance of each row, each symbol's recursion run over its rows in date order from its seed"
-        self._check_fitted("symbols_")
-        _require_columns(data, ["symbol", "date", "ret_1d"], self.name)
-        order, syms, bnd = _symbol_runs(data["symbol"].to_numpy(dtype=object), data["date"].to_numpy())
-        r = data["ret_1d"].to_numpy(dtype="float64")[order]
-        seeds, s2 = self._seeds(syms), np.empty(len(r))
-        for i, (a, b) in enumerate(zip(bnd[:-1], bnd[1:])): s2[a:b] = _ewma_variance(r[a:b], self.lam, seeds[i])
-        out = np.empty(len(r)); out[order] = s2
-        return out
-
-    def predict(self,
-        data:pd.DataFrame,  # rows to forecast and, before them, up to `context_days` sessions of context: `symbol`, `date`, `ret_1d`
-    )->pd.DataFrame:        # `symbol, date, p10, p50, p90`, one row per input row; p50 = 0
-        "Zero median and the normal band of the EWMA variance over `horizon` sessions"
-        return self._output(data, _band(self.horizon * self.variance(data)))
-
-# %% ../nbs/50_models.ipynb #1e668d64
-_GARCH_START = (0.08, 0.90, 6.0)  # alpha, beta, nu; omega follows from the training variance
-
-def _fit_garch(
-    r:np.ndarray,    # one symbol's training log returns x 100, finite, in date order
-    min_obs:int,     # fewer returns: no fit
-)->tuple[np.ndarray|None, str|None]: # (omega, alpha, beta, nu) or None, and the reason when None
-    "GARCH(1,1)-t parameters of one series by arch's maximum likelihood, or why there are none"
-    from arch import arch_model
-    if len(r) < min_obs: return None, f"too short ({len(r)} < {min_obs} returns)"
-    with np.errstate(all="ignore"): v = float(np.var(r))
-    if not np.isfinite(v): return None, "returns too large"
-    if v == 0: return None, "constant series"
-    a, b, nu = _GARCH_START
-    try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            res = arch_model(r, mean="Zero", vol="GARCH", p=1, q=1, dist="t", rescale=False).fit(
-                disp="off", show_warning=False, starting_values=np.array([(1 - a - b) * v, a, b, nu]))
-    except Exception as e: return None, f"fit failed ({type(e).__name__})"
-    if res.convergence_flag != 0: return None, "no convergence"
-    p = np.asarray(res.params, dtype="float64")
-    if not np.isfinite(p).all(): return None, "non-finite params"
-    return p, None
-
-def _fit_garch_many(series:list, min_obs:int)->list:
-    "`_fit_garch` over `series` with BLAS on one thread: threaded BLAS rounds differently, and the optimizer's path with it"
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(1): return [_fit_garch(r, min_obs) for r in series]
-
-def _map_garch(series:list, min_obs:int, n_jobs:int|None)->list:
-    "`_fit_garch` over `series`, in up to `n_jobs` worker processes (None: one per core); the same result for any `n_jobs`"
-    n = min(n_jobs or os.cpu_count() or 1, max(1, len(series) // 20))  # a process pays off from a few dozen fits
-    if n <= 1: return _fit_garch_many(series, min_obs)
-    from joblib import Parallel, delayed
-    chunks = [series[i::4 * n] for i in range(4 * n)]  # interleaved: long and short series spread evenly
-    done = Parallel(n_jobs=n, backend="loky")(delayed(_fit_garch_many)(c, min_obs) for c in chunks)
-    out = [None] * len(series)
-    for i, res in enumerate(done): out[i::4 * n] = res
-    return out
-
-# %% ../nbs/50_models.ipynb #7ba8521a
-class FallbackWarning(SwbWarning):
-    "Some symbols were served by a model's simpler fallback band (garch -> ewma); the model's `fallbacks_` names them and why"
-
-class GarchModel(ForecastModel):
-    "Random walk with a per-symbol GARCH(1,1) Student-t volatility band fitted by `arch` (Bollerslev 1986, 1987); ewma where it cannot fit"
-    name = "garch"
-    context_days = 250  # sessions of returns the variance recursion runs through before the first forecast
-
-    def __init__(self,
-        horizon:int=1,          # sessions ahead
-        min_obs:int=250,        # fewer training returns than this: the symbol falls back to ewma
-        lam:float=0.94,         # decay of the ewma fallback
-        n_jobs:int|None=None,   # worker processes for the fits; None: one per core. Results do not depend on it
-    ):
-        super().__init__(horizon)
-        if isinstance(min_obs, bool) or not isinstance(min_obs, (int, np.integer)) or min_obs < 10:
-            raise SwbError(f"{self.name}: min_obs must be a whole number of returns >= 10, not {min_obs!r}")
-        self.min_obs, self.n_jobs = int(min_obs), n_jobs
-        self.lam = _check_lam(lam, self.name)
-
-    def params(self)->dict: return {**super().params(), "min_obs": self.min_obs, "lam": self.lam}
-
-    def fit(self,
-        data:pd.DataFrame,  # `add_targets(build_features(panel))`: needs `ret_1d`
-        start, end,         # inclusive training dates
-    )->GarchModel:
-        "Fit GARCH(1,1)-t on each symbol's training `ret_1d`; the ewma fallback for the symbols it cannot fit (see `fallbacks_`)"
-        self.ewma_ = EwmaModel(self.horizon, self.lam).fit(data, start, end)
-        d = self._training_rows(data, start, end, ["ret_1d"])
-        order, syms, bnd = _symbol_runs(d["symbol"].to_numpy(dtype=object), d["date"].to_numpy())
-        r = d["ret_1d"].to_numpy(dtype="float64")[order] * 100
-        series = [x[np.isfinite(x)] for x in (r[a:b] for a, b in zip(bnd[:-1], bnd[1:]))]
-        fits = _map_garch(series, self.min_obs, self.n_jobs)
-        ok = [i for i, (p, _) in enumerate(fits) if p is not None]
-        self.symbols_ = syms[ok]
-        self.params_ = np.array([fits[i][0] for i in ok]).reshape(len(ok), 4)   # omega, alpha, beta, nu (returns in %)
-        self.seed_var_ = np.array([np.var(series[i]) for i in ok])              # start of the recursion, %^2
-        self.max_sq_ = np.array([np.max(series[i] ** 2) for i in ok])           # for arch's variance bounds
-        from arch.univariate import StudentsT
-        t = StudentsT()
-        self.t_quantiles_ = np.array([t.ppf(np.array(QUANTILES), np.array([nu])) for nu in self.params_[:, 3]]).reshape(len(ok), 3)
-        self.fallbacks_ = {s: why for s, (p, why) in zip(syms, fits) if p is None}
-        if self.fallbacks_:
-            k = len(self.fallbacks_)
-            first = "; ".join(f"{s}: {why}" for s, why in list(self.fallbacks_.items())[:3])
-            warnings.warn(f"garch: {k} of {len(syms)} symbol(s) fall back to the ewma band ({first}{'; ...' if k > 3 else ''})",
-                          FallbackWarning, stacklevel=2)
-        return self
-
-    def predict(self,
-        data:pd.DataFrame,  # rows to forecast and, before them, up to `context_days` sessions of context: `symbol`, `date`, `ret_1d`
-    )->pd.DataFrame:        # `symbol, date, p10, p50, p90`, one row per input row; p50 = 0
-        "Zero median and the Student-t band of arch's h-session GARCH variance forecast; the ewma band for fallbacks"
-        from arch.univariate import GARCH
-        self._check_fitted("params_")
-        _require_columns(data, ["symbol", "date", "ret_1d"], self.name)
-        out = self.ewma_.predict(data)[["p10", "p50", "p90"]].to_numpy(dtype="float64", copy=True)
-        order, syms, bnd = _symbol_runs(data["symbol"].to_numpy(dtype=object), data["date"].to_numpy())
-        r = data["ret_1d"].to_numpy(dtype="float64")[order] * 100
-        vol, which = GARCH(p=1, q=1), pd.Index(self.symbols_).get_indexer(syms)
-        self.unseen_ = {s: "not in the training window" for s, j in zip(syms, which) if j < 0 and s not in self.fallbacks_}
-        if self.unseen_:   # served by the ewma band, seeded with the pooled training variance: said, and counted by the evaluation
-            first = ", ".join(map(str, list(self.unseen_)[:3])) + ("; ..." if len(self.unseen_) > 3 else "")
-            warnings.warn(f"garch: {len(self.unseen_)} symbol(s) not in the training window get the ewma band ({first})",
-                          FallbackWarning, stacklevel=2)
-        for j, a, b in zip(which, bnd[:-1], bnd[1:]):
-            ok = np.isfinite(r[a:b])
-            if j < 0 or not ok.any(): continue
-            x, v = r[a:b][ok], self.seed_var_[j]
-            bounds = np.tile([v / 1e8, 1e7 * (1 + self.max_sq_[j])], (len(x), 1))  # arch's loose bounds, from training only
-            with np.errstate(all="ignore"):
-                var_h = vol.forecast(self.params_[j, :3], x, v, bounds, start=0, horizon=self.horizon).forecasts.sum(axis=1)
-            k = np.cumsum(ok) - 1
-            rows = k >= 0
-            out[order[a:b][rows]] = np.sqrt(var_h[k[rows]])[:, None] * self.t_quantiles_[j] / 100
-        out[:, 1] = 0.
-        return self._output(data, out)
 
 # %% ../nbs/50_models.ipynb #cd82b452
 def _one_thread(fn, x):
@@ -419,9 +227,11 @@ def _map_quantiles(fn, items:list, n_jobs:int|None)->list:
     if n <= 1: return [_one_thread(fn, x) for x in items]
     with ThreadPoolExecutor(n) as ex: return list(ex.map(lambda x: _one_thread(fn, x), items))
 
-# %% ../nbs/50_models.ipynb #5c053a03
-def _default_features(columns)->list[str]:
-    "`features.model_features(columns)`: `MODEL_FEATURES` plus the market-series features among `columns`, imported only when needed"
+# %% ../nbs/50_models.ipynb #41d5cf46
+def default_features(
+    columns,       # the columns of the table a model is fitted on
+)->list[str]:      # `features.MODEL_FEATURES` plus the market-series features among `columns`
+    "`features.model_features(columns)`, imported only when needed; `SwbError` when the features module is unavailable"
     try: from stock_workbench.features import model_features
     except ImportError as e: raise SwbError(f"no feature list given and stock_workbench.features is unavailable ({e})") from None
     return model_features(columns)
@@ -430,6 +240,7 @@ def _finite(X:np.ndarray)->np.ndarray:
     "`X` with infinities as NaN: missing to the trees, where sklearn would refuse them"
     return np.where(np.isinf(X), np.nan, X)
 
+# %% ../nbs/50_models.ipynb #8fa40ba9
 class GbmQuantileModel(ForecastModel):
     "One gradient-boosted quantile regressor per quantile, pooled over symbols"
     name = "gbm"
@@ -468,35 +279,61 @@ class GbmQuantileModel(ForecastModel):
             max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
             max_bins=self.max_bins, early_stopping=False, random_state=self.random_state)
 
-    def fit(self,
-        data:pd.DataFrame,  # `add_targets(build_features(panel))`
-        start, end,         # inclusive training dates
-    )->GbmQuantileModel:
-        "Fit one quantile regressor per quantile on the training rows"
-        feats = _default_features(data.columns) if self.features is None else list(self.features)
-        if not feats: raise SwbError(f"{self.name}: no feature columns given")
-        leaks = [c for c in feats if str(c).startswith("target_")]
-        if leaks: raise SwbError(f"{self.name}: feature(s) {', '.join(leaks)} are targets: they would leak the future")
-        d = self._training_rows(data, start, end, feats)
-        if self.max_train_rows is not None and len(d) > self.max_train_rows:
-            keep = np.random.default_rng(self.random_state).choice(len(d), self.max_train_rows, replace=False)
-            d = d.iloc[np.sort(keep)]
-        X, y = _finite(d[feats].to_numpy(dtype="float64")), d[self.target].to_numpy(dtype="float64")
-        known = ~np.isnan(X).all(axis=0)  # a column without a value teaches nothing, and sklearn's binning fails on it
-        self.dropped_features_ = [f for f, k in zip(feats, known) if not k]
-        if not known.any(): raise SwbError(f"{self.name}: no feature has a value on any training row")
-        X = X[:, known]
-        self.models_ = _map_quantiles(lambda q: self._regressor(q).fit(X, y), list(QUANTILES), self.n_jobs)
-        self.features_, self.n_fit_rows_ = feats, len(d)
-        self.used_features_ = [f for f, k in zip(feats, known) if k]
-        return self
+# %% ../nbs/50_models.ipynb #7f4b4b55
+@patch
+def fit(self:GbmQuantileModel,
+    data:pd.DataFrame,  # `add_targets(build_features(panel))`
+    start, end,         # inclusive training dates
+)->GbmQuantileModel:
+    "Fit one quantile regressor per quantile on the training rows"
+    feats = default_features(data.columns) if self.features is None else list(self.features)
+    if not feats: raise SwbError(f"{self.name}: no feature columns given")
+    leaks = [c for c in feats if str(c).startswith("target_")]
+    if leaks: raise SwbError(f"{self.name}: feature(s) {', '.join(leaks)} are targets: they would leak the future")
+    d = self._training_rows(data, start, end, feats)
+    if self.max_train_rows is not None and len(d) > self.max_train_rows:
+        keep = np.random.default_rng(self.random_state).choice(len(d), self.max_train_rows, replace=False)
+        d = d.iloc[np.sort(keep)]
+    X, y = _finite(d[feats].to_numpy(dtype="float64")), d[self.target].to_numpy(dtype="float64")
+    known = ~np.isnan(X).all(axis=0)  # a column without a value teaches nothing, and sklearn's binning fails on it
+    self.dropped_features_ = [f for f, k in zip(feats, known) if not k]
+    if not known.any(): raise SwbError(f"{self.name}: no feature has a value on any training row")
+    X = X[:, known]
+    self.models_ = _map_quantiles(lambda q: self._regressor(q).fit(X, y), list(QUANTILES), self.n_jobs)
+    self.features_, self.n_fit_rows_ = feats, len(d)
+    self.used_features_ = [f for f, k in zip(feats, known) if k]
+    return self
 
-    def predict(self,
-        data:pd.DataFrame,  # rows to forecast: needs `symbol`, `date` and the features
-    )->pd.DataFrame:        # `symbol, date, p10, p50, p90`, one row per input row
-        "The three quantiles of each row, sorted"
-        self._check_fitted("models_")
-        _require_columns(data, ["symbol", "date", *self.features_], self.name)
-        X = _finite(data[getattr(self, "used_features_", self.features_)].to_numpy(dtype="float64"))
-        p = np.column_stack(_map_quantiles(lambda m: m.predict(X), self.models_, self.n_jobs)) if len(X) else np.empty((0, 3))
-        return self._output(data, np.sort(p, axis=1))
+@patch
+def predict(self:GbmQuantileModel,
+    data:pd.DataFrame,  # rows to forecast: needs `symbol`, `date` and the features
+)->pd.DataFrame:        # `symbol, date, p10, p50, p90`, one row per input row
+    "The three quantiles of each row, sorted"
+    self._check_fitted("models_")
+    require_columns(data, ["symbol", "date", *self.features_], self.name)
+    X = _finite(data[getattr(self, "used_features_", self.features_)].to_numpy(dtype="float64"))
+    p = np.column_stack(_map_quantiles(lambda m: m.predict(X), self.models_, self.n_jobs)) if len(X) else np.empty((0, 3))
+    return self._output(data, np.sort(p, axis=1))
+
+# %% ../nbs/50_models.ipynb #8c801d1c
+_MODEL_CLASSES = {"naive": NaiveModel, "drift": DriftModel, "volq": VolQuantileModel,
+                  "ewma": ("stock_workbench.volatility", "EwmaModel"), "garch": ("stock_workbench.volatility", "GarchModel"),
+                  "gbm": GbmQuantileModel,
+                  "tft": ("stock_workbench.deep", "TftModel"), "lstm": ("stock_workbench.deep", "LstmModel")}  # (module, class): imported when made
+MODEL_NAMES = tuple(_MODEL_CLASSES)
+
+def make_model(
+    name:str,                      # one of `MODEL_NAMES`
+    horizon:int=1,                 # forecast horizon in sessions
+    settings:Settings|None=None,   # defaults of ewma's and garch's `lam` (`ewma_lambda`) and garch's `min_obs` (`garch_min_obs`); None: `Settings()`
+    **params,                      # hyper-parameters passed to the model's constructor; they win over the settings
+)->ForecastModel:                  # a fresh, unfitted model
+    "A new model called `name`; `SwbError` naming the known ones for any other name"
+    if name not in MODEL_NAMES: raise SwbError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+    if name in ("ewma", "garch"):
+        s = settings or Settings()
+        params.setdefault("lam", float(s.ewma_lambda))
+        if name == "garch": params.setdefault("min_obs", int(s.garch_min_obs))
+    cls = _MODEL_CLASSES[name]
+    if isinstance(cls, tuple): cls = getattr(importlib.import_module(cls[0]), cls[1])
+    return cls(horizon=horizon, **params)

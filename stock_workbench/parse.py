@@ -6,15 +6,15 @@ Docs: https://stock-workbench.github.io/stock_workbench/parse.html.md"""
 
 # %% ../nbs/05_parse.ipynb #5a99a69d
 from __future__ import annotations
-import csv, functools, io, re
+import csv, datetime, functools, io, re
 from pathlib import Path
 from urllib.parse import unquote
 import numpy as np, pandas as pd
 from .config import SwbError
 
 # %% auto #0
-__all__ = ['SYMBOL_REGEX', 'check_symbol', 'symbol_from_path', 'parse_session_dates', 'parse_event_times', 'parse_numbers',
-           'check_ragged', 'read_csv_text']
+__all__ = ['SYMBOL_REGEX', 'check_symbol', 'symbol_from_path', 'parse_day', 'parse_session_dates', 'parse_event_times',
+           'parse_numbers', 'check_ragged', 'read_csv_text']
 
 # %% ../nbs/05_parse.ipynb #fd93d1ce
 SYMBOL_REGEX = r"^(?=.{1,15}$)\^?[A-Z0-9]+(?:[.=-][A-Z0-9]+)*$"   # also the stored data's check "symbol is a ticker"
@@ -36,6 +36,21 @@ def symbol_from_path(
     stem = unquote(Path(path).stem)
     try: return check_symbol(stem)
     except SwbError: raise SwbError(f"{path}: the file name is not a valid symbol: {stem!r}; rename the file, or pass --symbol for a single file") from None
+
+# %% ../nbs/05_parse.ipynb #a0fd2725
+_DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+def parse_day(
+    text,            # `YYYY-MM-DD`, blanks around it ignored; a `datetime.date` or `pd.Timestamp` is taken as it is
+    what:str="date", # names the argument in the error, e.g. `--start`
+)->pd.Timestamp:     # midnight of that day, tz-naive (a date object: `pd.Timestamp(text)`)
+    "A day argument, strictly `YYYY-MM-DD`; `SwbError` `\"<what> 'x' is not a date (YYYY-MM-DD)\"` for anything else"
+    if isinstance(text, (datetime.date, pd.Timestamp)) and not pd.isna(text): return pd.Timestamp(text)
+    s = text.strip() if isinstance(text, str) else ""
+    try:
+        if not _DAY_RE.fullmatch(s): raise ValueError
+        return pd.Timestamp(datetime.datetime.strptime(s, "%Y-%m-%d"))
+    except ValueError: raise SwbError(f"{what} {text!r} is not a date (YYYY-MM-DD)") from None
 
 # %% ../nbs/05_parse.ipynb #d7619669
 _OFFSET_RE = r"(?P<wall>.*\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(?P<off>Z|UTC|[+-]\d\d(?::?\d\d)?)"
@@ -191,6 +206,7 @@ def _session_of(
     local = pd.DatetimeIndex(utc_ns.view("datetime64[ns]")).tz_localize("UTC").tz_convert(_exchange_tz(exchange)).tz_localize(None).normalize()
     return np.where(wall_day == wall_ns, wall_day, local.to_numpy("datetime64[ns]").view("int64"))
 
+# %% ../nbs/05_parse.ipynb #476f329f
 def _day_numbers(x:np.ndarray, rows:np.ndarray, probs:_Problems, exchange:str)->np.ndarray:
     "Numeric dates: 8-digit integers are YYYYMMDD, other numbers epoch times of one unit told by their magnitude"
     out = np.full(len(x), _NAT, dtype="int64")
@@ -210,6 +226,7 @@ def _day_numbers(x:np.ndarray, rows:np.ndarray, probs:_Problems, exchange:str)->
         out[ep] = ns
     return out
 
+# %% ../nbs/05_parse.ipynb #b8f9bc39
 _DMY_RE = r"^(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})(\D.*)?$"   # 12/09/2022, 12.09.2022, 12-09-22 16:00
 
 def _day_order(
@@ -235,6 +252,7 @@ def _day_order(
     out.iloc[hit] = [f"{yy:04d}-{mm:02d}-{dd:02d}{r}" for yy, mm, dd, r in zip(y, mon, day, rest)]
     return out
 
+# %% ../nbs/05_parse.ipynb #0f0e7d31
 def _session_dates(raw:pd.Series, probs:_Problems, exchange:str)->np.ndarray:
     "`parse_session_dates` of the values of `raw` as int64 ns, faults noted in `probs`"
     n = len(raw)
@@ -272,6 +290,7 @@ def _session_dates(raw:pd.Series, probs:_Problems, exchange:str)->np.ndarray:
     for w in ("is before 1900", "is more than a day in the future"): probs.add(rows[why == w], w)
     return out
 
+# %% ../nbs/05_parse.ipynb #539ea443
 def parse_session_dates(
     raw:pd.Series,        # dates as read: text, numbers or datetimes
     where:str="data",     # names the input in error messages, e.g. the file

@@ -6,7 +6,7 @@ Docs: https://stock-workbench.github.io/stock_workbench/registry.html.md"""
 
 # %% ../nbs/70_registry.ipynb #8290783d
 from __future__ import annotations
-import contextlib, io, logging, os, warnings
+import contextlib, io, json, logging, os, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import Settings, SwbError
@@ -15,15 +15,22 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # nothing reaches the
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 # %% auto #0
-__all__ = ['tracking_uri', 'experiment_id', 'ForecasterPyfunc', 'log_forecaster', 'set_alias', 'alias_version', 'model_versions',
-           'load_forecaster', 'assign_alias']
+__all__ = ['tracking_uri', 'has_registry', 'mlflow_module', 'client', 'experiment_id', 'ForecasterPyfunc', 'log_forecaster',
+           'set_alias', 'alias_version', 'model_versions', 'load_forecaster', 'assign_alias', 'run_params',
+           'run_metrics', 'run_tags', 'record_decision', 'log_evaluation']
 
-# %% ../nbs/70_registry.ipynb #b4f7da1a
+# %% ../nbs/70_registry.ipynb #7d5d67ef
 def tracking_uri(settings:Settings)->str:
     "The MLflow tracking URI of this workbench"
     return settings.mlflow_tracking_uri or f"sqlite:///{settings.home/'mlflow.db'}"
 
-def _mlflow(settings:Settings):
+def has_registry(settings:Settings)->bool:
+    "Whether a tracking store exists: a remote URI always counts; a local sqlite file only once written"
+    u = tracking_uri(settings)
+    return not u.startswith("sqlite:///") or Path(u[len("sqlite:///"):]).exists()  # asking must not create an empty store
+
+# %% ../nbs/70_registry.ipynb #d4c8181a
+def mlflow_module(settings:Settings):
     "mlflow, quiet and pointed at this workbench's tracking store"
     import mlflow
     for name in ("mlflow", "alembic"): logging.getLogger(name).setLevel(logging.ERROR)
@@ -31,9 +38,16 @@ def _mlflow(settings:Settings):
     mlflow.set_tracking_uri(tracking_uri(settings))
     return mlflow
 
+def client(settings:Settings):
+    "An `MlflowClient` on this workbench's tracking store"
+    mlflow_module(settings)
+    from mlflow import MlflowClient
+    return MlflowClient(tracking_uri(settings))
+
+# %% ../nbs/70_registry.ipynb #6f38d5e7
 def experiment_id(settings:Settings, job:str)->str:
     "Id of the experiment `swb-{job}`, created with its artifacts under the home"
-    mlflow = _mlflow(settings)
+    mlflow = mlflow_module(settings)
     name = f"swb-{job}"
     exp = mlflow.get_experiment_by_name(name)
     if exp is not None: return exp.experiment_id
@@ -85,7 +99,7 @@ def log_forecaster(
     register:bool=True,        # register a new version of the registered model
 )->dict:                       # run_id, version (None if not registered), model name
     "Log a fitted forecaster as an MLflow run and register it as a new version"
-    mlflow = _mlflow(settings)
+    mlflow = mlflow_module(settings)
     from mlflow.models import infer_signature
     py = ForecasterPyfunc(models, features)
     x = example[py.input_columns].reset_index(drop=True)
@@ -107,25 +121,20 @@ def log_forecaster(
     return {"run_id": run.info.run_id, "version": str(info.registered_model_version) if register else None, "model": name}
 
 # %% ../nbs/70_registry.ipynb #f351dfdf
-def _client(settings:Settings):
-    _mlflow(settings)
-    from mlflow import MlflowClient
-    return MlflowClient(tracking_uri(settings))
-
 def set_alias(settings:Settings, alias:str, version)->None:
     "Point `alias` at `version` of the registered model"
-    _client(settings).set_registered_model_alias(settings.registered_model, alias, str(version))
+    client(settings).set_registered_model_alias(settings.registered_model, alias, str(version))
 
 def alias_version(settings:Settings, alias:str)->str|None:
     "The version `alias` points at, None if unset"
     from mlflow.exceptions import MlflowException
-    try: return str(_client(settings).get_model_version_by_alias(settings.registered_model, alias).version)
+    try: return str(client(settings).get_model_version_by_alias(settings.registered_model, alias).version)
     except MlflowException: return None
 
 def model_versions(settings:Settings)->list[dict]:
     "Every registered version, newest first: version, aliases, model, run, created"
     from mlflow.exceptions import MlflowException
-    c = _client(settings)
+    c = client(settings)
     try:
         vs = c.search_model_versions(f"name='{settings.registered_model}'")
         aliases = c.get_registered_model(settings.registered_model).aliases  # alias -> version
@@ -145,7 +154,7 @@ def load_forecaster(
     ref:str="champion",        # an alias or a version number
 ):                             # (pyfunc model, version)
     "Load a registered forecaster; a one-line error if there is none or it cannot be loaded"
-    mlflow = _mlflow(settings)
+    mlflow = mlflow_module(settings)
     version = ref if str(ref).isdigit() else alias_version(settings, ref)
     if version is None:
         raise SwbError(f"no {ref} model registered as {settings.registered_model!r} in {tracking_uri(settings)}: run `swb train` first")
@@ -159,3 +168,64 @@ def assign_alias(settings:Settings, version)->str:
     alias = "challenger" if alias_version(settings, "champion") else "champion"
     set_alias(settings, alias, version)
     return alias
+
+# %% ../nbs/70_registry.ipynb #820f30e1
+def run_params(settings:Settings, run_id:str)->dict[str, str]:
+    "Parameters of run `run_id`: `model`, `data.first`, `data.last`, `data.store_version`, ..."
+    return dict(client(settings).get_run(run_id).data.params)
+
+def run_metrics(settings:Settings, run_id:str)->dict[str, float]:
+    "Metrics of run `run_id`, the last value of each"
+    return dict(client(settings).get_run(run_id).data.metrics)
+
+def run_tags(settings:Settings, run_id:str)->dict[str, str]:
+    "Tags of run `run_id`: `swb.model`, `swb.store_version`, a retrain's `swb.decision`, ..."
+    return dict(client(settings).get_run(run_id).data.tags)
+
+# %% ../nbs/70_registry.ipynb #339d24e5
+def record_decision(
+    settings:Settings,
+    run_id:str,                # the run that registered the challenger
+    decision:dict,             # the retrain record; values that are not JSON are written as strings
+    tags:dict[str, str],       # full tag names, e.g. `swb.decision`
+    report_text:str,           # the evaluation report, as `swb evaluate` prints it
+)->None:
+    "Attach a retrain decision to its run: tags, `decision.json` and `evaluation.txt`"
+    c = client(settings)
+    for k, v in tags.items(): c.set_tag(run_id, k, str(v))
+    c.log_dict(run_id, json.loads(json.dumps(decision, default=str)), "decision.json")
+    c.log_text(run_id, report_text, "evaluation.txt")
+
+# %% ../nbs/70_registry.ipynb #e1929a8e
+def _flat_metrics(result:dict)->dict[str, float]:
+    "model.regime.metric -> value, the finite numbers of an evaluation"
+    out = {}
+    for m, by in result.get("models", {}).items():
+        for regime, ms in by.items():
+            if not isinstance(ms, dict): continue
+            for k, v in ms.items():
+                if isinstance(v, (int, float)) and np.isfinite(v): out[f"{m}.{regime}.{k}"] = float(v)
+    return out
+
+# %% ../nbs/70_registry.ipynb #ab4e8631
+def log_evaluation(
+    settings:Settings,
+    result:dict,               # `evaluate_models`' result: {"models": {model: {regime: {metric: value}}}, ...}
+    *,
+    name:str,                  # the model evaluated
+    horizon:int,               # forecast horizon, sessions
+    params:dict,               # further parameters, e.g. train_days, refit_days
+    lineage:dict,              # store version, symbols, dates: logged as `data.*` params
+    report:str,                # the text report
+    figures:dict,              # file name -> matplotlib figure
+)->str:                        # the run id
+    "Log one walk-forward evaluation as a run of the experiment `swb-evaluate`"
+    mlflow = mlflow_module(settings)
+    with mlflow.start_run(experiment_id=experiment_id(settings, "evaluate"), run_name=f"evaluate-{name}-{horizon}d") as run:
+        mlflow.log_params({"model": name, "horizon": horizon, **params, **{f"data.{k}": v for k, v in lineage.items()}})
+        mlflow.set_tags({"swb.model": name, "swb.store_version": str(lineage.get("store_version"))})
+        mlflow.log_metrics(_flat_metrics(result))
+        mlflow.log_text(report, "report.txt")
+        mlflow.log_dict(result, "evaluation.json")
+        for fname, fig in figures.items(): mlflow.log_figure(fig, fname)
+    return run.info.run_id

@@ -71,13 +71,12 @@ class JobResult:
     cells:list=field(default_factory=list)       # (tags, seconds) of each executed cell
 
 def _session_for(settings:Settings, job:str, date:str, params:dict)->str:
-    from stock_workbench.pipeline import resolve_session, resolve_symbols
+    "The session `job` runs for, its parameters checked as the job checks them, before a kernel starts"
+    from stock_workbench.sessions import resolve_session
+    from stock_workbench.sources import resolve_symbols
     if job == "eod":
-        from stock_workbench.pipeline import EOD_SOURCES
-        source = (params.get("source") or settings.eod_source).strip().lower()
-        if source not in EOD_SOURCES: raise SwbError(f"unknown source {source!r}; known: {', '.join(EOD_SOURCES)}")
-        d = resolve_session(settings, date, source)
-        resolve_symbols(settings, params.get("symbols", ""), source)
+        from stock_workbench.pipeline import EodJob   # the job's own check; the module imports no model, ledger or MLflow
+        d = EodJob.check(settings, date, params.get("symbols", ""), params.get("source") or "").day
     else:
         from stock_workbench.store import OhlcvStore
         store = OhlcvStore.from_settings(settings)
@@ -98,6 +97,7 @@ def render_html(nb_path:Path, html_path:Path, title:str):
     body, _ = ex.from_notebook_node(nb, resources={"metadata": {"name": title}})
     html_path.write_text(body, encoding="utf-8")
 
+# %% ../nbs/93_runner.ipynb #2f15947a
 def _ipc_kernel_manager():
     "A kernel manager whose kernel talks over local IPC sockets (no TCP port is opened) and is shut down without a SIGINT"
     from jupyter_client.manager import AsyncKernelManager
@@ -115,10 +115,11 @@ def _ipc_kernel_manager():
 
 def _first_line(x)->str: return (str(x).strip().splitlines() or [""])[0]  # whole: the cause line names file, row and remedy
 
+# %% ../nbs/93_runner.ipynb #dc746324
 def run_job(
     settings:Settings,
     job:str,                  # `eod` or `retrain`
-    date:str="",              # session YYYY-MM-DD; empty: the latest (see `pipeline.resolve_session`)
+    date:str="",              # session YYYY-MM-DD; empty: the latest (see `sessions.resolve_session`)
     params:list[str]|dict|None=None, # `key=value` items (from `-p`) or a dict
     progress:bool=True,       # papermill's bar over cells, on stderr
 )->JobResult:

@@ -14,15 +14,15 @@ from typing import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np, pandas as pd
 from .config import Settings, SwbError
-from .sources import exchange_sessions
-from .pipeline import setting_time
+from .sessions import exchange_sessions
+from .runner import JOBS
+from .util import write_atomic
 
 # %% auto #0
-__all__ = ['JOBS', 'Fire', 'fire_times', 'last_fire', 'load_state', 'record_run', 'job_lock', 'due_runs', 'run_job_subprocess',
+__all__ = ['Fire', 'fire_times', 'last_fire', 'load_state', 'record_run', 'job_lock', 'due_runs', 'run_job_subprocess',
            'run_scheduler', 'dry_run_lines']
 
 # %% ../nbs/94_schedule.ipynb #a5839a7a
-JOBS = ("eod", "retrain")
 _CADENCES = {"daily": "every {x} session", "weekly": "the last {x} session of each week", "monthly": "the last {x} session of each month"}
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def _spec(settings:Settings)->_Spec:
     except (ZoneInfoNotFoundError, ValueError, OSError): raise SwbError(f"setting eod_timezone={zone!r} is not a known time zone (e.g. America/New_York)") from None
     cadence = str(settings.retrain_cadence).strip().lower()
     if cadence not in _CADENCES: raise SwbError(f"setting retrain_cadence={settings.retrain_cadence!r} is not one of {', '.join(_CADENCES)}")
-    return _Spec(str(settings.exchange), zone, {"eod": (setting_time(settings, "eod_time"), "daily"), "retrain": (setting_time(settings, "retrain_time"), cadence)})
+    return _Spec(str(settings.exchange), zone, {"eod": (settings.time_of_day("eod_time"), "daily"), "retrain": (settings.time_of_day("retrain_time"), cadence)})
 
 def _check_job(job:str):
     if job not in JOBS: raise SwbError(f"unknown job {job!r}; known: {', '.join(JOBS)}")
@@ -109,16 +109,6 @@ def last_fire(
 # %% ../nbs/94_schedule.ipynb #5cc888f7
 def _schedule_dir(settings:Settings)->Path: return Path(settings.home)/"schedule"
 
-def _write_atomic(path:Path, text:str):
-    "Replace `path` by `text` in one step"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f: f.write(text); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-
 def load_state(settings:Settings)->dict: # job -> {session, exit_code, ok, started, finished}; {} before the first run
     "What the scheduler last ran, per job"
     path = _schedule_dir(settings)/"state.json"
@@ -142,7 +132,8 @@ def record_run(
     iso = lambda t: _aware(t, "time").tz_convert(_spec(settings).zone).isoformat(timespec="seconds")
     state[job] = dict(session=pd.Timestamp(session).date().isoformat(), exit_code=int(exit_code), ok=int(exit_code) == 0,
                       started=iso(started), finished=iso(finished))
-    _write_atomic(_schedule_dir(settings)/"state.json", json.dumps(state, indent=1, sort_keys=True) + "\n")
+    _schedule_dir(settings).mkdir(parents=True, exist_ok=True)
+    write_atomic(_schedule_dir(settings)/"state.json", json.dumps(state, indent=1, sort_keys=True) + "\n")
     return state
 
 # %% ../nbs/94_schedule.ipynb #10a8edc7
@@ -254,6 +245,7 @@ def _run_fire(settings:Settings, fire:Fire, run_job:Callable, now_fn:Callable, l
                   f"not retried, re-run with `swb run {fire.job} --date {fire.session}`")
         return code
 
+# %% ../nbs/94_schedule.ipynb #281c4412
 def run_scheduler(
     settings:Settings,
     run_job:Callable[[str, str], int]=run_job_subprocess, # (job, session YYYY-MM-DD) -> exit code

@@ -1,4 +1,4 @@
-"""The canonical daily OHLCV schema, and reading the CSV files people have (Yahoo, yfinance, pandas) into it with a clear error for every malformed file
+"""The canonical daily OHLCV schema, reading the CSV files people have (Yahoo, yfinance, pandas) into it with a clear error for every malformed file, and the one loader of every data source
 
 Docs: https://stock-workbench.github.io/stock_workbench/sources.html.md"""
 
@@ -6,16 +6,16 @@ Docs: https://stock-workbench.github.io/stock_workbench/sources.html.md"""
 
 # %% ../nbs/10_sources.ipynb #a2458faa
 from __future__ import annotations
-import csv, functools, io, itertools, re
+import csv, io, itertools, re
 from pathlib import Path
 import numpy as np, pandas as pd
-from .config import SwbError
+from .config import Settings, SwbError
 from .parse import check_symbol, parse_session_dates, read_csv_text, symbol_from_path
 
 # %% auto #0
 __all__ = ['OHLCV_DTYPES', 'OHLCV_COLUMNS', 'PRICE_COLUMNS', 'YAHOO_COLUMNS', 'MAX_PRICE', 'MAX_VOLUME', 'UNADJUSTED_ATTR',
            'SPLIT_DAYS_ATTR', 'COLUMN_ALIASES', 'canonical_columns', 'empty_ohlcv', 'to_canonical', 'read_csv_ohlcv',
-           'read_csv_folder', 'exchange_sessions']
+           'read_csv_folder', 'load_source', 'known_symbols', 'resolve_symbols']
 
 # %% ../nbs/10_sources.ipynb #829c226b
 OHLCV_DTYPES = {
@@ -111,6 +111,7 @@ def _check_symbols(col:pd.Series, where:str)->pd.Series:
         except SwbError as e: raise SwbError(f"{where} row {i+1}: {e}") from None
     return col.map(ok).astype("str")
 
+# %% ../nbs/10_sources.ipynb #5ddbf808
 def _split_days(df:pd.DataFrame, res:pd.DataFrame)->list:
     "`[symbol, date]` pairs where a `Stock Splits` column holds a split (0 and 1 mean none)"
     pos = [i for i, n in enumerate(df.columns) if _normalise(n) in _SPLIT_NAMES]
@@ -178,6 +179,7 @@ def _read_body(path:Path, text:str, skip:int)->pd.DataFrame:
     if df.empty: raise SwbError(f"{path}: no rows, only a header")
     return df
 
+# %% ../nbs/10_sources.ipynb #48fc3770
 def read_csv_ohlcv(
     path:str|Path,        # a daily CSV: Yahoo-style, yfinance's two-level header, or pandas' `to_csv` of a date-indexed frame
     symbol:str|None=None, # default: the ticker row of a yfinance header, a symbol column, else the file name (`aapl.csv` -> AAPL)
@@ -212,6 +214,7 @@ def _oldest_first(df:pd.DataFrame)->pd.DataFrame:
     out.attrs = dict(df.attrs)
     return out
 
+# %% ../nbs/10_sources.ipynb #0c678d0c
 def _read_two_level(path:Path, text:str, layout:tuple, symbol:str|None, exchange:str)->pd.DataFrame:
     "One symbol per ticker of a yfinance two-level header; a ticker's rows that are all blank (no bar that day) are dropped"
     skip, fields, tickers, line = layout
@@ -258,19 +261,69 @@ def read_csv_folder(
     # progress on a terminal only (disable=None), for folders of hundreds of files
     return _concat([read_csv_ohlcv(f, exchange=exchange) for f in tqdm(files, desc="reading", unit="file", disable=None, leave=False)])
 
-# %% ../nbs/10_sources.ipynb #c0427eee
-@functools.lru_cache(maxsize=8)
-def _sessions(exchange:str, first_year:int, last_year:int)->np.ndarray:
-    import exchange_calendars as xcals
-    try: cal = xcals.get_calendar(exchange, start=f"{first_year}-01-01", end=f"{last_year}-12-31")
-    except xcals.errors.InvalidCalendarName: raise SwbError(f"unknown exchange calendar {exchange!r}") from None
-    except (xcals.errors.CalendarError, ValueError) as e: raise SwbError(f"no {exchange} calendar from {first_year}: {str(e).splitlines()[0]}") from None
-    return cal.sessions.values.astype("datetime64[D]")
+# %% ../nbs/10_sources.ipynb #e296da37
+def load_source(
+    settings:Settings,
+    source:str,                    # csv, synthetic, yahoo or snowflake
+    symbols:list[str]|None=None,   # yahoo (required), snowflake: the symbols read; csv, synthetic: unused
+    start:str|None=None,           # yahoo: first date (default `yahoo_start`); snowflake: first date
+    end:str|None=None,             # yahoo, snowflake: last date YYYY-MM-DD
+    path:str|Path|None=None,       # csv: a Yahoo-style CSV file, or a folder of them
+    symbol:str|None=None,          # csv: the symbol of a single file (default: its file name)
+    count:int|None=None,           # synthetic: symbols (default `synthetic_symbols`)
+    years:float|None=None,         # synthetic: years of history (default `synthetic_years`)
+    seed:int|None=None,            # synthetic: random seed (default `synthetic_seed`)
+    table:str|None=None,           # snowflake: table (default `snowflake_table`)
+)->tuple[pd.DataFrame, str]:       # canonical OHLCV rows, and a lineage string naming where they came from
+    "The rows of one data source and their lineage; SwbError for an unknown source or a missing input"
+    s = settings
+    if source == "csv":
+        if not path: raise SwbError("the csv source needs a path (a CSV file or a folder of them)")
+        p = Path(path)
+        df = read_csv_folder(p, exchange=s.exchange) if p.is_dir() else read_csv_ohlcv(p, symbol, exchange=s.exchange)
+        return df, f"csv:{p.resolve()}"
+    if source == "synthetic":
+        from stock_workbench.synthetic import synthetic_market
+        n = s.synthetic_symbols if count is None else count
+        years, seed = (s.synthetic_years if years is None else years), (s.synthetic_seed if seed is None else seed)
+        df = synthetic_market(n, years, seed, start=s.synthetic_start, exchange=s.exchange)
+        return df, f"synthetic:symbols={n},years={years},seed={seed},start={s.synthetic_start}"
+    if source == "yahoo":
+        from stock_workbench.yahoo import load_yahoo
+        if not symbols: raise SwbError("the yahoo source needs symbols")
+        start = start or s.yahoo_start
+        return load_yahoo(list(symbols), start, end, settings=s), f"yahoo:{','.join(symbols)}:{start}..{end or ''}"
+    if source == "snowflake":
+        from stock_workbench.snowflake import load_snowflake
+        table = table or s.snowflake_table
+        return load_snowflake(table, s, symbols=list(symbols) if symbols else None, start=start, end=end), f"snowflake:{table}"
+    raise SwbError(f"unknown source {source!r}")
 
-def exchange_sessions(
-    exchange:str,           # exchange_calendars code, e.g. XNYS
-    first_year:int,         # earliest year needed
-    last_year:int=0,        # latest year needed; at least the end of next year is always covered
-)->np.ndarray:              # session dates as datetime64[D], ascending
-    "Sessions of `exchange` from January 1 of `first_year`"
-    return _sessions(exchange, max(int(first_year), 1900), max(int(last_year), pd.Timestamp.now().year + 1))
+# %% ../nbs/10_sources.ipynb #27fcb436
+def known_symbols(
+    settings:Settings,
+    source:str,      # the job's source: `synthetic` adds the sample market's tickers
+)->list[str]:        # sorted
+    "Symbols a job may name: the stored ones, the universe and (synthetic) the sample market's"
+    from stock_workbench.store import OhlcvStore
+    known = set(OhlcvStore.from_settings(settings).symbols()) | set(settings.universe)
+    if source == "synthetic":
+        from stock_workbench.synthetic import synthetic_symbols
+        known |= set(synthetic_symbols(settings.synthetic_symbols))
+    return sorted(known)
+
+def resolve_symbols(
+    settings:Settings,
+    symbols:str|list[str],   # `A,B` or a list; empty: all
+    source:str,              # the job's source (see `known_symbols`)
+)->list[str]:                # upper case, in the order given; [] for all
+    "The symbols checked; SwbError naming an invalid or unknown one"
+    items = symbols if isinstance(symbols, (list, tuple)) else str(symbols or "").split(",")
+    syms = [check_symbol(s) for s in items if str(s).strip()]
+    if not syms: return []
+    known = known_symbols(settings, source)
+    unknown = [s for s in syms if s not in known]
+    if unknown and source not in ("yahoo",):  # Yahoo can fetch a new ticker; elsewhere it must be known
+        eg = ", ".join(known[:3]) + (", ..." if len(known) > 3 else "")
+        raise SwbError(f"unknown symbol(s) {', '.join(unknown)} (known: {len(known)}{': ' + eg if known else ''})")
+    return syms

@@ -6,8 +6,10 @@ Docs: https://stock-workbench.github.io/stock_workbench/store.html.md"""
 
 # %% ../nbs/30_store.ipynb #09605612
 from __future__ import annotations
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
@@ -18,7 +20,8 @@ from .validate import (CONTEXT_CHECKS, ValidationFailed, ValidationReport, bound
                                       restatement_failures, same_at_precision, validate_ohlcv)
 
 # %% auto #0
-__all__ = ['ARROW_SCHEMA', 'to_arrow', 'from_arrow', 'StoreWrite', 'OhlcvStore', 'table_info']
+__all__ = ['ARROW_SCHEMA', 'to_arrow', 'from_arrow', 'open_delta', 'DeltaStore', 'delta_upsert', 'StoreWrite', 'OhlcvStore',
+           'table_info']
 
 # %% ../nbs/30_store.ipynb #15913150
 ARROW_SCHEMA = pa.schema([("symbol", pa.string()), ("date", pa.date32())] + [(c, pa.float64()) for c in OHLCV_COLUMNS[2:]])
@@ -36,6 +39,83 @@ def from_arrow(t:pa.Table)->pd.DataFrame:
     df = t.select(OHLCV_COLUMNS).to_pandas(date_as_object=False)
     return df.astype(OHLCV_DTYPES)
 
+# %% ../nbs/30_store.ipynb #209217f0
+def open_delta(
+    path:str|Path,          # the table's folder
+    what:str="store",       # names the table in errors, e.g. `ledger`, `market store`
+    version:int|None=None,  # an earlier version; default the latest
+)->DeltaTable|None:         # None while there is no table at `path`
+    "The Delta table at `path`; `SwbError` `'{what} {path}: unreadable (...)'` or `'...: no version N'`"
+    if not DeltaTable.is_deltatable(str(path)): return None
+    try: return DeltaTable(str(path), version=version)
+    except (DeltaError, ValueError, OSError) as e:
+        if version is not None: raise SwbError(f"{what} {path}: no version {version}") from None
+        raise SwbError(f"{what} {path}: unreadable ({str(e).splitlines()[0]})") from None
+
+# %% ../nbs/30_store.ipynb #12d2a4f6
+class DeltaStore:
+    "A Delta table in a folder: the base of the price store, the market-series store and the prediction ledger"
+    what = "store"   # names the table in errors
+    def __init__(self, path:str|Path): self.path = Path(path)
+
+    def _table(self, version:int|None=None)->DeltaTable|None: return open_delta(self.path, self.what, version)
+
+    @property
+    def version(self)->int|None:
+        "Current version, None while the table is empty"
+        t = self._table()
+        return None if t is None else t.version()
+
+# %% ../nbs/30_store.ipynb #b39019ae
+def _check_base(t:DeltaTable|None, base_version, what:str, path):
+    "Refuse to write when the table moved on since the rows were checked against `base_version` (...: no check)"
+    now = None if t is None else t.version()
+    if base_version is not ... and now != base_version:
+        raise SwbError(f"{what} {path}: another write committed (version {base_version} -> {now}) while the rows were checked; "
+                       "nothing was written; run again")
+
+@contextmanager
+def _write_errors(what:str, path):
+    "A lost commit race or a failed write as one line saying the table is unchanged"
+    try: yield
+    except CommitFailedError as e:
+        raise SwbError(f"{what} {path}: another write committed first, nothing written; retry ({e})") from None
+    except (DeltaError, OSError) as e:   # the noun's last word: `market store` -> `store unchanged`
+        raise SwbError(f"{what} {path}: write failed, {what.split()[-1]} unchanged ({str(e).splitlines()[0]})") from None
+
+# %% ../nbs/30_store.ipynb #73b03a2f
+def _sql_in(column:str, values)->str:
+    "`column IN ('a', 'b')` with quotes doubled"
+    quoted = ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
+    return f"{column} IN ({quoted})"
+
+def delta_upsert(
+    table:DeltaTable|None,      # the table as opened before the write (`open_delta`); None: create it
+    path:str|Path,              # its folder; the parent folder is created with the table
+    rows:pa.Table,              # every incoming row in the table's schema, no two with the same `keys`
+    keys:list[str],             # the columns that identify a row: the merge matches target and source on them
+    props:CommitProperties,     # lineage recorded with the commit (`custom_metadata`)
+    what:str="store",           # names the table in errors: `{what} {path}: ...`
+    changed:Callable|None=None, # `changed(table) -> (rows to merge: pa.Table, info)`; default: every row, info None
+    within:dict|None=None,      # {column: values} the target rows are limited to (partition pruning), e.g. {"symbol": ["A"]}
+    partition_by:list[str]|None=None, # partition columns of a new table
+    base_version=...,           # the version the rows were checked against (`SwbError` if the table moved on); ...: no check
+):                              # `info` from `changed`; None when the table was created with every row
+    "Create or upsert a Delta table in one atomic commit; unchanged rows are not rewritten; one-line `SwbError` on failure"
+    _check_base(table, base_version, what, path)
+    with _write_errors(what, path):
+        if table is None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            write_deltalake(str(path), rows, partition_by=partition_by, mode="error", commit_properties=props)
+            return None
+        new, info = changed(table) if changed else (rows, None)
+        if new.num_rows == 0: return info
+        scope = [_sql_in(f"t.{c}", v) for c, v in (within or {}).items()]
+        (table.merge(new, predicate=" AND ".join(scope + [f"t.{k} = s.{k}" for k in keys]),
+                     source_alias="s", target_alias="t", commit_properties=props)
+          .when_matched_update_all().when_not_matched_insert_all().execute())
+    return info
+
 # %% ../nbs/30_store.ipynb #971dd5a6
 @dataclass
 class StoreWrite:
@@ -46,26 +126,13 @@ class StoreWrite:
     unchanged:int       # incoming rows identical to what was stored
     deleted:int=0       # stored rows a history replacement removed
 
-class OhlcvStore:
+class OhlcvStore(DeltaStore):
     "Daily OHLCV in a Delta Lake table partitioned by symbol"
-    def __init__(self, path:str|Path): self.path = Path(path)
+    what = "store"
 
     @classmethod
     def from_settings(cls, settings:Settings|None=None)->OhlcvStore:
         return cls((settings or Settings()).store_path)
-
-    def _table(self, version:int|None=None)->DeltaTable|None:
-        if not DeltaTable.is_deltatable(str(self.path)): return None
-        try: return DeltaTable(str(self.path), version=version)
-        except (DeltaError, ValueError, OSError) as e:
-            if version is not None: raise SwbError(f"store {self.path}: no version {version}") from None
-            raise SwbError(f"store {self.path}: unreadable ({str(e).splitlines()[0]})") from None
-
-    @property
-    def version(self)->int|None:
-        "Current version, None while the store is empty"
-        t = self._table()
-        return None if t is None else t.version()
 
 # %% ../nbs/30_store.ipynb #cfb9e080
 def _read_table(t:DeltaTable, symbols=None, start=None, end=None, columns=None)->pa.Table:
@@ -124,13 +191,6 @@ def _commit_props(df:pd.DataFrame, source:str, **extra)->CommitProperties:
     return CommitProperties(custom_metadata={"swb.source": source, "swb.rows": str(len(df)), "swb.symbols": ",".join(syms),
                                              "swb.unadjusted": ",".join(unadj), **extra})
 
-def _check_base(self, t:DeltaTable|None, base_version):
-    "Refuse to write when the store moved on since the rows were checked against `base_version`"
-    now = None if t is None else t.version()
-    if base_version is not ... and now != base_version:
-        raise SwbError(f"store {self.path}: another write committed (version {base_version} -> {now}) while the rows were checked; "
-                       "nothing was written; run again")
-
 @patch
 def write(self:OhlcvStore,
     df:pd.DataFrame,            # canonical rows, already validated
@@ -139,27 +199,16 @@ def write(self:OhlcvStore,
 )->StoreWrite:
     "Upsert `df` on (symbol, date) in one atomic commit"
     if df.duplicated(["symbol", "date"]).any(): raise SwbError("refusing to store duplicate (symbol, date) rows")
-    new = to_arrow(df)
-    props = _commit_props(df, source)
+    new, syms = to_arrow(df), sorted(set(df["symbol"]))
+    def changed(t):
+        c, inserted, updated = _diff_rows(new, _read_table(t, syms, df["date"].min(), df["date"].max()))
+        return c, (inserted, updated)
     t = self._table()
-    _check_base(self, t, base_version)
-    try:
-        if t is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_deltalake(str(self.path), new, partition_by=["symbol"], mode="error", commit_properties=props)
-            return StoreWrite(self.version, new.num_rows, 0, 0)
-        syms = sorted(set(df["symbol"]))
-        old = _read_table(t, syms, df["date"].min(), df["date"].max())
-        changed, inserted, updated = _diff_rows(new, old)
-        if changed.num_rows == 0: return StoreWrite(t.version(), 0, 0, new.num_rows)
-        in_syms = ", ".join("'" + s.replace("'", "''") + "'" for s in syms)
-        (t.merge(changed, predicate=f"t.symbol IN ({in_syms}) AND t.symbol = s.symbol AND t.date = s.date",
-                 source_alias="s", target_alias="t", commit_properties=props)
-          .when_matched_update_all().when_not_matched_insert_all().execute())
-    except CommitFailedError as e:
-        raise SwbError(f"store {self.path}: another write committed first, nothing written; retry ({e})") from None
-    except (DeltaError, OSError) as e:
-        raise SwbError(f"store {self.path}: write failed, store unchanged ({str(e).splitlines()[0]})") from None
+    got = delta_upsert(t, self.path, new, ["symbol", "date"], _commit_props(df, source), self.what, changed,
+                       within={"symbol": syms}, partition_by=["symbol"], base_version=base_version)
+    if t is None: return StoreWrite(self.version, new.num_rows, 0, 0)
+    inserted, updated = got
+    if inserted + updated == 0: return StoreWrite(t.version(), 0, 0, new.num_rows)
     return StoreWrite(self.version, inserted, updated, new.num_rows - inserted - updated)
 
 # %% ../nbs/30_store.ipynb #e0859540
@@ -172,21 +221,16 @@ def replace_history(self:OhlcvStore,
     "Replace all stored rows of `df`'s symbols with `df` in one atomic commit"
     if df.duplicated(["symbol", "date"]).any(): raise SwbError("refusing to store duplicate (symbol, date) rows")
     t = self._table()
-    _check_base(self, t, base_version)
+    _check_base(t, base_version, self.what, self.path)
     if t is None: return self.write(df, source)
     new, syms = to_arrow(df), sorted(set(df["symbol"]))
     old = _read_table(t, syms)
     changed, inserted, updated = _diff_rows(new, old)
     deleted = old.num_rows - (new.num_rows - inserted)   # stored rows whose dates the new history lacks
     if changed.num_rows == 0 and deleted == 0: return StoreWrite(t.version(), 0, 0, new.num_rows)
-    in_syms = ", ".join("'" + s.replace("'", "''") + "'" for s in syms)
-    try:
-        write_deltalake(t, new, mode="overwrite", predicate=f"symbol IN ({in_syms})", partition_by=["symbol"],
+    with _write_errors(self.what, self.path):
+        write_deltalake(t, new, mode="overwrite", predicate=_sql_in("symbol", syms), partition_by=["symbol"],
                         commit_properties=_commit_props(df, source, **{"swb.replaced": ",".join(syms)}))
-    except CommitFailedError as e:
-        raise SwbError(f"store {self.path}: another write committed first, nothing written; retry ({e})") from None
-    except (DeltaError, OSError) as e:
-        raise SwbError(f"store {self.path}: write failed, store unchanged ({str(e).splitlines()[0]})") from None
     return StoreWrite(self.version, inserted, updated, new.num_rows - inserted - updated, deleted)
 
 # %% ../nbs/30_store.ipynb #3e80d762
@@ -271,6 +315,7 @@ def _neighbour_rows(t:DeltaTable, df:pd.DataFrame)->pd.DataFrame:
     keep = (d >= rows["symbol"].map(lo)) & (d <= rows["symbol"].map(hi))
     return rows[keep.to_numpy()].sort_values(["symbol", "date"], ignore_index=True)
 
+# %% ../nbs/30_store.ipynb #94fc2647
 def _checkable(df:pd.DataFrame)->bool:
     "Whether `df` has the canonical columns and types, and keys, that the checks against stored rows need"
     return (set(OHLCV_COLUMNS) <= set(df.columns) and pd.api.types.is_datetime64_dtype(df["date"])
@@ -305,6 +350,7 @@ def validate_update(self:OhlcvStore,
     rep.stored_rows = len(old)
     return rep
 
+# %% ../nbs/30_store.ipynb #f9b18a73
 @patch
 def ingest(self:OhlcvStore,
     df:pd.DataFrame,              # canonical rows

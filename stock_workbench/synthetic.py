@@ -11,7 +11,8 @@ import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.compute as pc
 
 from .config import SwbError
-from .sources import OHLCV_DTYPES, exchange_sessions
+from .sources import OHLCV_DTYPES
+from .sessions import exchange_sessions
 
 # %% auto #0
 __all__ = ['synthetic_symbols', 'market_sessions', 'synthetic_market']

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import Settings, SwbError
-from .sources import OHLCV_COLUMNS, exchange_sessions
+from .sources import OHLCV_COLUMNS
+from .sessions import exchange_sessions
 
 # %% auto #0
 __all__ = ['SPLIT_RATIOS', 'SPLIT_TOL', 'SPLIT_CHECK', 'CONTEXT_CHECKS', 'expectations_dir', 'load_suite_json',
-           'parse_allowed_jumps', 'add_check_columns', 'ValidationReport', 'ValidationFailed', 'match_split',
-           'split_sized', 'validate_ohlcv', 'require_valid', 'boundary_failures', 'decimals', 'same_at_precision',
-           'restatement_failures']
+           'parse_allowed_jumps', 'add_check_columns', 'gx_batch_definition', 'ValidationReport', 'ValidationFailed',
+           'match_split', 'split_sized', 'validate_ohlcv', 'require_valid', 'boundary_failures', 'decimals',
+           'same_at_precision', 'restatement_failures', 'write_quality', 'read_quality']
 
 # %% ../nbs/20_validate.ipynb #c7f33d91
 import stock_workbench
@@ -87,7 +88,7 @@ def add_check_columns(
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # never phone home
 
 @functools.lru_cache(maxsize=1)
-def _gx_batch_definition():
+def gx_batch_definition():
     "An in-memory GX context with one pandas dataframe asset"
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -217,6 +218,7 @@ def _check_name(exp:dict, settings:Settings)->str:
     for p, v in _suite_params(settings).items(): check = check.replace(p, f"{p}={v}")
     return check
 
+# %% ../nbs/20_validate.ipynb #537eee3a
 def validate_ohlcv(
     df:pd.DataFrame,              # canonical OHLCV rows
     settings:Settings|None=None,  # thresholds, exchange, allowed jumps, suites folder
@@ -234,7 +236,7 @@ def validate_ohlcv(
     data = add_check_columns(df.reset_index(drop=True), settings.exchange, frozenset(jumps)) if set(OHLCV_COLUMNS) <= set(cols) else df.reset_index(drop=True)
     suite = gx.ExpectationSuite(name=spec["name"], expectations=spec["expectations"])
     params = _suite_params(settings)
-    res = _gx_batch_definition().get_batch(batch_parameters={"dataframe": data}).validate(
+    res = gx_batch_definition().get_batch(batch_parameters={"dataframe": data}).validate(
         suite, expectation_parameters=params,
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": settings.report_rows})
     failures = []
@@ -374,6 +376,7 @@ def _ratio_note(g:pd.DataFrame, changed:np.ndarray, diff:np.ndarray|None=None)->
                   else "a constant-ratio re-adjustment")
     return f"{head}, ratio {ratio:.4g}: {kind}" + ("" if cols == _PRICES or cols == ["adj_close"] else f" of {', '.join(cols)}")
 
+# %% ../nbs/20_validate.ipynb #3da94a66
 def restatement_failures(
     new:pd.DataFrame,   # incoming canonical rows
     rows,               # their 1-based input rows
@@ -398,3 +401,25 @@ def restatement_failures(
     return [dict(check="stored rows unchanged (no restatement)", columns=[c for k, c in enumerate(vals) if diff[:, k].any()],
                  count=int(changed.sum()), rows=found, scope="against stored rows",
                  note=f"{note}; to replace the stored history whole with the new rows: --replace-history")]
+
+# %% ../nbs/20_validate.ipynb #6a969d8f
+def write_quality(
+    settings:Settings,
+    day,                 # the session validated
+    source:str,          # lineage of the rows checked
+    validation:dict,     # `ValidationReport.to_dict()`
+    store_version,       # the store version written, None when nothing was
+)->Path:                 # `quality/latest.json`
+    "Record one validation outcome as the latest data-quality status"
+    from stock_workbench.util import write_atomic
+    rec = dict(session=str(pd.Timestamp(day).date()), checked_at=pd.Timestamp.now(tz="UTC").isoformat(), source=source,
+               success=bool(validation.get("success")), store_version=store_version, validation=validation)
+    d = settings.home/"quality"; d.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(rec, indent=1, default=str)
+    for name in (f"{rec['session']}.json", "latest.json"): write_atomic(d/name, text)
+    return d/"latest.json"
+
+def read_quality(settings:Settings)->dict|None:
+    "The latest data-quality status, None before the first EOD validation"
+    p = settings.home/"quality"/"latest.json"
+    return json.loads(p.read_text()) if p.exists() else None

@@ -62,7 +62,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 def rkeys(home, monkeypatch):
     "A Redis key prefix of this test only (tests run side by side on one Redis); its keys are deleted afterwards"
     import uuid, redis
-    from stock_workbench.stream import StreamKeys
+    from stock_workbench.leases import StreamKeys
     keys = StreamKeys(f"swbt-{uuid.uuid4().hex[:10]}")
     monkeypatch.setenv("SWB_STREAM_PREFIX", keys.prefix)
     monkeypatch.setenv("SWB_REDIS_URL", REDIS_URL)

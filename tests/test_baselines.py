@@ -1,9 +1,10 @@
 "The ewma and garch volatility baselines through the walk-forward evaluation (issue 11)"
 import warnings
 import numpy as np, pandas as pd, pytest
-from stock_workbench.evaluate import walk_forward, coverage_80
+from stock_workbench.walkforward import walk_forward
 from stock_workbench.features import add_targets, build_features
-from stock_workbench.models import EwmaModel, FallbackWarning, GarchModel
+from stock_workbench.metrics import coverage_80
+from stock_workbench.volatility import EwmaModel, FallbackWarning, GarchModel
 from stock_workbench.synthetic import synthetic_market
 
 TRAIN, REFIT = 504, 63

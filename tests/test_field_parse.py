@@ -5,7 +5,9 @@ import pandas as pd, pytest, redis
 from conftest import BIN, FIELD, sample, swb, tree_digest, write_yahoo_csv
 from stock_workbench.config import Settings
 from stock_workbench.store import OhlcvStore
-from stock_workbench.stream import StreamKeys, publish_ticks, read_candles
+from stock_workbench.candles import read_candles
+from stock_workbench.leases import StreamKeys
+from stock_workbench.replay import publish_ticks
 from stock_workbench.ticks import tick_frame
 
 URL = "redis://127.0.0.1:6379/0"

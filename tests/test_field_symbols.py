@@ -3,7 +3,8 @@ import json, shutil, subprocess
 import pandas as pd, pytest, redis
 from conftest import BIN, FIELD, swb, tree_digest, write_yahoo_csv
 from stock_workbench.config import Settings
-from stock_workbench.stream import StreamKeys, publish_ticks
+from stock_workbench.leases import StreamKeys
+from stock_workbench.replay import publish_ticks
 from stock_workbench.synthetic import synthetic_market
 from stock_workbench.ticks import tick_frame
 from test_field_parse import write_dates

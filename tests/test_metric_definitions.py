@@ -1,8 +1,8 @@
 """One definition per metric (issue 11): on one hand-checkable toy ledger, every place that shows a hit rate, coverage, MAE, pinball or
-calibration shows the same numbers: `evaluate.accuracy`, the ledger, the EOD report's score tables and the dashboard's summaries.
+calibration shows the same numbers: `metrics.accuracy`, the ledger, the EOD report's score tables and the dashboard's summaries.
 (The stream job shows no accuracy metric: it forecasts and alerts only.)"""
 import numpy as np, pandas as pd, pytest
-from stock_workbench import dashboard, evaluate, ledger, pipeline
+from stock_workbench import dashboard, figures, ledger, metrics
 
 DATES = pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"])   # forecasts from the first three closes
 W = 0.0125                                                                       # every band is p50 -/+ W
@@ -60,7 +60,7 @@ def test_the_hand_numbers_differ_from_the_old_sign_rule():
 
 def test_evaluate_accuracy(toy):
     _, _, sc = toy
-    a = evaluate.accuracy(sc["y"], sc["p10"], sc["p50"], sc["p90"])
+    a = metrics.accuracy(sc["y"], sc["p10"], sc["p50"], sc["p90"])
     assert set(a) >= {"n", "hit_rate", "share_up", "mae", "coverage_80", "pinball", *BELOW}
     _same(a)
 
@@ -79,15 +79,15 @@ def test_the_ledger(toy):
 
 def test_the_eod_report_tables(toy):
     _, _, sc = toy
-    t = pipeline.score_tables(sc, DATES[3])
+    t = figures.score_tables(sc, DATES[3])
     _same(t["accuracy"].iloc[0].to_dict())
     _same(t["calibration"].iloc[0].to_dict()); _same(t["calibration_all"].iloc[0].to_dict())
     # the rows realized at the last close: A3 (hit, above), B3 (p50 = 0: half, above), C3 (hit, inside)
     assert t["today"]["symbol"].tolist() == ["A", "B", "C"] and t["today"]["hit"].tolist() == [1., .5, 1.]
     today = t["today_accuracy"]
     assert (today["n"], today["hit_rate"], today["share_up"], today["coverage_80"]) == (3, pytest.approx(2.5 / 3), 1., pytest.approx(1 / 3))
-    assert "hit rate 83%" in pipeline.realized_line(today) and "33% inside" in pipeline.realized_line(today)
-    fig = pipeline.calibration_figure(t["calibration"])
+    assert "hit rate 83%" in figures.realized_line(today) and "33% inside" in figures.realized_line(today)
+    fig = figures.calibration_figure(t["calibration"])
     assert [b.get_height() for b in fig.axes[0].patches] == pytest.approx(PIT)
 
 

@@ -8,7 +8,9 @@ from test_cli import one_line_error
 from stock_workbench.config import Settings
 from stock_workbench.ticks import (INTRADAY_FEATURES, MINUTE_MS, candle_features, candles_from_ticks, late_ticks, shard_of,
                                    synthetic_ticks, tick_frame)
-from stock_workbench.stream import CandleStore, StreamKeys, _last_bars, publish_ticks, read_candles
+from stock_workbench.leases import StreamKeys
+from stock_workbench.candles import CandleStore, read_candles
+from stock_workbench.replay import last_daily_bars as _last_bars, publish_ticks
 
 URL = "redis://127.0.0.1:6379/0"
 
