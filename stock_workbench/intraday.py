@@ -10,8 +10,7 @@ import json, math, time
 import pandas as pd
 from fastcore.basics import patch
 from .config import Settings, SwbError
-from .util import note
-from .leases import StreamKeys, connect_redis, error_line, float_text
+from .leases import StreamKeys, connect_redis, error_line, float_text, stream_note
 from .replay import SAMPLE_SYMBOL
 
 # %% auto #0
@@ -20,8 +19,6 @@ __all__ = ['IntradayPredictor']
 # %% ../nbs/95_intraday.ipynb #63a793f3
 _ALERT_ONCE = "if redis.call('set', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then redis.call('lpush', KEYS[2], ARGV[1]); return 1 else return 0 end"
 
-def _note(msg:str): note(f"swb: stream: {msg}", always=True)
-_f = float_text
 
 class IntradayPredictor:
     "The champion's forecasts for symbols of the session in progress, written to `swb:latest:<SYM>`"
@@ -44,15 +41,15 @@ class IntradayPredictor:
 def load_model(self:IntradayPredictor):
     "The champion, or a note that there is none"
     if not self.s.mlflow_tracking_uri and not (self.s.home/"mlflow.db").exists():
-        _note(f"no champion model: no MLflow store at {self.s.home/'mlflow.db'}; aggregating candles and features without predictions"); return
+        stream_note(f"no champion model: no MLflow store at {self.s.home/'mlflow.db'}; aggregating candles and features without predictions"); return
     from stock_workbench import registry as reg   # after the check: importing MLflow takes seconds
     try:
         self.model, self.version = reg.load_forecaster(self.s, "champion")
         self.cols = self.model.metadata.get_input_schema().input_names()
         from stock_workbench.lifecycle import fitted_models   # ewma, garch, deep models read earlier sessions before today's
         self.context_days = max(int(getattr(m, "context_days", 0) or 0) for m in fitted_models(self.model).values())
-        _note(f"predicting with {self.s.registered_model} version {self.version} (champion)")
-    except SwbError as e: _note(f"no champion model ({e}); aggregating candles and features without predictions")
+        stream_note(f"predicting with {self.s.registered_model} version {self.version} (champion)")
+    except SwbError as e: stream_note(f"no champion model ({e}); aggregating candles and features without predictions")
 
 # %% ../nbs/95_intraday.ipynb #024bcef1
 @patch
@@ -72,7 +69,7 @@ def history_of(self:IntradayPredictor, syms:list[str])->dict:
                                   start=self.s.synthetic_start, exchange=self.s.exchange)
             for s, g in mk[mk["symbol"].isin(syn)].groupby("symbol", sort=False): self.history[str(s)] = g.reset_index(drop=True)
         missing = [s for s in todo if s not in self.history]
-        if missing: _note(f"no daily history for {len(missing)} symbol(s) (e.g. {missing[0]}): no predictions for them")
+        if missing: stream_note(f"no daily history for {len(missing)} symbol(s) (e.g. {missing[0]}): no predictions for them")
         self._no_history.update(missing)
     return {s: self.history[s] for s in syms if s in self.history}
 
@@ -120,10 +117,10 @@ def predict(self:IntradayPredictor, todo:dict, bars:dict):
         pred = self.model.predict(x)[today].reset_index(drop=True)
         self.write(pred, todo)
     except redis.RedisError as e:   # predictions are derived: the next closed candle asks again
-        _note(f"predictions not written ({error_line(e)})")
+        stream_note(f"predictions not written ({error_line(e)})")
     except Exception as e:          # a model or data problem must not stop the candles: say so, once per kind
         if type(e).__name__ not in self.red_errors:
-            self.red_errors.add(type(e).__name__); _note(f"predictions failed ({error_line(e)}); candles and features go on")
+            self.red_errors.add(type(e).__name__); stream_note(f"predictions failed ({error_line(e)}); candles and features go on")
 
 # %% ../nbs/95_intraday.ipynb #4fddedf3
 @patch
@@ -139,9 +136,9 @@ def write(self:IntradayPredictor,
         d, close, m, arrival = todo[s]
         out = {"model_version": self.version, "pred_minute": str(pd.Timestamp(m, unit="ms")), "pred_updated_ms": int(now * 1000)}
         for h in hs:
-            for q in ("p10", "p50", "p90"): out[f"pred_{q}_{h}d"] = _f(pred[f"{q}_{h}d"].iat[i])
+            for q in ("p10", "p50", "p90"): out[f"pred_{q}_{h}d"] = float_text(pred[f"{q}_{h}d"].iat[i])
             mv = math.expm1(pred[f"p50_{h}d"].iat[i]) * 100
-            out[f"pred_move_pct_{h}d"], out[f"pred_close_{h}d"] = _f(mv), _f(close * math.exp(pred[f"p50_{h}d"].iat[i]))
+            out[f"pred_move_pct_{h}d"], out[f"pred_close_{h}d"] = float_text(mv), float_text(close * math.exp(pred[f"p50_{h}d"].iat[i]))
             if abs(mv) >= self.s.alert_move_pct and self.s.alert_webhook_url.strip():
                 text = (f"stock_workbench stream alert: {s} predicted {mv:+.2f}% over {h} session(s) from {close:g} "
                         f"at {out['pred_minute']} (model version {self.version})")

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math, time
 from urllib.parse import urlsplit
 from .config import Settings, SwbError
+from .util import note
 
 # %% auto #0
-__all__ = ['RENEW_LEASE', 'RELEASE_LEASE', 'StreamKeys', 'redis_where', 'error_line', 'float_text', 'connect_redis',
-           'create_groups', 'ShardLeases']
+__all__ = ['RENEW_LEASE', 'RELEASE_LEASE', 'StreamKeys', 'redis_where', 'error_line', 'stream_note', 'float_text',
+           'connect_redis', 'create_groups', 'ShardLeases']
 
 # %% ../nbs/33_leases.ipynb #4c27c20b
 class StreamKeys:
@@ -50,6 +51,10 @@ def redis_where(url:str)->str:
 def error_line(e:Exception)->str:   # `Type: first line` (at most 160 characters), or `Type`
     "One line saying what went wrong in `e`"
     return f"{type(e).__name__}: {str(e).splitlines()[0][:160]}" if str(e) else type(e).__name__
+
+def stream_note(msg:str):
+    "A line of the streaming job for its operator, `swb: stream: <msg>` on stderr, even under SWB_QUIET"
+    note(f"swb: stream: {msg}", always=True)
 
 # %% ../nbs/33_leases.ipynb #92236ceb
 def float_text(x)->str:   # `repr(float(x))`

@@ -11,10 +11,9 @@ from collections import OrderedDict, deque
 import numpy as np, pandas as pd
 from fastcore.basics import patch
 from .config import Settings, SwbError
-from .util import note
 from .ticks import (MINUTE_MS, CANDLE_COLUMNS, INTRADAY_FEATURES, FEATURE_LOOKBACK, shard_of, candles_from_ticks,
                                    candle_features, candle_frame, new_candle_rows)
-from .leases import StreamKeys, ShardLeases, create_groups, connect_redis, float_text, redis_where
+from .leases import StreamKeys, ShardLeases, create_groups, connect_redis, float_text, redis_where, stream_note
 from .intraday import IntradayPredictor
 from .candles import export_candles_every, flush_candles
 from .alerts import price_move_alert, outbox_sender
@@ -34,7 +33,6 @@ class _Shard:
         self.ack = []                 # late and duplicate messages, acknowledged at the next commit
         self.touched, self.arrival = False, 0
 
-def _note(msg:str): note(f"swb: stream: {msg}", always=True)
 
 _f = float_text
 
@@ -101,7 +99,7 @@ def _leases(self:StreamJob):
     fair = self.leases.fair_share()
     for k in list(self.shards):
         if not self.leases.renew(k):
-            _note(f"consumer {self.me} lost the lease of shard {k}; another consumer replays its open candles"); self._drop(k)
+            stream_note(f"consumer {self.me} lost the lease of shard {k}; another consumer replays its open candles"); self._drop(k)
     for k in sorted(self.shards, reverse=True)[:max(0, len(self.shards) - fair)]:
         self.leases.release(k); self._drop(k)
     for k in range(self.n):
@@ -150,7 +148,7 @@ def _process(self:StreamJob, resp):
             elif m + MINUTE_MS <= sh.seen - lat or m <= self.closed.get(sym, _MIN):
                 sh.ack.append(mid); self.counts["late"] += 1; self._late += 1
                 if late_log and self.counts["late"] <= 20:
-                    _note(f"late tick {tid} of {sym} at {pd.Timestamp(t, unit='ms')}: its minute closed "
+                    stream_note(f"late tick {tid} of {sym} at {pd.Timestamp(t, unit='ms')}: its minute closed "
                           f"(watermark {pd.Timestamp(sh.seen - lat, unit='ms')}); counted, not merged")
             else:
                 px = float(f[b"p"])
@@ -220,7 +218,7 @@ def _commit(self:StreamJob, closed:list|None=None):
     p, now = _Payload(), str(int(time.time() * 1000))
     acks = {sh.k: [x.decode() for x in sh.ack] for sh in self.shards.values()}
     for s_, (px, t) in self.live.items():
-        p.latest[s_] = {"price": _f(px), "event_ms": str(t), "event_time": str(pd.Timestamp(t, unit="ms")), "updated_ms": now}
+        p.latest[s_] = {"price": float_text(px), "event_ms": str(t), "event_time": str(pd.Timestamp(t, unit="ms")), "updated_ms": now}
     if closed: self._add_candles(p, closed, acks, now)
     p.hset += [[self.keys.latest(s_), [x for kv in f.items() for x in kv]] for s_, f in p.latest.items()]
     self._add_progress(p, acks)
@@ -405,7 +403,7 @@ def run(self:StreamJob,
             try:
                 if self.r is None: self.r = connect_redis(self.s, check=False)
                 self._setup()
-                if attempt: _note(f"Redis at {where} is back after {attempt} retr{'y' if attempt == 1 else 'ies'}: resuming from the pending ticks"); attempt = 0
+                if attempt: stream_note(f"Redis at {where} is back after {attempt} retr{'y' if attempt == 1 else 'ies'}: resuming from the pending ticks"); attempt = 0
                 while not stop.is_set():
                     if time.monotonic() - self._lease_t >= renew_s: self._leases()
                     got = 0
@@ -423,7 +421,7 @@ def run(self:StreamJob,
             except (redis.ConnectionError, redis.TimeoutError) as e:
                 attempt += 1
                 delay = min(0.5 * 2 ** (attempt - 1), float(self.s.redis_retry_max_s))
-                _note(f"Redis at {where} unavailable ({type(e).__name__}); retry {attempt} in {delay:.1f} s")
+                stream_note(f"Redis at {where} unavailable ({type(e).__name__}); retry {attempt} in {delay:.1f} s")
                 self._reset(); self._arrivals, self._late, self._dup = [], 0, 0
                 stop.wait(delay); idle_t = time.monotonic()
         return self.summary()
