@@ -45,6 +45,7 @@ DEFAULTS = {
     ),
     "store": dict(
         store_dir="data",             # offline store, relative to the home
+        store_retention_hours=168.0,  # time travel kept: `swb store maintain` vacuums files no version of the last this-many hours needs
     ),
     "validation": dict(
         expectations_dir="",          # suites folder; empty: `expectations/` in the home, else the repo's
@@ -95,6 +96,8 @@ DEFAULTS = {
     "alerts": dict(
         alert_move_pct=5.0,           # predicted |move| that raises an alert
         alert_webhook_url="",         # Slack-compatible webhook; a secret: never logged
+        alert_timeout_s=5.0,          # longest wait for one webhook delivery, seconds
+        alert_deadline_s=20.0,        # longest time all of one run's deliveries may take together, seconds
     ),
     "stream": dict(
         stream_prefix="swb",          # prefix of the streaming job's Redis keys: <prefix>:ticks:<shard>, <prefix>:latest:<SYM>, ...

@@ -6,11 +6,12 @@ Docs: https://stock-workbench.github.io/stock_workbench/util.html.md"""
 
 # %% ../nbs/01_util.ipynb #4e1d9200
 from __future__ import annotations
-import os, sys
+import os, random, sys, time
 from pathlib import Path
+from typing import Any, Callable
 
 # %% auto #0
-__all__ = ['note', 'write_atomic']
+__all__ = ['note', 'write_atomic', 'retry', 'committed', 'committed_so_far']
 
 # %% ../nbs/01_util.ipynb #1a2c78f4
 def note(
@@ -34,3 +35,31 @@ def write_atomic(
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+# %% ../nbs/01_util.ipynb #b28a15a6
+def retry(
+    fn:Callable[[], Any],                        # one attempt; re-reads whatever it depends on
+    transient:Callable[[BaseException], bool],   # whether an error is worth another attempt
+    attempts:int=8,                              # attempts in all (>= 1)
+    base:float=0.05,                             # seconds; the back-off before attempt i+1 is `min(cap, base * 2**i)`
+    cap:float=2.0,                               # longest back-off, seconds
+    on_retry:Callable[[int, BaseException], None]|None=None, # called with (attempt number that failed, error) before each wait
+)->Any:                                          # what `fn` returned
+    "Call `fn` until it returns; a non-transient error, or the last of `attempts` transient ones, is raised as it is"
+    for i in range(max(1, attempts)):
+        try: return fn()
+        except Exception as e:
+            if i >= attempts - 1 or not transient(e): raise
+            if on_retry is not None: on_retry(i + 1, e)
+            time.sleep(random.uniform(0, min(cap, base * 2**i)))
+
+# %% ../nbs/01_util.ipynb #a743889a
+_COMMITTED:list[str] = []
+
+def committed(what:str)->None:
+    "Record that an effect of this process is durable, e.g. `store version 12`, `ledger version 3`"
+    _COMMITTED.append(what)
+
+def committed_so_far()->list[str]:
+    "What this process has committed so far, oldest first"
+    return list(_COMMITTED)
