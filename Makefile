@@ -63,3 +63,5 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_eod.py
 	$(BIN)/python benchmarks/bench_dashboard.py
 	$(BIN)/python benchmarks/bench_stream.py
+	$(BIN)/python benchmarks/bench_concurrent_ingest.py
+	$(BIN)/python benchmarks/bench_maintain.py

@@ -6,7 +6,7 @@ Docs: https://stock-workbench.github.io/stock_workbench/alerts.html.md"""
 
 # %% ../nbs/91_alerts.ipynb #830da131
 from __future__ import annotations
-import json, threading, urllib.error, urllib.request
+import http.client, json, socket, threading, time, urllib.error, urllib.request
 import numpy as np, pandas as pd
 from .config import Settings, SwbError
 from .display import format_band, format_pct, format_price
@@ -14,8 +14,10 @@ from .util import note, write_atomic
 from .ticks import MINUTE_MS
 from .leases import StreamKeys, connect_redis
 
+
 # %% auto #0
-__all__ = ['ALERT_COLUMNS', 'move_alerts', 'alert_text', 'post_webhook', 'send_alerts', 'price_move_alert', 'outbox_sender']
+__all__ = ['ALERT_COLUMNS', 'move_alerts', 'alert_text', 'post_webhook', 'delivery_error', 'send_alerts', 'price_move_alert',
+           'outbox_sender']
 
 # %% ../nbs/91_alerts.ipynb #d454018f
 ALERT_COLUMNS = ["date", "symbol", "horizon", "move_pct", "low_pct", "high_pct", "close", "model_version"]
@@ -62,37 +64,66 @@ def _key(a)->str: return f"{pd.Timestamp(a['date']).date()}|{a['symbol']}|{int(a
 def post_webhook(
     url:str,              # a Slack-compatible incoming webhook; a secret
     text:str,             # the message
-    timeout:float=10.0,   # seconds
+    timeout:float=10.0,   # seconds the connection and each read may wait
 ):
-    "POST `{\"text\": text}` as JSON; raises OSError (URLError, HTTPError, timeout) if it is not accepted"
+    "POST `{\"text\": text}` as JSON; raises (URLError, HTTPError, timeout, a garbled reply's HTTPException ...) if it is not accepted"
     req = urllib.request.Request(url, data=json.dumps({"text": text}).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as r:
         if r.status >= 300: raise OSError(f"HTTP {r.status}")
 
+def delivery_error(
+    e:BaseException,      # what `post_webhook` raised
+    timeout:float,        # the timeout it had, seconds
+)->str:                   # a few words; never the URL (an error's own text may carry it, so it is not used)
+    "Why a delivery failed, in words that cannot leak the webhook's address"
+    reason = getattr(e, "reason", None) if isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError) else None
+    x = reason if isinstance(reason, BaseException) else e
+    if isinstance(e, urllib.error.HTTPError): return f"HTTP {e.code}"
+    if isinstance(x, (TimeoutError, socket.timeout)): return f"no reply within {timeout:g} s"
+    if isinstance(x, ConnectionRefusedError): return "connection refused"
+    if isinstance(x, http.client.HTTPException): return f"a garbled reply ({type(x).__name__})"
+    if isinstance(x, ConnectionError): return f"the connection failed ({type(x).__name__})"
+    return type(x).__name__
+
+
 # %% ../nbs/91_alerts.ipynb #73e6c95f
 def send_alerts(
     alerts:pd.DataFrame,     # `move_alerts` output
-    settings:Settings,       # alert_webhook_url; the sent-keys file lives under the home
+    settings:Settings,       # alert_webhook_url, alert_timeout_s, alert_deadline_s; the sent-keys file lives under the home
     title:str="stock_workbench alert",
-)->dict:                     # sent, already_sent, failed, error (one line, no URL), webhook (configured or not)
-    "Post each alert not sent before to the webhook, one message each"
+)->dict:                     # sent, already_sent, failed, error (one line, no URL), failures (one line per alert not sent), webhook
+    "Post each alert not sent before to the webhook, one message each, each within `alert_timeout_s` and all within `alert_deadline_s`"
     url = settings.alert_webhook_url.strip()
-    res = dict(sent=0, already_sent=0, failed=0, error=None, webhook=bool(url))
+    res = dict(sent=0, already_sent=0, failed=0, error=None, failures=[], webhook=bool(url))
     if not url or alerts.empty: return res
     path = settings.home/"alerts"/"sent.json"
-    done = set(json.loads(path.read_text())) if path.exists() else set()
+    try: done = set(json.loads(path.read_text())) if path.exists() else set()
+    except (OSError, ValueError, TypeError) as e:   # damaged: sending anyway could resend every alert; the job goes on
+        line = (f"{path} is unreadable ({type(e).__name__}): no alert sent (it records the alerts sent, so none is sent twice); "
+                "delete it to send this run's alerts, and again any sent before")
+        res.update(failed=len(alerts), error=line, failures=[line])
+        return res
+    per, deadline = float(settings.alert_timeout_s), float(settings.alert_deadline_s)
+    t0 = time.monotonic()
     for _, a in alerts.iterrows():
         k = _key(a)
         if k in done: res["already_sent"] += 1; continue
-        try: post_webhook(url, f"{title}: {alert_text(a)}")
-        except (OSError, ValueError) as e:  # URLError, HTTPError, timeouts; the message must not carry the URL
-            res["failed"] += 1
-            res["error"] = f"the alert webhook did not accept alerts ({type(e).__name__}{': HTTP ' + str(e.code) if hasattr(e, 'code') else ''})"
-            continue
+        what = f"alert {a['symbol']} {int(a['horizon'])}d"
+        left = deadline - (time.monotonic() - t0)
+        if left <= 0.05: why = f"not tried: the run's {deadline:g} s for deliveries had passed"
+        else:
+            timeout = min(per, left)
+            try: post_webhook(url, f"{title}: {alert_text(a)}", timeout=timeout); why = None
+            except Exception as e: why = delivery_error(e, timeout)   # every delivery error: an alert never fails its job
+        if why is not None:
+            res["failed"] += 1; res["failures"].append(f"the alert webhook did not take {what}: {why}"); continue
         done.add(k); res["sent"] += 1
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(sorted(done)))  # kept after each send: a crash resends nothing
+    if res["failed"]:
+        res["error"] = f"the alert webhook did not take {res['failed']} alert(s): {res['failures'][0].split(': ', 1)[1]}" + (" ..." if res["failed"] > 1 else "")
     return res
+
 
 # %% ../nbs/91_alerts.ipynb #fd5aa85a
 def price_move_alert(
@@ -135,8 +166,8 @@ def outbox_sender(
                 fresh = False
             item = r.blmove(keys.outbox, mine, 0.5, "RIGHT", "LEFT")
             if item is None: continue
-            try: post_webhook(url, json.loads(item)["text"]); r.lrem(mine, 1, item); failing = False
-            except (OSError, ValueError) as e:
+            try: post_webhook(url, json.loads(item)["text"], timeout=float(settings.alert_timeout_s)); r.lrem(mine, 1, item); failing = False
+            except Exception as e:   # a refused, garbled or hanging webhook: retried, never the end of the sender
                 if not failing: note(f"swb: stream: the alert webhook did not accept an alert ({type(e).__name__}); retrying", always=True)
                 r.lmove(mine, keys.outbox, "LEFT", "RIGHT"); failing = True; stop.wait(2.0)
         except redis.RedisError: stop.wait(1.0)

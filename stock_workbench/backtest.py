@@ -13,8 +13,8 @@ import numpy as np, pandas as pd
 from .config import SwbError, Settings
 
 # %% auto #0
-__all__ = ['NUMBA_CACHE_DEFAULT', 'BACKTEST_RULES', 'STAT_COLUMNS', 'load_vectorbt', 'cost_hurdle', 'signal_positions',
-           'BacktestResult', 'backtest_signal', 'equity_figure', 'backtest_from_settings']
+__all__ = ['NUMBA_CACHE_DEFAULT', 'BACKTEST_RULES', 'STAT_COLUMNS', 'GAP_COLUMNS', 'load_vectorbt', 'cost_hurdle',
+           'signal_positions', 'BacktestResult', 'backtest_signal', 'equity_figure', 'backtest_from_settings']
 
 # %% ../nbs/80_backtest.ipynb #31abec65
 NUMBA_CACHE_DEFAULT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home()/".cache")/"stock_workbench"/"numba"
@@ -64,8 +64,11 @@ class BacktestResult:
     positions:pd.DataFrame = field(repr=False)     # position held from each close (the last row: carried, not traded)
     strategy:object = field(repr=False)            # `vbt.Portfolio` of the strategy, one column per sleeve, grouped
     buy_and_hold:object = field(repr=False)        # `vbt.Portfolio` of buy-and-hold, likewise
+    gaps:pd.DataFrame|None = field(default=None, repr=False)  # `GAP_COLUMNS`, one row per symbol with a missing close; empty: none
 
 STAT_COLUMNS = ("total_return", "sharpe", "max_drawdown", "turnover", "trades")
+GAP_COLUMNS = ("symbol", "missing", "first_missing", "before_first_close", "handling")
+
 
 # %% ../nbs/80_backtest.ipynb #9af9b307
 def _check_inputs(close, p50, fees_bps, slippage_bps, init_cash):
@@ -77,23 +80,41 @@ def _check_inputs(close, p50, fees_bps, slippage_bps, init_cash):
         raise SwbError(f"close ({close.shape[0]}x{close.shape[1]}) and p50 ({p50.shape[0]}x{p50.shape[1]}) must have the same dates and symbols")
     if not (close.index.is_monotonic_increasing and close.index.is_unique): raise SwbError("dates must be ascending without duplicates")
     c = close.to_numpy(dtype="float64")
-    bad = ~(c > 0)
+    day = lambda i: close.index[i].strftime("%Y-%m-%d") if isinstance(close.index[i], pd.Timestamp) else close.index[i]
+    bad = ~(c > 0) & ~np.isnan(c)   # a missing close (NaN) is a session without a bar: carried, see `backtest_signal`
     if bad.any():
         i, j = (int(k[0]) for k in np.nonzero(bad))
-        what, n, day = "missing" if np.isnan(c[i, j]) else f"{c[i, j]:g}", int(bad.sum()), close.index[i]
-        day = day.strftime("%Y-%m-%d") if isinstance(day, pd.Timestamp) else day
-        raise SwbError(f"close must be a positive price everywhere: {close.columns[j]} on {day} is {what} ({n} bad cell{'s' * (n > 1)}; fill or drop them)")
+        n = int(bad.sum())
+        raise SwbError(f"close must be a positive price or missing: {close.columns[j]} on {day(i)} is {c[i, j]:g} ({n} bad cell{'s' * (n > 1)}; fix or drop them)")
+    empty = np.isnan(c).all(axis=0)
+    if empty.any(): raise SwbError(f"{', '.join(map(str, close.columns[empty]))} has no close from {day(0)} to {day(-1)}: leave the symbol out")
     for name, v in (("fees_bps", fees_bps), ("slippage_bps", slippage_bps)):
         if not v >= 0: raise SwbError(f"{name} must be >= 0, not {v}")
     if not init_cash > 0: raise SwbError(f"init_cash must be > 0, not {init_cash}")
     return c
 
-def _orders(pos:np.ndarray)->tuple[np.ndarray, np.ndarray]:
-    "(positions held, target percents where they change and NaN elsewhere); the last row carries the one before"
+def _orders(pos:np.ndarray, missing:np.ndarray|None=None)->tuple[np.ndarray, np.ndarray]:
+    "(positions held, target percents where they change and NaN elsewhere); the last row carries the one before, so does a row whose close is `missing`, and rows before a symbol's first close are flat"
     held = pos.copy()
     held[-1] = held[-2]
+    if missing is not None and missing.any():
+        listed = np.maximum.accumulate(~missing, axis=0)   # False until the symbol's first close
+        for t in range(held.shape[0]):
+            if t and missing[t].any(): held[t] = np.where(missing[t], held[t - 1], held[t])
+        held[~listed] = 0.0
     before = np.vstack([np.zeros((1, held.shape[1])), held[:-1]])
     return held, np.where(held != before, held, np.nan)
+
+def _gaps(close:pd.DataFrame, missing:np.ndarray)->pd.DataFrame:
+    "One row per symbol with a missing close: how many, the first, how many before its first close, and what was done"
+    rows = []
+    for j in np.nonzero(missing.any(axis=0))[0]:
+        m = missing[:, j]; lead = int(np.argmax(~m))
+        rows.append((str(close.columns[j]), int(m.sum()), close.index[int(np.argmax(m))], lead,
+                     (f"flat until its first close ({lead} session(s))" if lead else "") + ("; " if lead and m[lead:].any() else "")
+                     + ("close carried from the session before, no trade on a session without a close" if m[lead:].any() else "")))
+    return pd.DataFrame(rows, columns=list(GAP_COLUMNS))
+
 
 # %% ../nbs/80_backtest.ipynb #85842a95
 def _stats(pf, sessions:int)->dict:
@@ -109,7 +130,7 @@ def _stats(pf, sessions:int)->dict:
 
 # %% ../nbs/80_backtest.ipynb #28d9adf7
 def backtest_signal(
-    close:pd.DataFrame,        # adjusted close, dates x symbols, ascending dates
+    close:pd.DataFrame,        # adjusted close, dates x symbols, ascending dates; NaN: no bar that session (see below)
     p50:pd.DataFrame,          # median forecast of log(close[t+1] / close[t]) made at each close; same labels as `close`
     rule:str="long_flat",      # one of `BACKTEST_RULES`
     fees_bps:float=5.0,        # commission, basis points of traded value
@@ -119,9 +140,13 @@ def backtest_signal(
 )->BacktestResult:
     "Backtest the forecast signal with vectorbt against buy-and-hold, in equal-weight sleeves after fees and slippage"
     c = _check_inputs(close, p50, fees_bps, slippage_bps, init_cash)
+    missing = np.isnan(c)
+    # the union of sessions: a symbol with no bar on a session keeps its last close and its position (no trade without a
+    # price); before its first close it is flat and buy-and-hold buys at that first close
+    c = pd.DataFrame(c).ffill().bfill().to_numpy()
     hurdle = cost_hurdle(fees_bps, slippage_bps) if hurdle is None else float(hurdle)
-    held, size = _orders(signal_positions(p50, rule, hurdle).to_numpy())
-    bh = np.full(c.shape, np.nan); bh[0] = 1.0
+    held, size = _orders(signal_positions(p50, rule, hurdle).to_numpy(), missing)
+    bh = np.full(c.shape, np.nan); bh[np.argmax(~missing, axis=0), np.arange(c.shape[1])] = 1.0
     vbt = load_vectorbt()
     frame = lambda a: pd.DataFrame(a, index=close.index, columns=close.columns)
     kw = dict(size_type="targetpercent", direction="both", fees=fees_bps / 1e4, slippage=slippage_bps / 1e4,
@@ -131,7 +156,8 @@ def backtest_signal(
     stats = pd.DataFrame([_stats(p, len(c)) for p in (pf, pf_bh)], index=["strategy", "buy_and_hold"], columns=list(STAT_COLUMNS))
     total = float(init_cash) * c.shape[1]
     equity = pd.DataFrame({"strategy": pf.value().to_numpy() / total, "buy_and_hold": pf_bh.value().to_numpy() / total}, index=close.index)
-    return BacktestResult(stats, equity, rule, hurdle, float(fees_bps), float(slippage_bps), frame(held), pf, pf_bh)
+    return BacktestResult(stats, equity, rule, hurdle, float(fees_bps), float(slippage_bps), frame(held), pf, pf_bh, _gaps(close, missing))
+
 
 # %% ../nbs/80_backtest.ipynb #511c676e
 def _label(name:str, s:pd.Series)->str:

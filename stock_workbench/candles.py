@@ -10,7 +10,7 @@ import json, threading, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import Settings
-from .store import DeltaStore, delta_upsert
+from .store import DeltaStore, delta_upsert, read_errors
 from .util import note
 from .ticks import CANDLE_COLUMNS
 from .leases import RENEW_LEASE, RELEASE_LEASE, StreamKeys, connect_redis, error_line
@@ -80,14 +80,15 @@ class CandleStore(DeltaStore):
     def read(self,
         symbols:list[str]|None=None,  # default: all
         start=None, end=None,         # inclusive session dates
+        version:int|None=None,        # a pinned version; default the latest
     )->pd.DataFrame:                  # `CANDLE_COLUMNS`, sorted by symbol and minute
-        "Stored candles"
-        t = self._table()
+        "Stored candles; a missing or damaged data file named (`store.read_errors`)"
+        t = self._table(version)
         if t is None: return pd.DataFrame(columns=CANDLE_COLUMNS)
         filters = []
         if start is not None: filters.append(("date", ">=", f"{pd.Timestamp(start):%Y-%m-%d}"))
         if end is not None: filters.append(("date", "<=", f"{pd.Timestamp(end):%Y-%m-%d}"))
-        at = t.to_pyarrow_table(filters=filters or None, columns=CANDLE_COLUMNS)   # on the date partitions only: files that
+        with read_errors(t, self.what): at = t.to_pyarrow_table(filters=filters or None, columns=CANDLE_COLUMNS)   # on the date partitions only: files that
         if symbols:                                  # merges wrote hold string_view columns, which pyarrow's row-group pruning rejects
             import pyarrow as pa, pyarrow.compute as pc
             at = at.filter(pc.is_in(at["symbol"].cast(pa.string()), pa.array(list(symbols), pa.string())))

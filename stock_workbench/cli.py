@@ -6,11 +6,11 @@ Docs: https://stock-workbench.github.io/stock_workbench/cli.html.md"""
 
 # %% ../nbs/99_cli.ipynb #2fd7ac4d
 from __future__ import annotations
-import argparse, json, os, sys, traceback, warnings
+import argparse, contextlib, json, logging, os, signal, sys, threading, traceback, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
-from .config import Settings, SwbError, SwbWarning
-from .util import note, write_atomic
+from .config import INTERRUPT_STATE, Settings, SwbError, SwbWarning, check_writable, environment_fault, swb_home
+from .util import committed_so_far, note, write_atomic
 
 # %% auto #0
 __all__ = ['cmd_ingest', 'cmd_validate', 'cmd_info', 'cmd_features', 'cmd_evaluate', 'cmd_train', 'cmd_predict', 'cmd_run',
@@ -142,6 +142,7 @@ def cmd_info(args, settings:Settings)->int:
     else:
         print(f"store {store.path}  version {info['version']}  {len(syms)} symbol(s)  {sum(v['rows'] for v in syms.values()):,} rows")
         _symbol_table(syms)
+        if info.get("time_travel"): print(f"time travel: {info['time_travel']}")
     if minfo["symbols"]:
         print(f"market series (features only, never forecast or traded): {mstore.path}  version {minfo['version']}  {len(minfo['symbols'])} series")
         _symbol_table(minfo["symbols"])
@@ -247,8 +248,12 @@ def cmd_train(args, settings:Settings)->int:
 def cmd_predict(args, settings:Settings)->int:
     "Next-session (and h-session) forecasts for the universe from a registered model"
     from stock_workbench.lifecycle import fitted_models, forecast_with
-    from stock_workbench.registry import load_forecaster
-    model, version = load_forecaster(settings, args.model)
+    from stock_workbench.registry import load_champion, load_forecaster
+    if args.model == "champion":     # its files missing: the previous champion, else the rule-based baseline (with a warning)
+        loaded = load_champion(settings)
+        model, version, level = loaded.model, str(loaded.version), loaded.fallback_level
+        if level: warnings.warn(loaded.reason, SwbWarning)
+    else: (model, version), level = load_forecaster(settings, args.model), 0
     feats, panel, lineage = _features(args, settings)
     day = _date_arg(args.date, "--date") or feats["date"].max()
     fc = forecast_with(model, feats, panel, day)
@@ -259,9 +264,12 @@ def cmd_predict(args, settings:Settings)->int:
             for _, r in fc.iterrows()]
     kind = next(iter(fitted.values())).name
     out = {"registered_model": settings.registered_model, "version": version, "model": kind, "ref": args.model,
-           "date": str(day.date()), "predictions": rows}
+           "fallback_level": level, "date": str(day.date()), "predictions": rows}
     if args.json: _print_json(out); return 0
-    print(f"{settings.registered_model} version {version} ({kind}, {args.model}), forecasts from the close of {day.date()}: log-return quantiles and implied price band")
+    who = (f"version {version} ({kind}, {args.model})" if level == 0 else
+           f"version {version} ({kind}, the previous champion, in place of the champion)" if level == 1 else
+           f"the rule-based baseline ({kind}, in place of the champion)")
+    print(f"{settings.registered_model} {who}, forecasts from the close of {day.date()}: log-return quantiles and implied price band")
     print(_predict_table(rows, hs))
     return 0
 
@@ -416,6 +424,25 @@ def build_parser()->argparse.ArgumentParser:
     p.add_argument("--max-ticks", type=int, help="stop after processing this many ticks (tests, benchmarks)")
     p.add_argument("--idle-exit", type=float, help="stop after this many seconds without ticks")
     p.set_defaults(func=cmd_stream)
+    p = sub.add_parser("store", help="check the stored tables, restore a version, drop symbols, compact and vacuum")
+    ss = p.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    q = ss.add_parser("check", help="check every table in the home; name each damaged file and the way back")
+    q.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    q = ss.add_parser("restore", help="make an earlier version of a table the latest")
+    q.add_argument("--version", type=int, required=True, help="the version to restore (see `swb info`)")
+    q.add_argument("--table", choices=["ohlcv", "ledger", "candles", "market"], default="ohlcv", help="the table (default: %(default)s)")
+    q = ss.add_parser("drop", help="remove symbols from a table (one commit), e.g. to re-ingest them")
+    q.add_argument("--symbols", required=True, help="A,B,...")
+    q.add_argument("--table", choices=["ohlcv", "market"], default="ohlcv", help="the table (default: %(default)s)")
+    q = ss.add_parser("maintain", help="compact small files and vacuum files no retained version needs")
+    q.add_argument("--retention-hours", type=float, help="time travel kept, hours (default: setting store_retention_hours)")
+    q.add_argument("--dry-run", action="store_true", help="say what would be compacted and vacuumed; change nothing")
+    q.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=lambda a, s: _delegate("storecare", "cmd_store", a, s), json=False, dry_run=False, retention_hours=None)
+    p = sub.add_parser("promote", help="make a registered version champion (the old champion becomes previous_champion)")
+    p.add_argument("--version", required=True, help="the registered model version")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=lambda a, s: _delegate("lifecycle", "cmd_promote", a, s))
     return ap
 
 def _delegate(module:str, fn:str, args, settings:Settings)->int:
@@ -425,30 +452,92 @@ def _delegate(module:str, fn:str, args, settings:Settings)->int:
 
 # %% ../nbs/99_cli.ipynb #3cb573ef
 def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
-    "`SwbWarning`s as one line `warning: ...` on stderr (none under SWB_QUIET); any other warning as Python shows it"
-    if not issubclass(category, SwbWarning): return _default(message, category, filename, lineno, file, line)
-    if not os.environ.get("SWB_QUIET"): print(f"warning: {message}", file=sys.stderr, flush=True)
+    "`SwbWarning`s as one line `warning: ...` on stderr (none under SWB_QUIET); other warnings as Python shows them, held while a command runs (`_HeldLogs`)"
+    if issubclass(category, SwbWarning):
+        if not os.environ.get("SWB_QUIET"): print(f"warning: {message}", file=sys.stderr, flush=True)
+    elif _HeldLogs.active is not None and file is None: _HeldLogs.active.lines.append(warnings.formatwarning(message, category, filename, lineno, line))
+    else: _default(message, category, filename, lineno, file, line)
+
+class _HeldLogs(logging.Handler):
+    "What libraries would print on stderr (log records no handler takes, `logging.lastResort`; Python warnings), held while a command runs: shown after a success, dropped after a failure, whose one line says the cause"
+    active = None
+    def __init__(self): super().__init__(logging.WARNING); self.lines = []
+    def emit(self, record):
+        if len(self.lines) < 1000: self.lines.append(self.format(record) + "\n")
+    def __enter__(self):
+        self._last, logging.lastResort, _HeldLogs.active = logging.lastResort, self, self
+        return self
+    def __exit__(self, *exc): logging.lastResort, _HeldLogs.active = self._last, None
+
+_LONG_RUNNING = ("schedule", "stream", "dashboard")   # they report as they go, and handle SIGTERM themselves (stream, schedule)
+
+def _writes(args, settings:Settings)->list[Path]:
+    "The folders `args.command` writes, checked writable before any work (`config.check_writable`); empty for a command that only reads"
+    c, home = args.command, settings.home
+    if c == "ingest": return [settings.store_path] + ([home/"market"] if getattr(args, "series", "") == "market" else [])
+    if c in ("train", "evaluate", "promote", "stream"): return [home]     # the MLflow store and its artifacts; the candle store
+    if c == "run" or (c == "schedule" and not args.dry_run): return [home, settings.store_path, home/settings.reports_dir]
+    if c == "store" and args.store_command in ("restore", "drop", "maintain") and not getattr(args, "dry_run", False): return [home, settings.store_path]
+    if c == "features": return [Path(args.output).absolute().parent]
+    return []
+
+_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+def _on_signal(signum, frame):
+    "SIGINT and SIGTERM alike: a KeyboardInterrupt in the main thread, unless a commit is under way (`config.interrupts_held`): then at its end"
+    INTERRUPT_STATE["signal"] = signal.Signals(signum)
+    if INTERRUPT_STATE["depth"] == 0: raise KeyboardInterrupt
+
+def _interrupted()->tuple[str, int]:
+    "The one line and the exit code after SIGINT/SIGTERM: what this process committed before it"
+    sig = INTERRUPT_STATE["signal"] or signal.SIGINT   # a KeyboardInterrupt with no handler of ours: Ctrl-C
+    done = committed_so_far()
+    return (f"swb: interrupted by {sig.name}; " + (f"committed before it: {', '.join(done)}" if done else "nothing had been committed"),
+            _SIGNAL_EXIT[sig])
+
+def _run_command(args)->int:
+    "The command, with its settings checked and the folders it writes probed first"
+    settings = Settings()
+    for p in dict.fromkeys(_writes(args, settings)): check_writable(p)
+    return args.func(args, settings)
 
 def main(argv:list[str]|None=None)->int:
     "Run `swb`; returns the exit code"
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
+    debug = bool(os.environ.get("SWB_DEBUG"))
+    if not debug:
+        os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")   # MLflow's own stderr handler printed 250 lines for one full disk
+        os.environ["RUST_BACKTRACE"] = "0"                           # a delta-rs panic: its one line, not a backtrace
+    own = args.command not in ("stream", "schedule") and threading.current_thread() is threading.main_thread()
+    old = {s: signal.signal(s, _on_signal) for s in _SIGNAL_EXIT} if own else {}
+    INTERRUPT_STATE["signal"] = None
+    held = _HeldLogs() if not debug and args.command not in _LONG_RUNNING else contextlib.nullcontext()
+    ok, line, code = False, None, 1
     try:
-        if args.command == "ingest" and not args.source: raise SwbError("ingest needs --source csv|synthetic|yahoo|snowflake")
-        return args.func(args, Settings())
+        with held:
+            if args.command == "ingest" and not args.source: raise SwbError("ingest needs --source csv|synthetic|yahoo|snowflake")
+            code = _run_command(args); ok = True
     except SwbError as e:
         rep = getattr(e, "report", None)
         if rep is not None: _print_json(rep.to_dict()) if getattr(args, "json", False) else print(str(rep))
-        print(f"swb: error: {e}", file=sys.stderr)
-        return e.exit_code
+        line, code = f"swb: error: {e}", e.exit_code
     except BrokenPipeError:  # e.g. `swb info | head`: the reader left, nothing to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()); return 1
-    except KeyboardInterrupt:
-        print("swb: interrupted; the store keeps its previous version", file=sys.stderr); return 130
-    except Exception as e:  # a bug: still one line, the traceback on request
-        if os.environ.get("SWB_DEBUG"): traceback.print_exc()
-        print(f"swb: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (SWB_DEBUG=1 shows the traceback)", file=sys.stderr)
-        return 3
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()); code = 1
+    except KeyboardInterrupt: line, code = _interrupted()
+    except (Exception, BaseException) as e:   # a Rust panic (pyo3 PanicException) is a BaseException
+        if isinstance(e, (SystemExit, GeneratorExit)): raise
+        fault = environment_fault(e, swb_home())
+        if fault: line, code = f"swb: error: {fault}", 1
+        else:   # a bug: still one line, the traceback on request
+            if debug: traceback.print_exc()
+            line, code = f"swb: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (SWB_DEBUG=1 shows the traceback)", 3
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+    if INTERRUPT_STATE["signal"] is not None and not ok: line, code = _interrupted()   # a library turned the interrupt into its own error
+    if ok and isinstance(held, _HeldLogs): sys.stderr.write("".join(held.lines))
+    if line: print(line, file=sys.stderr, flush=True)
+    return code
 
 def _exit_now(code:int)->None:
     "Exit with `code` after the exit handlers ran and output is flushed, skipping the interpreter's teardown"

@@ -6,12 +6,14 @@ Docs: https://stock-workbench.github.io/stock_workbench/config.html.md"""
 
 # %% ../nbs/00_config.ipynb #f1101e33
 from __future__ import annotations
-import configparser, os, re
+import _thread, configparser, datetime, errno, math, os, re, shutil, threading, urllib.parse, zoneinfo
+from contextlib import contextmanager
 from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'SwbError', 'SwbWarning', 'swb_home', 'Settings']
+__all__ = ['DEFAULTS', 'CHOICES', 'SETTING_RULES', 'SECRET_SETTINGS', 'INTERRUPT_STATE', 'SwbError', 'SwbWarning', 'swb_home',
+           'Settings', 'environment_fault', 'check_writable', 'interrupts_held']
 
 # %% ../nbs/00_config.ipynb #14aa6f92
 class SwbError(Exception):
@@ -24,7 +26,7 @@ class SwbWarning(UserWarning):
 # %% ../nbs/00_config.ipynb #e06b5bd3
 def swb_home()->Path:
     "The workbench home: `$SWB_HOME`, else the current directory"
-    return Path(os.environ.get("SWB_HOME") or Path.cwd()).resolve()
+    return Path(os.environ.get("SWB_HOME", "").strip() or Path.cwd()).resolve()   # `"/srv/home "` is not a second, empty home
 
 # %% ../nbs/00_config.ipynb #c37df7de
 DEFAULTS = {
@@ -131,9 +133,198 @@ def _parse(raw:str, like):
         raise ValueError(f"not a boolean: {raw!r}")
     return type(like)(raw.strip())
 
+# %% ../nbs/00_config.ipynb #7af2724c
+def _rule(ok, must:str):
+    "A rule from a predicate: None when `ok(v)`, else `must be {must}`"
+    def rule(v):
+        try: good = ok(v)
+        except (ValueError, TypeError, OverflowError): good = False
+        return None if good else f"must be {must}"
+    return rule
+
+def _whole(lo:int=1, hi:int|None=None, unit:str=""):
+    "A whole number in [lo, hi]"
+    u = f" {unit}" if unit else ""
+    must = (f"a positive whole number{u}" if lo == 1 and hi is None else f"a whole number{u} >= {lo}" if hi is None
+            else f"a whole number{u} from {lo} to {hi}")
+    return _rule(lambda v: v >= lo and (hi is None or v <= hi), must)
+
+def _positive(unit:str=""): return _rule(lambda v: math.isfinite(v) and v > 0, f"a positive number{' ' + unit if unit else ''}")
+def _non_negative(unit:str=""): return _rule(lambda v: math.isfinite(v) and v >= 0, f"a number >= 0{' ' + unit if unit else ''}")
+def _share(): return _rule(lambda v: 0 < v < 1, "a number between 0 and 1, both excluded")
+
+def _choice(*opts:str, fold:bool=False):
+    "One of `opts` (`fold`: case and spaces ignored, as the code that reads it does)"
+    return _rule(lambda v: (v.strip().lower() if fold else v) in opts, f"one of {', '.join(opts)}")
+
+def _hhmm(raw:str)->tuple[int, int]|None:
+    "`HH:MM` (00:00 to 23:59) as (hour, minute), else None"
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", str(raw).strip())
+    return (int(m[1]), int(m[2])) if m and int(m[1]) <= 23 and int(m[2]) <= 59 else None
+
+def _day(v:str)->bool:
+    "A calendar date written YYYY-MM-DD"
+    return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", v.strip())) and bool(datetime.date.fromisoformat(v.strip()))
+
+def _zone(v:str)->bool:
+    "An IANA time zone name"
+    try: return bool(v.strip()) and bool(zoneinfo.ZoneInfo(v.strip()))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError): return False
+
+def _folder_in_home(optional:bool=False):
+    "A folder inside the home, relative to it (`optional`: empty means the built-in default)"
+    def rule(v):
+        v = v.strip()
+        if not v: return None if optional else "must name a folder inside the home, e.g. data"
+        if Path(v).is_absolute() or v.startswith("~"): return "must be a folder relative to the home, not an absolute path"
+        n = os.path.normpath(v)
+        if n == "." or n == ".." or n.startswith("../"): return "must be a folder inside the home (not the home itself, no ..)"
+    return rule
+
+def _url(*schemes:str, optional:bool=True, host:bool=True):
+    "A URL with one of `schemes` (and a host when `host`); empty allowed when `optional`"
+    def rule(v):
+        v = v.strip()
+        if not v: return None if optional else f"must be a {'/'.join(schemes)} URL"
+        u = urllib.parse.urlsplit(v)
+        if u.scheme.lower() not in schemes or (host and not u.hostname): return f"must be {'empty or ' if optional else ''}a {'/'.join(schemes)} URL"
+    return rule
+
+def _tracking_uri(v:str):
+    "Empty (mlflow.db in the home), a server, a database URL, or an absolute sqlite/file path"
+    v = v.strip()
+    if not v: return None
+    scheme = urllib.parse.urlsplit(v).scheme.lower().split("+")[0]
+    if scheme not in ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks"):
+        return "must be empty (mlflow.db in the home) or an MLflow tracking URI: sqlite:////ABS/PATH, http(s)://..., postgresql://..."
+    if scheme == "sqlite" and not v.startswith("sqlite:////"):
+        return "must give an absolute sqlite path (sqlite:////ABS/PATH): a relative one resolves against the current folder, not the home"
+
+def _name(v:str)->bool: return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", v.strip()))
+
+def _symbols(v:str):
+    "Comma-separated tickers, each passing `parse.check_symbol`"
+    from stock_workbench.parse import check_symbol   # the one symbol rule
+    try: [check_symbol(s) for s in v.split(",") if s.strip()]
+    except Exception as e: return f"must be comma-separated tickers ({e})"   # SwbError (a notebook's own class when run inline)
+
+def _allowed_jumps(v:str):
+    "SYM:YYYY-MM-DD,... as `validate.parse_allowed_jumps` reads it"
+    from stock_workbench.validate import parse_allowed_jumps
+    try: parse_allowed_jumps(v)
+    except Exception as e: return f"must be SYM:YYYY-MM-DD,... ({e})"
+
+def _exchange(v:str):
+    "An exchange_calendars code"
+    import exchange_calendars as xcals
+    if v not in xcals.get_calendar_names(include_aliases=True): return "must be an exchange_calendars code, e.g. XNYS, XLON, XTKS"
+
+def _model(v:str):
+    "A model name of `models.MODEL_NAMES`"
+    from stock_workbench.models import MODEL_NAMES
+    if v not in MODEL_NAMES: return f"must be one of {', '.join(MODEL_NAMES)}"
+
+CHOICES = dict(
+    eod_source=("synthetic", "yahoo", "snowflake", "csv", "none"),
+    backtest_rule=("long_flat", "long_short"),
+    retrain_cadence=("daily", "weekly", "monthly"),
+)
+
+SETTING_RULES = {
+    "symbols": _symbols,
+    "synthetic_symbols": _whole(1, 100_000, "of symbols"),
+    "synthetic_years": _rule(lambda v: 0 < v <= 100, "a positive number of years, at most 100"),
+    "synthetic_seed": _whole(0, 2**32 - 1),
+    "synthetic_start": _rule(_day, "a date YYYY-MM-DD"),
+    "exchange": _exchange,
+    "yahoo_start": _rule(_day, "a date YYYY-MM-DD"),
+    "yahoo_base_url": _url("http", "https"),
+    "snowflake_table": _rule(lambda v: re.fullmatch(r'(?:(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")\.){0,2}(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")', v.strip()),
+                             "a table name T or DB.SCHEMA.T"),
+    "snowflake_connection": _rule(lambda v: not v.strip() or _name(v), "empty or a connection name of connections.toml"),
+    "snowflake_local_testing": _rule(lambda v: isinstance(v, bool), "true or false"),
+    "store_dir": _folder_in_home(),
+    "store_retention_hours": _non_negative("of hours"),
+    "expectations_dir": _folder_in_home(optional=True),
+    "max_abs_return": _positive("(a daily return, 0.5 = 50 %)"),
+    "split_check_min_move": _positive("(a daily return, 0.3 = 30 %)"),
+    "allowed_jumps": _allowed_jumps,
+    "max_missing_sessions": _whole(0, unit="of sessions"),
+    "report_rows": _whole(0, unit="of rows"),
+    "default_model": _model,
+    "train_days": _whole(1, unit="of sessions"),
+    "refit_days": _whole(1, unit="of sessions"),
+    "horizons": _rule(lambda v: all(int(h) >= 1 for h in v.split(",")), "a list of positive whole numbers of sessions, e.g. 1,5"),
+    "ewma_lambda": _share(),
+    "garch_min_obs": _whole(10, unit="of returns"),     # as models.GarchModel needs
+    "verdict_alpha": _share(),
+    "bootstrap_block_days": _whole(1, unit="of sessions"),
+    "bootstrap_reps": _whole(100, unit="of resamples"),
+    "mlflow_tracking_uri": _tracking_uri,
+    "registered_model": _rule(_name, "a name of letters, digits, '.', '_' and '-'"),
+    "eod_source": _choice(*CHOICES["eod_source"], fold=True),
+    "eod_csv_path": _rule(lambda v: "\0" not in v, "a file or folder path"),
+    "reports_dir": _folder_in_home(),
+    "report_top": _whole(1, unit="of symbols"),
+    "report_fan_symbols": _whole(0, unit="of symbols"),
+    "promote_alpha": _share(),
+    "promote_eval_days": _whole(1, unit="of sessions"),
+    "backtest_rule": _choice(*CHOICES["backtest_rule"]),
+    "backtest_days": _whole(1, unit="of sessions"),
+    "fees_bps": _rule(lambda v: 0 <= v < 10_000, "a number of basis points >= 0 and below 10000"),
+    "slippage_bps": _rule(lambda v: 0 <= v < 10_000, "a number of basis points >= 0 and below 10000"),
+    "eod_time": _rule(_hhmm, "a time of day HH:MM (00:00 to 23:59)"),
+    "eod_timezone": _rule(_zone, "a time zone name, e.g. America/New_York"),
+    "retrain_cadence": _choice(*CHOICES["retrain_cadence"], fold=True),
+    "retrain_time": _rule(_hhmm, "a time of day HH:MM (00:00 to 23:59)"),
+    "alert_move_pct": _positive("(percent)"),
+    "alert_webhook_url": _url("http", "https"),
+    "alert_timeout_s": _positive("of seconds"),
+    "alert_deadline_s": _positive("of seconds"),
+    "stream_prefix": _rule(_name, "a name of letters, digits, '.', '_' and '-'"),
+    "stream_shards": _whole(1, 1024, "of shards"),
+    "stream_group": _rule(_name, "a name of letters, digits, '.', '_' and '-'"),
+    "stream_batch": _whole(1, unit="of ticks"),
+    "stream_block_ms": _whole(1, unit="of milliseconds"),   # 0 would make XREADGROUP block forever
+    "allowed_lateness_s": _non_negative("of seconds"),
+    "stream_lease_ms": _whole(1, unit="of milliseconds"),
+    "stream_history_days": _whole(1, unit="of sessions"),
+    "stream_predict_s": _non_negative("of seconds"),
+    "move_alert_pct": _positive("(percent)"),
+    "move_alert_minutes": _whole(1, unit="of minutes"),
+    "metrics_port": _whole(0, 65535),
+    "redis_retry_max_s": _positive("of seconds"),
+    "candle_export_s": _positive("of seconds"),
+    "candle_redis_hours": _positive("of hours"),
+    "redis_url": _url("redis", "rediss", "unix", optional=False, host=False),
+}
+
+SECRET_SETTINGS = ("alert_webhook_url",)   # never shown; credentials in other URLs are masked
+
+def _shown(key:str, v)->str:
+    "The value as an error shows it: secrets hidden, URL credentials masked"
+    if key in SECRET_SETTINGS: return "<hidden>"
+    if isinstance(v, str): return repr(re.sub(r"(?<=//)[^/@\s]*@", "***@", v))
+    return str(v)
+
 # %% ../nbs/00_config.ipynb #943ee3f1
+def _read_ini(ini:Path)->configparser.ConfigParser:
+    "The parsed settings.ini; a file that is not UTF-8 text, unreadable or malformed is a one-line SwbError"
+    cp = configparser.ConfigParser()
+    try: text = ini.read_bytes().decode("utf-8-sig")   # a byte-order mark (Windows editors) is not a setting
+    except UnicodeDecodeError as e:
+        raw = ini.read_bytes()
+        line = raw[:e.start].count(b"\n") + 1
+        raise SwbError(f"{ini}: not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}); save it as UTF-8") from None
+    except OSError as e: raise SwbError(f"{ini}: cannot read settings ({e.strerror or e})") from None
+    try: cp.read_string(text, source=str(ini))
+    except configparser.Error as e: raise SwbError(f"{ini}: unreadable settings ({str(e).splitlines()[0]})") from None
+    return cp
+
+_KINDS = {bool: "true or false", int: "a whole number", float: "a number"}
+
 class Settings:
-    "Typed workbench settings: `DEFAULTS` < `$SWB_HOME/settings.ini` < `SWB_*` environment"
+    "Typed workbench settings: `DEFAULTS` < `$SWB_HOME/settings.ini` < `SWB_*` environment, each checked by its rule in `SETTING_RULES`"
     def __init__(self,
                  home:Path|None=None, # workbench home; default `swb_home()`
                  env:dict|None=None,  # environment; default `os.environ`
@@ -144,25 +335,31 @@ class Settings:
         vals, src = dict(types), {k: "default" for k in types}
         ini = self.home/"settings.ini"
         if ini.exists():
-            cp = configparser.ConfigParser()
-            try: cp.read(ini)
-            except configparser.Error as e: raise SwbError(f"{ini}: unreadable settings ({str(e).splitlines()[0]})")
+            cp = _read_ini(ini)
             for sec in cp.sections():
                 for k, raw in cp.items(sec):
                     if k not in types: raise SwbError(f"{ini}: unknown setting [{sec}] {k}")
                     vals[k], src[k] = raw, f"{ini} [{sec}]"
         for k in types:
-            if f"SWB_{k.upper()}" in env: vals[k], src[k] = env[f"SWB_{k.upper()}"], f"SWB_{k.upper()}"
+            # stripped as settings.ini's values are: `SWB_STORE_DIR="data "` is not a second, empty store
+            if f"SWB_{k.upper()}" in env: vals[k], src[k] = env[f"SWB_{k.upper()}"].strip(), f"SWB_{k.upper()}"
         for k, like in types.items():
             if isinstance(vals[k], str) and not isinstance(like, str):
                 try: vals[k] = _parse(vals[k], like)
-                except ValueError: raise SwbError(f"setting {k}={vals[k]!r} from {src[k]} is not a valid {type(like).__name__}") from None
-        self._vals = vals
+                except ValueError: raise SwbError(f"setting {k}={_shown(k, vals[k])} from {src[k]}: must be {_KINDS[type(like)]}") from None
+        for k in types:   # defaults are right by construction (tested below); only what a person set is checked
+            if src[k] != "default" and (why := SETTING_RULES[k](vals[k])):
+                raise SwbError(f"setting {k}={_shown(k, vals[k])} from {src[k]}: {why}")
+        self._vals, self._src = vals, src
 
     def __getattr__(self, k):
         if k.startswith("_"): raise AttributeError(k)
         try: return self._vals[k]
         except KeyError: raise AttributeError(f"no setting {k!r}") from None
+
+    def source(self, k:str)->str:
+        "Where setting `k` came from: `default`, `<ini> [section]` or `SWB_<KEY>`"
+        return self._src[k]
 
     @property
     def store_path(self)->Path: return self.home/self.store_dir
@@ -181,7 +378,93 @@ def time_of_day(
     key:str,                # a HH:MM setting, e.g. `eod_time`
 )->tuple[int, int]:         # (hour 0-23, minute 0-59)
     "The (hour, minute) of the HH:MM setting `key`; SwbError when it is not a time of day"
-    raw = str(getattr(self, key)).strip()
-    m = re.fullmatch(r"(\d{1,2}):(\d{2})", raw)
-    if not m or int(m[1]) > 23 or int(m[2]) > 59: raise SwbError(f"setting {key}={raw!r} is not a time of day HH:MM (00:00 to 23:59)")
-    return int(m[1]), int(m[2])
+    hm = _hhmm(getattr(self, key))
+    if hm is None: raise SwbError(f"setting {key}={str(getattr(self, key)).strip()!r} is not a time of day HH:MM (00:00 to 23:59)")
+    return hm
+
+# %% ../nbs/00_config.ipynb #d9624cbf
+_CAUSES = {errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+           errno.EACCES: "permission denied", errno.EPERM: "permission denied"}
+_FIXES = {"read-only file system": "make it writable (or point SWB_HOME at a writable folder)", "no space left on device": "free space there",
+          "disk quota exceeded": "free space within your quota", "permission denied": "give this user write access"}
+# the same causes as delta-rs (Rust `os error N`, panic `kind`), SQLite and plain messages spell them
+_CAUSE_TEXT = [(re.compile(p, re.I), c) for p, c in [
+    (r"os error 30\b|ReadOnlyFilesystem|read-only file system|readonly database", "read-only file system"),
+    (r"os error 28\b|StorageFull|no space left on device|database or disk is full", "no space left on device"),
+    (r"os error 122\b|QuotaExceeded|disk quota exceeded", "disk quota exceeded"),
+    (r"os error 13\b|PermissionDenied|permission denied", "permission denied")]]
+_PATH_TEXT = re.compile(r"(?<![\w:])(/[^\s'\"`:,()\[\]{}]+)")
+
+def environment_fault(
+    e:BaseException,         # any error, e.g. from deep inside a command
+    default_path:str|Path,   # named when the error names no path (e.g. the home)
+)->str|None:                 # `cannot write to PATH: CAUSE; ...`, or None when `e` is no such fault
+    "One line for a read-only file system, a full disk, a quota or a permission fault anywhere in `e`'s chain, else None"
+    seen, x = [], e
+    while x is not None and x not in seen and len(seen) < 20: seen.append(x); x = x.__cause__ or x.__context__
+    for x in seen:
+        if isinstance(x, OSError) and x.errno in _CAUSES:
+            return _fault_line(_where(x.filename, default_path, _CAUSES[x.errno]), _CAUSES[x.errno])
+    for x in seen:
+        text = " ".join(str(a) for a in getattr(x, "args", ())) or str(x)
+        for pat, cause in _CAUSE_TEXT:
+            if pat.search(text):
+                paths = _PATH_TEXT.findall(text)
+                return _fault_line(_where(paths[0] if paths else None, default_path, cause), cause)
+    return None
+
+def _free(p)->int:
+    "Free bytes on the file system of `p` (or of its nearest existing folder)"
+    p = Path(p)
+    while not p.exists() and p != p.parent: p = p.parent
+    try: return shutil.disk_usage(p).free
+    except OSError: return 2**62
+
+def _where(named, default_path, cause:str):
+    "The path to name: the error's own, except for a full disk when the default's file system is the fuller one (a copy names its source)"
+    if not named: return default_path
+    if cause in ("no space left on device", "disk quota exceeded") and _free(default_path) < _free(named): return default_path
+    return named
+
+def _fault_line(path, cause:str, probed:bool=False)->str:
+    "One line: the path, the cause, the way back (`probed`: found before any work)"
+    return (f"cannot write to {path}: {cause}; nothing was done: " if probed else f"{path}: {cause}; ") + f"{_FIXES[cause]}, then run the command again"
+
+def check_writable(
+    path:str|Path,   # a folder (or file) a command will write; need not exist yet
+)->Path:             # the existing folder that was probed
+    "SwbError naming `path` and the cause unless a file can be written where `path` is (or would be created); leaves nothing behind"
+    p = Path(path).absolute()
+    at = p
+    while not at.exists() and at != at.parent: at = at.parent   # the folder that would hold it: nothing is created to probe
+    if not at.is_dir(): at = at.parent
+    probe = at/f".swb-probe-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            left = memoryview(bytes(64 * 1024))   # a full disk often still takes an empty file: write and sync real bytes
+            while left: left = left[os.write(fd, left):]
+            os.fsync(fd)
+        finally: os.close(fd)
+    except OSError as e:
+        if e.errno not in _CAUSES: raise
+        raise SwbError(_fault_line(at, _CAUSES[e.errno], probed=True)) from None
+    finally:
+        try: probe.unlink()
+        except OSError: pass   # never created
+    return at
+
+# %% ../nbs/00_config.ipynb #48439ae5
+INTERRUPT_STATE = {"depth": 0, "signal": None}   # set by `cli.main`'s signal handler: the signal received; how many held blocks are open
+_HELD_LOCK = threading.Lock()
+
+@contextmanager
+def interrupts_held():
+    "SIGINT/SIGTERM (as `cli.main` handles them) wait until the block ends, then interrupt the main thread"
+    with _HELD_LOCK: INTERRUPT_STATE["depth"] += 1
+    try: yield
+    finally:
+        with _HELD_LOCK: INTERRUPT_STATE["depth"] -= 1; last = INTERRUPT_STATE["depth"] == 0
+    if last and INTERRUPT_STATE["signal"] is not None:
+        if threading.current_thread() is threading.main_thread(): raise KeyboardInterrupt
+        _thread.interrupt_main(int(INTERRUPT_STATE["signal"]))   # the handler runs again in the main thread, with no block open

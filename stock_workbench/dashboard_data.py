@@ -13,7 +13,7 @@ from fastcore.basics import patch
 from .config import Settings
 from .store import OhlcvStore
 from .metrics import accuracy, accuracy_by, metric_rows
-from .ledger import PredictionLedger, accuracy_by_version, calibration, forecasts_wide, realize
+from .ledger import PredictionLedger, accuracy_by_version, calibration, check_identities, forecasts_wide, realize
 from .lifecycle import settings_horizons
 from .validate import read_quality
 from .features import WARMUP_SESSIONS
@@ -109,10 +109,11 @@ def forecast_summary(
 def realized_accuracy(
     forecasts:pd.DataFrame,  # ledger rows (any versions, horizons and symbols)
     prices:pd.DataFrame,     # canonical rows of those symbols covering the forecast dates and after
-)->dict:                     # by_source (`ledger.accuracy_by_version`), overall (`metrics.accuracy_by` per model_version and horizon), calibration (`ledger.calibration`)
-    "Every realized forecast's accuracy and calibration, by the definitions the EOD report uses"
+)->dict:                     # by_source (`ledger.accuracy_by_version`), overall (`metrics.accuracy_by` per model_version, model_id and horizon), calibration (`ledger.calibration`)
+    "Every realized forecast's accuracy and calibration, by the definitions the EOD report uses; two model identities with one version number stay apart"
     sc = forecasts.assign(y=np.nan, realized_on=pd.NaT) if forecasts.empty else realize(forecasts, prices)
-    return dict(by_source=accuracy_by_version(sc), overall=accuracy_by(sc[sc["y"].notna().to_numpy()], ["model_version", "horizon"]),
+    if "model_id" not in sc.columns: sc = sc.assign(model_id="")
+    return dict(by_source=accuracy_by_version(sc), overall=accuracy_by(sc[sc["y"].notna().to_numpy()], ["model_version", "model_id", "horizon"]),
                 calibration=calibration(sc))
 
 # %% ../nbs/90_dashboard_data.ipynb #d772875f
@@ -206,8 +207,12 @@ def version(self:DashboardData, ref:str)->dict|None: return resolve_ref(self.ver
 # %% ../nbs/90_dashboard_data.ipynb #39353232
 @patch
 def forecasts(self:DashboardData, version:str, horizon:int)->pd.DataFrame:
-    "The ledger rows of one version and horizon, every symbol"
-    return self._cached(("ledger", version, horizon), lambda: self.ledger.read(model_version=version, horizon=horizon))
+    "The ledger rows of one version and horizon, every symbol; `SwbError` if they name a model the registry does not know (`ledger.check_identities`)"
+    def load():
+        f = self.ledger.read(model_version=version, horizon=horizon)
+        check_identities(f, self.versions(), self.ledger.path)
+        return f
+    return self._cached(("ledger", version, horizon), load)
 
 @patch
 def symbol_forecasts(self:DashboardData, version:str, horizon:int, symbol:str)->pd.DataFrame:
@@ -240,7 +245,8 @@ def latest(self:DashboardData, version:str)->tuple[pd.DataFrame, str]:
 @patch
 def _latest(self:DashboardData, version:str)->tuple[pd.DataFrame, str]:
     day = self.last_date()
-    rows = self.ledger.read(model_version=version, start=day, end=day)
+    v = self.version(version)
+    rows = self.ledger.read(model_version=version, model_id=v["run_id"] if v and v.get("run_id") else None, start=day, end=day)
     want = {s for s, v in self.info().items() if pd.Timestamp(v["last"]) == day}
     if len(rows) and set(rows["horizon"]) >= set(self.horizons) and set(rows["symbol"]) >= want:
         return forecasts_wide(rows[rows["horizon"].isin(self.horizons)]), f"the prediction ledger (EOD forecasts of {day.date()})"

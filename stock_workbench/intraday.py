@@ -44,11 +44,13 @@ def load_model(self:IntradayPredictor):
         stream_note(f"no champion model: no MLflow store at {self.s.home/'mlflow.db'}; aggregating candles and features without predictions"); return
     from stock_workbench import registry as reg   # after the check: importing MLflow takes seconds
     try:
-        self.model, self.version = reg.load_forecaster(self.s, "champion")
+        lm = reg.load_champion(self.s)   # the champion, else the previous one, else the rule-based baseline, with the reason
+        self.model, self.version = lm.model, lm.version
         self.cols = self.model.metadata.get_input_schema().input_names()
         from stock_workbench.lifecycle import fitted_models   # ewma, garch, deep models read earlier sessions before today's
         self.context_days = max(int(getattr(m, "context_days", 0) or 0) for m in fitted_models(self.model).values())
-        stream_note(f"predicting with {self.s.registered_model} version {self.version} (champion)")
+        if lm.fallback_level: stream_note(f"warning: {lm.reason}")
+        stream_note(f"predicting with {self.s.registered_model} version {self.version} ({'champion' if not lm.fallback_level else 'fallback'})")
     except SwbError as e: stream_note(f"no champion model ({e}); aggregating candles and features without predictions")
 
 # %% ../nbs/95_intraday.ipynb #024bcef1

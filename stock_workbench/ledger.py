@@ -17,29 +17,37 @@ from .store import DeltaStore, delta_upsert
 
 # %% auto #0
 __all__ = ['LEDGER_SCHEMA', 'LEDGER_KEY', 'LEDGER_COLUMNS', 'ACCURACY_COLUMNS', 'CALIBRATION_COLUMNS', 'PIT_BINS',
-           'forecasts_long', 'forecasts_wide', 'PredictionLedger', 'realize', 'accuracy_by_version', 'calibration',
-           'pit_shares']
+           'forecasts_long', 'forecasts_wide', 'PredictionLedger', 'check_identities', 'realize', 'accuracy_by_version',
+           'calibration', 'pit_shares']
 
 # %% ../nbs/65_ledger.ipynb #cb81034a
 LEDGER_SCHEMA = pa.schema([("date", pa.date32()), ("symbol", pa.string()), ("horizon", pa.int32()),
-                           ("model_version", pa.string()), ("model", pa.string()), ("source", pa.string()),
+                           ("model_version", pa.string()), ("model_id", pa.string()), ("model", pa.string()), ("source", pa.string()),
                            ("p10", pa.float64()), ("p50", pa.float64()), ("p90", pa.float64()), ("close", pa.float64())])
-LEDGER_KEY = ["date", "symbol", "horizon", "model_version"]
+LEDGER_KEY = ["date", "symbol", "horizon", "model_version", "model_id"]
 LEDGER_COLUMNS = LEDGER_SCHEMA.names
+
+def _need_model_id(model_id)->str:
+    "`model_id` as a string; `SwbError` when it is missing"
+    if model_id is None or (isinstance(model_id, float) and np.isnan(model_id)) or not str(model_id).strip():
+        raise SwbError("ledger rows need the identity of the model that made them (model_id: its MLflow run id, or baseline:<name>)")
+    return str(model_id)
 
 def forecasts_long(
     wide:pd.DataFrame,        # symbol, date, p10_{h}d, p50_{h}d, p90_{h}d per horizon (a registered forecaster's output)
-    model_version:str,        # registered version that made them
+    model_version:str,        # registered version that made them ("baseline" for the rule-based fallback)
     model:str,                # its kind, e.g. `gbm`
     source:str="eod",         # `eod` (live) or `walk_forward` (out of sample in an evaluation)
     close:pd.Series|None=None,# close at the forecast's date, aligned with `wide`; NaN if not given
+    model_id:str|None=None,   # the model's identity: its MLflow run id (`LoadedModel.model_id`); required
 )->pd.DataFrame:              # ledger rows
     "One ledger row per (symbol, date, horizon) of a forecaster's wide output, except where it made no forecast (all NaN)"
+    model_id = _need_model_id(model_id)
     hs = forecast_horizons(wide.columns)
     if not hs: raise SwbError("forecasts need p10_{h}d, p50_{h}d, p90_{h}d columns")
     cl = np.full(len(wide), np.nan) if close is None else np.asarray(close, dtype="float64")
     parts = [pd.DataFrame({"date": pd.to_datetime(wide["date"]).to_numpy(), "symbol": wide["symbol"].astype(str).to_numpy(),
-                           "horizon": h, "model_version": str(model_version), "model": model, "source": source,
+                           "horizon": h, "model_version": str(model_version), "model_id": model_id, "model": model, "source": source,
                            "p10": wide[f"p10_{h}d"].to_numpy("float64"), "p50": wide[f"p50_{h}d"].to_numpy("float64"),
                            "p90": wide[f"p90_{h}d"].to_numpy("float64"), "close": cl}) for h in hs]
     out = pd.concat(parts, ignore_index=True)[LEDGER_COLUMNS]
@@ -68,11 +76,11 @@ def _to_arrow(df:pd.DataFrame)->pa.Table:
 
 def _empty()->pd.DataFrame:
     return pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"), "symbol": pd.Series(dtype="str"), "horizon": pd.Series(dtype="int32"),
-                         "model_version": pd.Series(dtype="str"), "model": pd.Series(dtype="str"), "source": pd.Series(dtype="str"),
-                         **{c: pd.Series(dtype="float64") for c in ("p10", "p50", "p90", "close")}})
+                         "model_version": pd.Series(dtype="str"), "model_id": pd.Series(dtype="str"), "model": pd.Series(dtype="str"),
+                         "source": pd.Series(dtype="str"), **{c: pd.Series(dtype="float64") for c in ("p10", "p50", "p90", "close")}})
 
 class PredictionLedger(DeltaStore):
-    "Every forecast made, by model version: a Delta table upserted on (date, symbol, horizon, model_version)"
+    "Every forecast made, by model version and identity: a Delta table upserted on (date, symbol, horizon, model_version, model_id)"
     what = "ledger"
 
     @classmethod
@@ -86,21 +94,28 @@ def read(self:PredictionLedger,
     start=None, end=None,        # inclusive forecast dates
     horizon:int|None=None,
     source:str|None=None,        # `eod` or `walk_forward`
-)->pd.DataFrame:                 # ledger rows sorted by model_version, horizon, date, symbol
+    model_id:str|None=None,      # one model identity; default all
+)->pd.DataFrame:                 # ledger rows sorted by model_version, model_id, horizon, date, symbol; `model_id` "" on rows written before it existed
     "Forecasts in the ledger"
     t = self._table()
     if t is None: return _empty()
+    has_id = "model_id" in t.schema().to_arrow().names
     f = []
     if model_version is not None: f.append(("model_version", "=", str(model_version)))
+    if model_id is not None:
+        if not has_id: return _empty()
+        f.append(("model_id", "=", str(model_id)))
     if horizon is not None: f.append(("horizon", "=", int(horizon)))
     if source is not None: f.append(("source", "=", source))
     if start is not None: f.append(("date", ">=", pd.Timestamp(start).date()))
     if end is not None: f.append(("date", "<=", pd.Timestamp(end).date()))
     tb = t.to_pyarrow_table(filters=f or None)
     if tb.num_rows == 0: return _empty()
+    if not has_id: tb = tb.append_column("model_id", pa.nulls(tb.num_rows, pa.string()))
     df = tb.select(LEDGER_COLUMNS).to_pandas(date_as_object=False)
     df["date"] = df["date"].astype("datetime64[ns]")
-    return df.sort_values(["model_version", "horizon", "date", "symbol"], ignore_index=True)
+    df["model_id"] = df["model_id"].fillna("").astype(str)
+    return df.sort_values(["model_version", "model_id", "horizon", "date", "symbol"], ignore_index=True)
 
 # %% ../nbs/65_ledger.ipynb #e323a2e0
 def _unchanged(rows:pd.DataFrame, old:pd.DataFrame)->tuple[np.ndarray, np.ndarray]:
@@ -114,27 +129,55 @@ def _unchanged(rows:pd.DataFrame, old:pd.DataFrame)->tuple[np.ndarray, np.ndarra
         same &= (a == b) | (np.isnan(a) & np.isnan(b))
     return found, same
 
+def _add_model_id(t, note:str):
+    "Schema evolution of a ledger written before model ids: add the nullable `model_id` column; the table reopened"
+    from deltalake import Field
+    t.alter.add_columns(Field("model_id", "string", nullable=True),
+                        commit_properties=CommitProperties(custom_metadata={"swb.note": f"add column model_id ({note})"}))
+    return t
+
 @patch
 def record(self:PredictionLedger,
-    rows:pd.DataFrame,   # ledger rows (`forecasts_long`)
+    rows:pd.DataFrame,   # ledger rows (`forecasts_long`), each with a `model_id`
     note:str="",         # recorded with the commit, e.g. the job and date
 )->dict:                 # inserted, updated, unchanged, version
-    "Upsert forecasts in one atomic commit; unchanged rows are not rewritten"
+    "Upsert forecasts in one atomic commit; unchanged rows are not rewritten; rows without a model identity are refused"
     missing = [c for c in LEDGER_COLUMNS if c not in rows.columns]
     if missing: raise SwbError(f"ledger rows lack column(s) {', '.join(missing)}")
-    if rows.duplicated(LEDGER_KEY).any(): raise SwbError("refusing to record duplicate (date, symbol, horizon, model_version) forecasts")
+    if len(rows) and (rows["model_id"].isna() | (rows["model_id"].astype(str).str.strip() == "")).any(): _need_model_id(None)
+    if rows.duplicated(LEDGER_KEY).any(): raise SwbError("refusing to record duplicate (date, symbol, horizon, model_version, model_id) forecasts")
     rows = rows[LEDGER_COLUMNS].reset_index(drop=True)
     props = CommitProperties(custom_metadata={"swb.note": note, "swb.rows": str(len(rows))})
     t = self._table()
     if t is None and rows.empty: return dict(inserted=0, updated=0, unchanged=0, version=None)
+    if t is not None and len(rows) and "model_id" not in t.schema().to_arrow().names: t = _add_model_id(t, note)
     def changed(t):
         found, same = _unchanged(rows, self.read(start=rows["date"].min(), end=rows["date"].max()) if len(rows) else _empty())
         return _to_arrow(rows[~same]), (found, same)
     got = delta_upsert(t, self.path, _to_arrow(rows), LEDGER_KEY, props, self.what, changed)
-    if t is None: return dict(inserted=len(rows), updated=0, unchanged=0, version=self.version)
-    found, same = got
-    if same.all(): return dict(inserted=0, updated=0, unchanged=len(rows), version=t.version())
+    if got is None: return dict(inserted=len(rows), updated=0, unchanged=0, version=self.version)   # created with every row
+    found, same = got                  # merged (also after losing a race to create the table)
+    if same.all(): return dict(inserted=0, updated=0, unchanged=len(rows), version=self.version)
     return dict(inserted=int((~found).sum()), updated=int((found & ~same).sum()), unchanged=int(same.sum()), version=self.version)
+
+# %% ../nbs/65_ledger.ipynb #2eb1ba86
+def check_identities(
+    ledger_rows:pd.DataFrame,       # ledger rows (`PredictionLedger.read`)
+    registry_versions,              # `registry.model_versions` output (dicts with `version`, `run_id`), or {version: run id}
+    path=None,                      # the ledger's folder, named in the refusal
+)->None:
+    "Refuse (one-line `SwbError`) ledger rows whose (model_version, model_id) the registry does not know; `baseline:*` ids are always known"
+    if ledger_rows is None or ledger_rows.empty: return
+    known = ({str(v["version"]): str(v.get("run_id") or "") for v in registry_versions} if not isinstance(registry_versions, dict)
+             else {str(k): str(v or "") for k, v in registry_versions.items()})
+    ids = ledger_rows[["model_version", "model_id"]].astype(str).drop_duplicates()
+    bad = ids[~ids["model_id"].str.startswith("baseline:") & ~ids.apply(lambda r: r["model_id"] != "" and known.get(r["model_version"]) == r["model_id"], axis=1)]
+    if bad.empty: return
+    names = [f"version {r.model_version} ({'no model id: written before model ids' if not r.model_id else 'model ' + r.model_id[:12]})"
+             for r in bad.sort_values(["model_version", "model_id"]).itertuples()]
+    p = str(path) if path else "<ledger>"
+    raise SwbError(f"the ledger {p} names models the registry does not know: {', '.join(names[:4])}{' and more' if len(names) > 4 else ''}; "
+                   f"restore the mlflow.db they came from, or move the ledger aside (mv {p} {p}.old) to start a new one")
 
 # %% ../nbs/65_ledger.ipynb #ea62c72a
 def realize(
@@ -155,31 +198,32 @@ def realize(
 
 # %% ../nbs/65_ledger.ipynb #48a0ec86
 def _scorable(scored:pd.DataFrame)->pd.DataFrame:
-    "Rows with a realized outcome and a whole forecast: a missing quantile is neither a hit nor a miss"
-    return scored[scored[["y", "p10", "p50", "p90"]].notna().all(axis=1).to_numpy()]
+    "Rows with a realized outcome and a whole forecast: a missing quantile is neither a hit nor a miss; `model_id` \"\" if a hand-made frame lacks it"
+    s = scored[scored[["y", "p10", "p50", "p90"]].notna().all(axis=1).to_numpy()]
+    return s if "model_id" in s.columns else s.assign(model_id="")
 
-ACCURACY_COLUMNS = ["model_version", "model", "source", "horizon", "n", "mae", "hit_rate", "share_up", "coverage_80",
+ACCURACY_COLUMNS = ["model_version", "model_id", "model", "source", "horizon", "n", "mae", "hit_rate", "share_up", "coverage_80",
                     "below_p10", "below_p50", "below_p90", "pinball", "first", "last"]
 
 def accuracy_by_version(
     scored:pd.DataFrame,  # `realize` output
-)->pd.DataFrame:          # one row per model_version, model, source, horizon: `ACCURACY_COLUMNS`
-    "Realized accuracy of each model version (`metrics.accuracy_by`: n, MAE, hit rate, share up, 80% coverage, calibration, pinball), first and last date"
-    s, by = _scorable(scored), ["model_version", "model", "source", "horizon"]
+)->pd.DataFrame:          # one row per model_version, model_id, model, source, horizon: `ACCURACY_COLUMNS`
+    "Realized accuracy of each model version (`metrics.accuracy_by`: n, MAE, hit rate, share up, 80% coverage, calibration, pinball), first and last date; two identities with one version number are two rows"
+    s, by = _scorable(scored), ["model_version", "model_id", "model", "source", "horizon"]
     if s.empty: return pd.DataFrame(columns=ACCURACY_COLUMNS)
     span = s.groupby(by, sort=True)["date"].agg(first="min", last="max").reset_index()
     return accuracy_by(s, by).merge(span, on=by)[ACCURACY_COLUMNS]
 
 # %% ../nbs/65_ledger.ipynb #c206c2dc
-CALIBRATION_COLUMNS = ["model_version", "horizon", "n", "below_p10", "below_p50", "below_p90", "inside", "above_p90"]
+CALIBRATION_COLUMNS = ["model_version", "model_id", "horizon", "n", "below_p10", "below_p50", "below_p90", "inside", "above_p90"]
 
 def calibration(
     scored:pd.DataFrame,  # `realize` output
-)->pd.DataFrame:          # per model_version and horizon: `CALIBRATION_COLUMNS` (fractions; ideal below_p10/p50/p90 0.1, 0.5, 0.9; inside 0.8, above_p90 0.1)
+)->pd.DataFrame:          # per model_version, model_id and horizon: `CALIBRATION_COLUMNS` (fractions; ideal below_p10/p50/p90 0.1, 0.5, 0.9; inside 0.8, above_p90 0.1)
     "Where realized returns fell relative to the forecast quantiles, from `metrics.accuracy_by` (inside: the 80% coverage; above_p90: y > p90)"
     s = _scorable(scored)
     if s.empty: return pd.DataFrame(columns=CALIBRATION_COLUMNS)
-    a = accuracy_by(s, ["model_version", "horizon"])
+    a = accuracy_by(s, ["model_version", "model_id", "horizon"])
     a["inside"] = a["coverage_80"]
     a["above_p90"] = 1 - a["below_p10"] - a["coverage_80"]   # y > p90: the rest of the rows, the band's ends counted inside
     return a[CALIBRATION_COLUMNS]
@@ -188,9 +232,9 @@ PIT_BINS = {"below p10": 0.1, "p10 to p50": 0.4, "p50 to p90": 0.4, "p90 and abo
 
 def pit_shares(
     cal:pd.DataFrame,     # `calibration` output
-)->pd.DataFrame:          # per row of `cal`: model_version, horizon, n and the share of outcomes in each of `PIT_BINS`
+)->pd.DataFrame:          # per row of `cal`: model_version, model_id, horizon, n and the share of outcomes in each of `PIT_BINS`
     "A PIT-style histogram of the outcomes in four bins cut at p10, p50 and p90 (y < p10, p10 <= y < p50, p50 <= y < p90, y >= p90)"
     b = cal[["below_p10", "below_p50", "below_p90"]].to_numpy("float64")
     shares = np.column_stack([b[:, 0], b[:, 1] - b[:, 0], b[:, 2] - b[:, 1], 1 - b[:, 2]])
-    return pd.concat([cal[["model_version", "horizon", "n"]].reset_index(drop=True),
+    return pd.concat([cal[["model_version", "model_id", "horizon", "n"]].reset_index(drop=True),
                       pd.DataFrame(shares, columns=list(PIT_BINS))], axis=1)

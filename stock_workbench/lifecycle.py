@@ -6,20 +6,20 @@ Docs: https://stock-workbench.github.io/stock_workbench/lifecycle.html.md"""
 
 # %% ../nbs/75_lifecycle.ipynb #0cd3710a
 from __future__ import annotations
-import copy
+import copy, json, warnings
 import numpy as np, pandas as pd
-from .config import Settings, SwbError
+from .config import Settings, SwbError, SwbWarning
 from .features import CALENDAR_FEATURES, FEATURE_COLUMNS, MARKET_FEATURES, model_features, warn_feature_gaps
 from .evaluate import evaluate_models, fan_figure, format_report, loss_figure
 from .metrics import dm_pvalue, pinball_rows
 from .models import make_model
-from .ledger import PredictionLedger, forecasts_long
+from .ledger import PredictionLedger, check_identities, forecasts_long
 from . import registry as reg
-from .util import note
+from .util import committed, note
 
 # %% auto #0
 __all__ = ['PROMOTION_RULE', 'settings_horizons', 'fit_latest', 'fitted_models', 'forecast_with', 'model_spec', 'head_to_head',
-           'beats_best_baseline', 'promotion_decision', 'retrain']
+           'beats_best_baseline', 'promotion_decision', 'retrain', 'cmd_promote']
 
 # %% ../nbs/75_lifecycle.ipynb #73c77fab
 def settings_horizons(settings:Settings)->tuple[int, ...]:
@@ -204,13 +204,16 @@ def _model_factory(m):
 
 # %% ../nbs/75_lifecycle.ipynb #5421cb20
 def _champion(settings:Settings, h:int)->tuple:
-    "(version, fitted `h`-session model) of the current champion; (None, None) when there is none"
-    champ_ver = reg.alias_version(settings, "champion")
-    if champ_ver is None: return None, None
-    loaded, _ = reg.load_forecaster(settings, champ_ver)
-    champ = fitted_models(loaded).get(h)
-    if champ is None: raise SwbError(f"champion version {champ_ver} has no {h}-session model to compare with")
-    return champ_ver, champ
+    "(version, fitted `h`-session model, model id, fallback reason) of the champion or the previous champion standing in; Nones when there is none loadable"
+    if reg.alias_version(settings, "champion") is None: return None, None, None, None
+    lm = reg.load_champion(settings)
+    if lm.fallback_level:
+        warnings.warn(f"retrain: {lm.reason}" if lm.fallback_level == 1 else
+                      f"retrain: {lm.reason.split(': forecasting with')[0]}: the challenger is judged as the first champion", SwbWarning)
+    if lm.fallback_level == 2: return None, None, None, lm.reason
+    champ = fitted_models(lm.model).get(h)
+    if champ is None: raise SwbError(f"champion version {lm.version} has no {h}-session model to compare with")
+    return lm.version, champ, lm.model_id, lm.reason
 
 # %% ../nbs/75_lifecycle.ipynb #ca02ce08
 def _retrain_metrics(scores:dict, evidence:dict|None)->dict:
@@ -227,24 +230,32 @@ def _retrain_figures(long:pd.DataFrame, name:str, h:int, same:bool)->dict:
             f"fan_{first}.png": fan_figure(long[long["model"] == "challenger"], first, title=f"challenger {name}: {first}, walk-forward forecasts")}
 
 # %% ../nbs/75_lifecycle.ipynb #a94b0e9b
-def _move_aliases(settings:Settings, new:str, champ_ver:str|None, promote:bool):
-    "`new` becomes challenger; on promotion, champion, and the old champion `previous_champion`"
+def _move_aliases(settings:Settings, new:str, champ_ver:str|None, promote:bool, stood_in:bool=False):
+    "`new` becomes challenger; on promotion, champion, and the old champion `previous_champion`; kept: `champ_ver` (which may have stood in for an unloadable champion) is champion"
     reg.set_alias(settings, "challenger", new)
     if promote:
         if champ_ver is not None: reg.set_alias(settings, "previous_champion", champ_ver)
         reg.set_alias(settings, "champion", new)
+    elif stood_in and champ_ver is not None: reg.set_alias(settings, "champion", champ_ver)
+    committed(f"registry aliases: challenger {new}, champion {new if promote else champ_ver}")
+
+def _check_ledger(settings:Settings)->None:
+    "Refuse a ledger that names models the registry does not know (one line, the way back)"
+    led = PredictionLedger.from_settings(settings)
+    check_identities(led.read(), reg.model_versions(settings), led.path)
 
 def _ledger_walk_forward(
     settings:Settings,
     long:pd.DataFrame,     # walk-forward predictions, column `model` is `champion` or `challenger`
     h:int,                 # horizon, sessions
-    versions:dict,         # label -> (registered version, model kind), only the labels to record
+    versions:dict,         # label -> (registered version, model kind, model id), only the labels to record
 ):
-    "Record the walk-forward forecasts in the prediction ledger under each version"
+    "Record the walk-forward forecasts in the prediction ledger under each version and model id"
     led = PredictionLedger.from_settings(settings)
-    for label, (ver, kind) in versions.items():
+    for label, (ver, kind, model_id) in versions.items():
         p = long[long["model"] == label].rename(columns={"p10": f"p10_{h}d", "p50": f"p50_{h}d", "p90": f"p90_{h}d"})
-        led.record(forecasts_long(p, ver, kind, source="walk_forward"), note=f"retrain walk-forward {label}")
+        r = led.record(forecasts_long(p, ver, kind, source="walk_forward", model_id=model_id), note=f"retrain walk-forward {label}")
+        committed(f"ledger {led.path} version {r['version']}")
 
 # %% ../nbs/75_lifecycle.ipynb #f064d6f4
 def retrain(
@@ -257,7 +268,8 @@ def retrain(
     "Train a challenger, compare it with the champion walk-forward, promote by the rule, record everything"
     name = model or settings.default_model
     hs = settings_horizons(settings); h = hs[0]
-    champ_ver, champ = _champion(settings, h)
+    _check_ledger(settings)
+    champ_ver, champ, champ_id, fallback = _champion(settings, h)
     fresh = make_model(name, h)
     same = champ is not None and model_spec(champ) == model_spec(fresh)
     days = np.sort(data["date"].unique())
@@ -284,15 +296,36 @@ def retrain(
     r = reg.log_forecaster(settings, models, example, model_features(data.columns), {**lineage, **spans},
                            metrics=_retrain_metrics(scores, evidence), figures=_retrain_figures(long, name, h, same), job="retrain")
     new = r["version"]
-    _move_aliases(settings, new, champ_ver, dec["promote"])
+    _move_aliases(settings, new, champ_ver, dec["promote"], stood_in=fallback is not None)
     record = dict(job="retrain", model=name, challenger_version=new, previous_champion=champ_ver,
                   champion_version=new if dec["promote"] else champ_ver, same_spec=same, rule=PROMOTION_RULE,
                   alpha=settings.promote_alpha, eval_start=str(pd.Timestamp(start).date()), eval_end=str(pd.Timestamp(days[-1 - h]).date()),
-                  evidence=evidence, baseline=baseline, run_id=r["run_id"], **dec, **spans, lineage=lineage,
+                  evidence=evidence, baseline=baseline, run_id=r["run_id"], champion_fallback=fallback, **dec, **spans, lineage=lineage,
                   method=scores.get("method"), verdict_rule=scores.get("verdict_rule"),
                   scores={m: {k: v for k, v in s["overall"].items()} | {"verdict": s["verdict"]} for m, s in scores["models"].items()})
     tags = {"swb.decision": dec["decision"], "swb.previous_champion": str(champ_ver),
             "swb.best_baseline": str(baseline["best_baseline"]), "swb.beats_best_baseline": str(baseline["beats"]).lower()}
     reg.record_decision(settings, r["run_id"], record, tags, format_report(scores))
-    _ledger_walk_forward(settings, long, h, {"challenger": (new, name)} | ({} if champ_ver is None or same else {"champion": (champ_ver, champ.name)}))
+    _ledger_walk_forward(settings, long, h, {"challenger": (new, name, r["run_id"])}
+                         | ({} if champ_ver is None or same else {"champion": (champ_ver, champ.name, champ_id)}))
     return record
+
+# %% ../nbs/75_lifecycle.ipynb #d15b6d27
+def cmd_promote(args, settings:Settings)->int:
+    "`swb promote --version N [--json]`: make version N champion; the old champion becomes `previous_champion`"
+    v = str(args.version).strip()
+    if not v.isdigit(): raise SwbError(f"--version {args.version!r} is not a version number of {settings.registered_model}")
+    lm = reg.load_version(settings, v)   # refuses a version that does not exist or whose files are missing
+    old = reg.alias_version(settings, "champion")
+    when = pd.Timestamp.now(tz="UTC")
+    rec = dict(job="promote", version=v, previous_champion=old, run_id=lm.model_id, when=when.isoformat())
+    if old != v:
+        if old is not None: reg.set_alias(settings, "previous_champion", old)
+        reg.set_alias(settings, "champion", v)
+        committed(f"registry aliases: champion {v}, previous_champion {old}")
+        reg.record_decision(settings, lm.model_id, rec, {"swb.promoted": when.isoformat(), "swb.previous_champion": str(old)}, None,
+                            artifact=f"promote-{when.strftime('%Y%m%dT%H%M%S')}.json")
+    if getattr(args, "json", False): print(json.dumps(rec | {"changed": old != v}))
+    elif old == v: print(f"{settings.registered_model} version {v} is already champion")
+    else: print(f"{settings.registered_model} version {v} is champion now (previous champion: {'none' if old is None else 'version ' + old})")
+    return 0

@@ -15,6 +15,7 @@ import numpy as np, pandas as pd
 from .config import Settings, SwbError
 from .sessions import exchange_sessions, resolve_session, session_after
 from .sources import load_source, resolve_symbols
+from .runner import record_event
 from .figures import retrain_baseline_table, retrain_scores_table, retrain_verdict_table, score_tables, top_movers
 # jsonschema (under Great Expectations) compiles 38 grammars of its optional IRI checker at import (~2.5 s); no job uses it
 sys.modules.setdefault("rfc3987_syntax", None)
@@ -61,8 +62,11 @@ class EodForecast:
     "The forecast step's output"
     forecasts:pd.DataFrame   # `forecast_with` output: one row per symbol, `p10/p50/p90_{h}d` and `price_*` columns
     panel:pd.DataFrame       # the stored rows read up to the day
-    version:str              # registered model version
+    version:str              # registered model version ("baseline" for the rule-based fallback)
     kind:str                 # the model's name, e.g. gbm
+    model_id:str|None=None   # the model's identity (MLflow run id; `baseline:<name>`); None before `registry.load_champion`
+    fallback_level:int=0     # 0 the champion, 1 the previous champion, 2 the rule-based baseline
+    fallback_reason:str|None=None   # why the champion did not serve; None at level 0
 
 @dataclass(frozen=True, eq=False)
 class EodBacktest:
@@ -87,6 +91,8 @@ class EodJob(_Timed):
         p = self.check(s, date, symbols, source)
         self.day, self.symbols, self.source = p.day, p.symbols, p.source
         self.horizons = settings_horizons(s)
+        self.pinned = None   # the store version every read after the update step uses (`pin`)
+        self.stale = {}      # symbol -> its last stored session, for job symbols with no bar on the day (left out)
 
     @staticmethod
     def check(settings:Settings, date:str="", symbols:str|list="", source:str="")->EodParams:
@@ -106,6 +112,15 @@ class EodJob(_Timed):
     def _store(self):
         from stock_workbench.store import OhlcvStore
         return OhlcvStore.from_settings(self.settings)
+
+    def pin(self, version:int|None=None)->int|None:
+        "Pin the store version the job reads from here on (default: the latest now); an ingest landing later changes nothing"
+        if self.pinned is None: self.pinned = self._store().version if version is None else int(version)
+        return self.pinned
+
+    def _read(self, symbols=None, start=None, end=None)->pd.DataFrame:
+        "Stored rows at the pinned version"
+        return self._store().read(symbols, start=start, end=end, version=self.pin())
 
 # %% ../nbs/92_pipeline.ipynb #011d0178
 @patch
@@ -179,13 +194,13 @@ def update_store(self:EodJob)->StoreUpdate:
     "Step 1–2: bring the store up to date for the day, validated; `ValidationFailed` (nothing written) when a check fails"
     from stock_workbench.validate import ValidationFailed, write_quality
     store = self._store()
-    if self.source == "none": return StoreUpdate("none", store.version)
+    if self.source == "none": return StoreUpdate("none", self.pin())
     with self.timed("load"):
         df, lineage = self._read_source()
         n_source, df = len(df), self._increment(df).reset_index(drop=True)
     if df.empty:
         if not n_source: raise SwbError(f"the {self.source} source has no rows up to {self.day.date()}")
-        return StoreUpdate(lineage, store.version, note=f"the store already holds every {self.source} row up to {self.day.date()}: nothing to write")
+        return StoreUpdate(lineage, self.pin(), note=f"the store already holds every {self.source} row up to {self.day.date()}: nothing to write")
     with self.timed("validate"):
         rep = store.validate_update(df, self.settings)
         if not rep.success:
@@ -196,6 +211,8 @@ def update_store(self:EodJob)->StoreUpdate:
             raise ValidationFailed(rep)
     with self.timed("store"):
         w = store.write(df, source=f"eod {self.day.date()} {lineage}", base_version=rep.store_version)
+    if w.version is not None and w.version != rep.store_version: record_event("committed", f"store {store.path} version {w.version}")
+    self.pinned = None; self.pin(w.version)
     write_quality(self.settings, self.day, lineage, rep.to_dict(), w.version)
     return StoreUpdate(lineage, w.version, rep.to_dict(), len(df), int(df["symbol"].nunique()), w.inserted, w.updated, w.unchanged)
 
@@ -218,10 +235,29 @@ def _panel(self:EodJob, sessions:int)->pd.DataFrame:
     sess = exchange_sessions(self.settings.exchange, self.day.year - sessions // 200 - 2)
     i = np.searchsorted(sess, np.datetime64(self.day.date(), "D"))
     start = pd.Timestamp(sess[max(0, i - sessions)])
-    p = self._store().read(self.symbols or None, start=start, end=self.day)
+    p = self._read(self.symbols or None, start=start, end=self.day)
     if p.empty or not (p["date"] == self.day).any():
         raise SwbError(f"the store has no rows on {self.day.date()}: bring it up to date first (eod_source = {self.source})")
-    return p
+    return p[~p["symbol"].isin(list(self.stale_symbols()))].reset_index(drop=True)
+
+@patch
+def stale_symbols(self:EodJob)->dict:
+    "Symbols of the job with no bar on the day (stopped trading, or not delivered): symbol -> last stored session; they are left out"
+    if not self.stale and not getattr(self, "_stale_checked", False):
+        p = self._read(self.symbols or None, start=self.day - pd.Timedelta(days=400), end=self.day)
+        last = p.groupby("symbol")["date"].max()
+        self.stale = {s: (str(last[s].date()) if s in last.index else "none in the last 400 days")
+                      for s in (self.symbols or list(last.index)) if s not in last.index or last[s] < self.day}
+        self._stale_checked = True
+    return self.stale
+
+@patch
+def stale_line(self:EodJob)->str|None:
+    "The report's line about the symbols left out, or None"
+    st = self.stale_symbols()
+    if not st: return None
+    return (f"{len(st)} symbol(s) have no bar on {self.day.date()} and are left out of this run (no forecast, score, backtest or alert): "
+            + ", ".join(f"{s} (last session {d})" for s, d in sorted(st.items())))
 
 @patch
 def ensure_champion(self:EodJob, model_name:str="")->dict|None:
@@ -229,13 +265,15 @@ def ensure_champion(self:EodJob, model_name:str="")->dict|None:
     from stock_workbench.registry import alias_version
     if alias_version(self.settings, "champion") is not None: return None
     with self.timed("retrain"):
-        return RetrainJob(str(self.day.date()), self.symbols, model_name, self.settings).run()
+        rj = RetrainJob(str(self.day.date()), [s for s in self.symbols if s not in self.stale_symbols()], model_name, self.settings,
+                        store_version=self.pin())
+        return rj.run()
 
 @patch
 def _check_out_of_sample(self:EodJob, model, version:str):
     "Refuse to forecast a session the champion's training data reaches past: those forecasts would be in sample"
     from stock_workbench.registry import run_params
-    run_id = model.metadata.run_id
+    run_id = getattr(getattr(model, "metadata", None), "run_id", None)   # None: the rule-based baseline
     last = run_params(self.settings, run_id).get("data.last") if run_id else None
     if last and pd.Timestamp(last) > self.day:
         raise SwbError(f"champion version {version} learned from data up to {last}, after {self.day.date()}: its forecasts "
@@ -249,9 +287,10 @@ def forecast(self:EodJob)->EodForecast:
     from stock_workbench.ledger import PredictionLedger, forecasts_long
     from stock_workbench.lifecycle import fitted_models, forecast_with
     from stock_workbench.market import MarketSeriesStore
-    from stock_workbench.registry import load_forecaster
+    from stock_workbench import registry
     with self.timed("load_model"):
-        model, version = load_forecaster(self.settings, "champion")
+        loaded = registry.load_champion(self.settings)   # the champion, else the previous one, else the rule-based baseline
+        model, version, model_id, level, reason = loaded.model, str(loaded.version), loaded.model_id, loaded.fallback_level, loaded.reason
         fitted = fitted_models(model)
         kind = next(iter(fitted.values())).name
         ctx = max(getattr(m, "context_days", 0) or 0 for m in fitted.values())
@@ -264,9 +303,12 @@ def forecast(self:EodJob)->EodForecast:
         feats = build_features(panel[panel["date"] >= first], market=market)
     with self.timed("predict"):
         fc = forecast_with(model, feats, panel, self.day)
-        rows = forecasts_long(fc, version, kind, "eod", fc["close"])
-        PredictionLedger.from_settings(self.settings).record(rows, note=f"eod {self.day.date()}")
-    return EodForecast(fc, panel, version, kind)
+        rows = forecasts_long(fc, version, kind, "eod", fc["close"], model_id=model_id)
+        led = PredictionLedger.from_settings(self.settings)
+        before = led.version
+        led.record(rows, note=f"eod {self.day.date()}")
+        if led.version != before: record_event("committed", f"ledger {led.path} version {led.version}")
+    return EodForecast(fc, panel, version, kind, model_id, level, reason)
 
 @patch
 def future_sessions(self:EodJob)->dict:
@@ -282,12 +324,16 @@ def fan_symbols(self:EodJob, fc:EodForecast)->list[str]:
 @patch
 def score(self:EodJob)->dict:
     "Step 4: earlier forecasts realized by today's close, and every version's running accuracy (`figures.score_tables`)"
-    from stock_workbench.ledger import PredictionLedger, realize
+    from stock_workbench.ledger import PredictionLedger, check_identities, realize
+    from stock_workbench.registry import model_versions
     with self.timed("score"):
-        led = PredictionLedger.from_settings(self.settings).read(end=self.day)
+        ledger = PredictionLedger.from_settings(self.settings)
+        led = ledger.read(end=self.day)
+        check_identities(led, model_versions(self.settings), ledger.path)   # a reset registry's versions never mix with old rows
         if self.symbols: led = led[led["symbol"].isin(self.symbols)]
         lo = led["date"].min() if len(led) else self.day
-        px = self._store().read(self.symbols or None, start=lo, end=self.day)
+        px = self._read(self.symbols or None, start=lo, end=self.day)
+        led = led[~led["symbol"].isin(list(self.stale_symbols()))]
         return score_tables(realize(led, px), self.day)
 
 @patch
@@ -298,7 +344,7 @@ def backtest(self:EodJob, fc:EodForecast)->EodBacktest:
     with self.timed("backtest"):
         h = 1 if 1 in self.horizons else self.horizons[0]
         dates = np.sort(fc.panel["date"].unique())[-int(self.settings.backtest_days):]
-        led = PredictionLedger.from_settings(self.settings).read(model_version=fc.version, horizon=h, start=dates[0], end=self.day)
+        led = PredictionLedger.from_settings(self.settings).read(model_version=fc.version, model_id=fc.model_id, horizon=h, start=dates[0], end=self.day)
         if self.symbols: led = led[led["symbol"].isin(self.symbols)]
         source = led.groupby("source")["date"].agg(["min", "max", "nunique"]) if len(led) else None
         if led["date"].nunique() < 2: return EodBacktest(None, source)
@@ -313,7 +359,10 @@ def alerts(self:EodJob, fc:EodForecast)->tuple[pd.DataFrame, dict]:
     from stock_workbench.alerts import move_alerts, send_alerts
     with self.timed("alerts"):
         a = move_alerts(fc.forecasts, self.settings.alert_move_pct, fc.version)
-        return a, send_alerts(a, self.settings, title=f"stock_workbench EOD {self.day.date()}")
+        sent = send_alerts(a, self.settings, title=f"stock_workbench EOD {self.day.date()}")
+        for line in sent.get("failures", []): record_event("warning", line)   # the operator's stderr, through the runner
+        if sent["sent"]: record_event("committed", f"{sent['sent']} alert(s) sent")
+        return a, sent
 
 # %% ../nbs/92_pipeline.ipynb #481e9a8b
 @patch
@@ -326,7 +375,10 @@ def lineage(self:EodJob, fc:EodForecast, update:StoreUpdate)->pd.DataFrame:
     rows = [("session", str(self.day.date())), ("registered model", f"{self.settings.registered_model} version {fc.version} ({fc.kind})"),
             ("aliases", ", ".join(mv.get("aliases", []))), ("MLflow run", mv.get("run_id")),
             ("trained on store version", mv.get("store_version")), ("tracking store", tracking_uri(self.settings)),
-            ("store", f"{store.path} version {store.version}"),
+            ("store", f"{store.path} version {self.pin()} (pinned: every read of this run; latest now {store.version})"),
+            ("model identity", fc.model_id or "-"),
+            ("model served", "the champion" if not fc.fallback_level else f"fallback level {fc.fallback_level}: {fc.fallback_reason}"),
+            ("symbols left out", ", ".join(sorted(self.stale_symbols())) or "none"),
             ("data read", f"{fc.panel['symbol'].nunique()} symbols, {fc.panel['date'].min().date()} .. {self.day.date()}"),
             ("source", update.source), ("ledger", f"{led.path} version {led.version}")]
     return pd.DataFrame(rows, columns=["item", "value"])
@@ -339,6 +391,7 @@ class RetrainJob(_Timed):
         symbols:str|list="",         # A,B or a list; empty: the universe, else every stored symbol
         model_name:str="",           # the challenger's model; empty: `default_model`
         settings:Settings|None=None,
+        store_version:int|None=None, # the store version to read; default the latest when the job starts (pinned)
     ):
         super().__init__()
         from stock_workbench.models import MODEL_NAMES
@@ -347,7 +400,8 @@ class RetrainJob(_Timed):
         self.model_name = (model_name or s.default_model).strip()
         if self.model_name not in MODEL_NAMES: raise SwbError(f"unknown model {self.model_name!r}; known: {', '.join(MODEL_NAMES)}")
         self.store = OhlcvStore.from_settings(s)
-        if self.store.version is None: raise SwbError(f"store {self.store.path} is empty: run `swb ingest` or `swb run eod` first")
+        self.pinned = self.store.version if store_version is None else int(store_version)
+        if self.pinned is None: raise SwbError(f"store {self.store.path} is empty: run `swb ingest` or `swb run eod` first")
         self.day = resolve_session(s, date, "none") if str(date).strip() else None   # None: the latest stored, known after the read
         self.symbols = resolve_symbols(s, symbols, "none") or s.universe
         self.record = None                                                            # `lifecycle.retrain` output, after `run`
@@ -358,16 +412,17 @@ class RetrainJob(_Timed):
         from stock_workbench.lifecycle import retrain, settings_horizons
         from stock_workbench.market import MarketSeriesStore
         with self.timed("read"):
-            panel = self.store.read(self.symbols or None, end=self.day)
+            panel = self.store.read(self.symbols or None, end=self.day, version=self.pinned)
             if panel.empty: raise SwbError(f"the store has no rows{'' if self.day is None else ' up to ' + str(self.day.date())}")
             self.day = self.day or panel["date"].max()
         with self.timed("features"):
             market = MarketSeriesStore.from_settings(self.settings).read(end=self.day)   # nothing dated after the job's session
             data = add_targets(build_features(panel, market=market), settings_horizons(self.settings))
-        lineage = {"store_version": self.store.version, "symbols": int(panel["symbol"].nunique()), "rows": len(panel),
+        lineage = {"store_version": self.pinned, "symbols": int(panel["symbol"].nunique()), "rows": len(panel),
                    "first": str(panel["date"].min().date()), "last": str(panel["date"].max().date())}
         with self.timed("retrain"):
             self.record = retrain(self.settings, data, lineage, self.model_name, progress=progress)
+        record_event("committed", f"model {self.settings.registered_model} version {self.record['challenger_version']} registered ({self.record['decision']})")
         return self.record
 
 # %% ../nbs/92_pipeline.ipynb #e53baa28

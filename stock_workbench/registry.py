@@ -6,36 +6,166 @@ Docs: https://stock-workbench.github.io/stock_workbench/registry.html.md"""
 
 # %% ../nbs/70_registry.ipynb #8290783d
 from __future__ import annotations
-import contextlib, io, json, logging, os, warnings
+import contextlib, dataclasses, fcntl, functools, io, json, logging, os, sqlite3, threading, warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
 import numpy as np, pandas as pd
-from .config import Settings, SwbError
+from .config import Settings, SwbError, SwbWarning
+from .models import make_model
+from .util import note, retry
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # nothing reaches the network
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 # %% auto #0
-__all__ = ['tracking_uri', 'has_registry', 'mlflow_module', 'client', 'experiment_id', 'ForecasterPyfunc', 'log_forecaster',
-           'set_alias', 'alias_version', 'model_versions', 'load_forecaster', 'assign_alias', 'run_params',
-           'run_metrics', 'run_tags', 'record_decision', 'log_evaluation']
+__all__ = ['BUSY_ATTEMPTS', 'BASELINE_MODEL', 'PROMOTE_HINT', 'tracking_uri', 'has_registry', 'registry_lock', 'with_busy_retry',
+           'mlflow_module', 'client', 'experiment_id', 'ForecasterPyfunc', 'log_forecaster', 'set_alias',
+           'alias_version', 'model_versions', 'LoadedModel', 'load_version', 'BaselineForecaster', 'load_champion',
+           'load_forecaster', 'assign_alias', 'run_params', 'run_metrics', 'run_tags', 'record_decision',
+           'log_evaluation']
 
 # %% ../nbs/70_registry.ipynb #7d5d67ef
 def tracking_uri(settings:Settings)->str:
     "The MLflow tracking URI of this workbench"
     return settings.mlflow_tracking_uri or f"sqlite:///{settings.home/'mlflow.db'}"
 
+def _db_path(settings:Settings)->Path|None:
+    "The local SQLite file of the tracking store; None for a remote store"
+    u = tracking_uri(settings)
+    return Path(u[len("sqlite:///"):]) if u.startswith("sqlite:///") else None
+
 def has_registry(settings:Settings)->bool:
     "Whether a tracking store exists: a remote URI always counts; a local sqlite file only once written"
-    u = tracking_uri(settings)
-    return not u.startswith("sqlite:///") or Path(u[len("sqlite:///"):]).exists()  # asking must not create an empty store
+    p = _db_path(settings)
+    return p is None or p.exists()  # asking must not create an empty store
+
+# %% ../nbs/70_registry.ipynb #4e853c9d
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+def _not_registry(path:Path, cause:str)->str:
+    "The one-line refusal of a damaged tracking store, with the way back"
+    return (f"{path} is not a registry database ({cause}): restore it from a backup, "
+            f"or move it aside (mv {path} {path}.damaged) to start a new registry")
+
+def _check_tracking_file(path:Path)->None:
+    "Refuse an `mlflow.db` that exists but is not SQLite (empty or garbage); a missing one is a new registry"
+    if not path.exists(): return
+    with open(path, "rb") as f: head = f.read(len(_SQLITE_MAGIC))
+    if head == _SQLITE_MAGIC: return
+    raise SwbError(_not_registry(path, "the file is empty (0 bytes)" if not head else "the file is not an SQLite database"))
+
+_HELD_LOCKS:dict[str, int] = {}   # lock file -> how deep this process holds it (re-entrant: a second flock here would wait on itself)
+
+@contextlib.contextmanager
+def registry_lock(settings:Settings):
+    "Hold the home's exclusive tracking-store lock (`.mlflow.lock` beside mlflow.db) for the block, re-entrant; no lock for a remote store"
+    p = _db_path(settings)
+    if p is None: yield; return
+    key = str(p.parent/".mlflow.lock")
+    if _HELD_LOCKS.get(key):
+        _HELD_LOCKS[key] += 1
+        try: yield
+        finally: _HELD_LOCKS[key] -= 1
+        return
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        f = open(key, "a+")
+    except OSError: yield; return   # a read-only home: nobody can create or change the store there
+    with f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        _HELD_LOCKS[key] = 1
+        try: yield
+        finally:
+            _HELD_LOCKS[key] = 0
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+# %% ../nbs/70_registry.ipynb #9c986e70
+BUSY_ATTEMPTS = 3   # attempts at a registry operation while mlflow.db is busy; each waits up to SQLite's 5 s busy timeout
+
+def _is_busy(e:BaseException)->bool:
+    "Whether `e` is SQLite's busy error: another connection holds the database"
+    return "database is locked" in str(e)
+
+_BUSY = threading.local()
+
+def with_busy_retry(settings:Settings, fn):
+    "`fn()`, retried while the tracking store is busy; `SwbError` (one line) if it stays busy. Only the outermost call retries"
+    if getattr(_BUSY, "on", False): return fn()
+    _BUSY.on = True
+    try:
+        return retry(fn, _is_busy, attempts=BUSY_ATTEMPTS, base=0.5, cap=2.0,
+                     on_retry=lambda i, e: note(f"swb: the tracking store is busy (attempt {i} of {BUSY_ATTEMPTS}); waiting ..."))
+    except Exception as e:
+        if not _is_busy(e): raise
+        raise SwbError(f"mlflow.db {_db_path(settings) or tracking_uri(settings)} is busy (another process holds it); try again") from None
+    finally: _BUSY.on = False
+
+def _registry_op(fn):
+    "Decorator: `fn(settings, ...)`, a registry operation, retried while the tracking store is busy"
+    @functools.wraps(fn)
+    def op(settings, *args, **kwargs): return with_busy_retry(settings, lambda: fn(settings, *args, **kwargs))
+    return op
+
+# %% ../nbs/70_registry.ipynb #fc29940b
+_ARTIFACT_COLUMNS = [("experiments", "artifact_location"), ("runs", "artifact_uri"), ("logged_models", "artifact_location"),
+                     ("model_versions", "storage_location"), ("model_versions", "source")]
+
+def _reroot(
+    db:Path,      # the tracking store's SQLite file
+    root:Path,    # this home's `mlartifacts`
+)->int:           # rows changed
+    "Point artifact locations that lie in another home's `mlartifacts` at `root`"
+    if not db.exists(): return 0
+    new, con = root.as_uri(), sqlite3.connect(db, timeout=5)
+    try:
+        have = {t: {r[1] for r in con.execute(f"PRAGMA table_info({t})")} for t in {t for t, _ in _ARTIFACT_COLUMNS}}
+        if "artifact_location" not in have["experiments"]: return 0
+        mark = "/mlartifacts/swb-"   # the layout `experiment_id` creates
+        olds = {loc[:loc.index(mark) + len("/mlartifacts")] for (loc,) in con.execute("SELECT artifact_location FROM experiments")
+                if loc and mark in loc} - {new}
+        n = 0
+        with con:
+            for old in olds:
+                for t, c in _ARTIFACT_COLUMNS:
+                    if c not in have[t]: continue
+                    n += con.execute(f"UPDATE {t} SET {c} = ? || substr({c}, ?) WHERE substr({c}, 1, ?) = ?",
+                                     (new, len(old) + 1, len(old) + 1, old + "/")).rowcount
+        return n
+    finally: con.close()
+
+# %% ../nbs/70_registry.ipynb #fbb5db28
+_READY:set[str] = set()   # tracking stores this process has opened
+
+def _first_line(e:BaseException)->str: return (str(e).strip().splitlines() or [""])[0][:200]
+
+def _ensure_store(settings:Settings)->None:
+    "Open the tracking store once per process under the home's lock: refuse a damaged file, create a missing schema, re-root a copied home"
+    p = _db_path(settings)
+    if p is None or str(p) in _READY: return
+    def open_store():
+        from mlflow import MlflowClient
+        c = MlflowClient(tracking_uri(settings))
+        c._tracking_client.store, c._get_registry_client().store   # each creates the tables it misses, now, under the lock
+        _reroot(p, settings.home/"mlartifacts")
+    with registry_lock(settings):
+        _check_tracking_file(p)
+        try: with_busy_retry(settings, open_store)
+        except SwbError: raise
+        except Exception as e:   # SQLite's header on a damaged body, or another program's database
+            if _is_busy(e): raise
+            raise SwbError(_not_registry(p, f"{type(e).__name__}: {_first_line(e)}")) from None
+    _READY.add(str(p))
 
 # %% ../nbs/70_registry.ipynb #d4c8181a
 def mlflow_module(settings:Settings):
-    "mlflow, quiet and pointed at this workbench's tracking store"
+    "mlflow, quiet and pointed at this workbench's tracking store (opened once per process, see `_ensure_store`)"
     import mlflow
     for name in ("mlflow", "alembic"): logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="mlflow")
     mlflow.set_tracking_uri(tracking_uri(settings))
+    _ensure_store(settings)
     return mlflow
 
 def client(settings:Settings):
@@ -45,13 +175,18 @@ def client(settings:Settings):
     return MlflowClient(tracking_uri(settings))
 
 # %% ../nbs/70_registry.ipynb #6f38d5e7
+@_registry_op
 def experiment_id(settings:Settings, job:str)->str:
     "Id of the experiment `swb-{job}`, created with its artifacts under the home"
     mlflow = mlflow_module(settings)
     name = f"swb-{job}"
     exp = mlflow.get_experiment_by_name(name)
     if exp is not None: return exp.experiment_id
-    return mlflow.create_experiment(name, artifact_location=(settings.home/"mlartifacts"/name).as_uri())
+    from mlflow.exceptions import MlflowException
+    try: return mlflow.create_experiment(name, artifact_location=(settings.home/"mlartifacts"/name).as_uri())
+    except MlflowException as e:   # another process created it since we asked
+        if _is_busy(e) or (exp := mlflow.get_experiment_by_name(name)) is None: raise
+        return exp.experiment_id
 
 # %% ../nbs/70_registry.ipynb #6c151c56
 import mlflow.pyfunc
@@ -87,6 +222,7 @@ def _requirements(models:dict)->list[str]:
     return out
 
 # %% ../nbs/70_registry.ipynb #115da3fb
+@_registry_op
 def log_forecaster(
     settings:Settings,
     models:dict,               # horizon -> fitted ForecastModel, all of one kind
@@ -121,16 +257,21 @@ def log_forecaster(
     return {"run_id": run.info.run_id, "version": str(info.registered_model_version) if register else None, "model": name}
 
 # %% ../nbs/70_registry.ipynb #f351dfdf
+@_registry_op
 def set_alias(settings:Settings, alias:str, version)->None:
     "Point `alias` at `version` of the registered model"
     client(settings).set_registered_model_alias(settings.registered_model, alias, str(version))
 
+@_registry_op
 def alias_version(settings:Settings, alias:str)->str|None:
     "The version `alias` points at, None if unset"
     from mlflow.exceptions import MlflowException
     try: return str(client(settings).get_model_version_by_alias(settings.registered_model, alias).version)
-    except MlflowException: return None
+    except MlflowException as e:
+        if _is_busy(e): raise
+        return None
 
+@_registry_op
 def model_versions(settings:Settings)->list[dict]:
     "Every registered version, newest first: version, aliases, model, run, created"
     from mlflow.exceptions import MlflowException
@@ -138,7 +279,9 @@ def model_versions(settings:Settings)->list[dict]:
     try:
         vs = c.search_model_versions(f"name='{settings.registered_model}'")
         aliases = c.get_registered_model(settings.registered_model).aliases  # alias -> version
-    except MlflowException: return []
+    except MlflowException as e:
+        if _is_busy(e): raise
+        return []
     out = []
     for v in sorted(vs, key=lambda v: int(v.version), reverse=True):
         tags = c.get_run(v.run_id).data.tags if v.run_id else {}
@@ -149,52 +292,151 @@ def model_versions(settings:Settings)->list[dict]:
     return out
 
 # %% ../nbs/70_registry.ipynb #8528c625
+@dataclass
+class LoadedModel:
+    "A forecaster ready to predict, and which one it is"
+    model:Any                  # pyfunc-like: `.predict(df)`, `.metadata.run_id` (None for the baseline), `.unwrap_python_model().models`
+    version:str                # the registered version; "baseline" for the rule-based fallback
+    model_id:str               # the MLflow run id that made it; `baseline:<name>` for the fallback
+    fallback_level:int=0       # 0 the champion, 1 the previous champion, 2 the rule-based baseline
+    reason:str|None=None       # why it fell back, one line; None at level 0
+
+def _model_dir(settings:Settings, version:str)->tuple[str, Path|None]:
+    "(run id, local model folder or None if remote) of a registered version; `SwbError` if there is no such version"
+    from mlflow.exceptions import MlflowException
+    c, name = client(settings), settings.registered_model
+    try: mv, uri = c.get_model_version(name, str(version)), c.get_model_version_download_uri(name, str(version))
+    except MlflowException as e:
+        if _is_busy(e): raise
+        raise SwbError(f"cannot load {name} version {version}: no such version in {tracking_uri(settings)}") from None
+    u = urlparse(uri or "")
+    path = Path(unquote(u.path)) if u.scheme == "file" else Path(uri) if uri and not u.scheme else None
+    return mv.run_id or "", path
+
+@_registry_op
+def load_version(
+    settings:Settings,
+    version:str,               # a registered version number
+)->LoadedModel:                # at fallback level 0
+    "Load one registered version; a one-line `SwbError` naming what is missing when it cannot be loaded"
+    mlflow, name = mlflow_module(settings), settings.registered_model
+    run_id, path = _model_dir(settings, version)
+    if path is not None and not (path/"MLmodel").is_file():
+        raise SwbError(f"cannot load {name} version {version}: its model files are missing ({path})")
+    try: return LoadedModel(mlflow.pyfunc.load_model(f"models:/{name}/{version}"), str(version), run_id)
+    except Exception as e:
+        if _is_busy(e): raise
+        raise SwbError(f"cannot load {name} version {version} ({type(e).__name__}: {_first_line(e)})") from None
+
+# %% ../nbs/70_registry.ipynb #bb4b47ab
+BASELINE_MODEL = "ewma"   # the rule-based fallback: random walk, RiskMetrics EWMA volatility band
+
+class _Schema:
+    "The input schema of the baseline: the columns it reads"
+    def __init__(self, cols:list[str]): self.cols = list(cols)
+    def input_names(self)->list[str]: return list(self.cols)
+
+class _BaselineMeta:
+    "What a loaded pyfunc's `metadata` answers, for the baseline: no run, its input columns"
+    run_id = None
+    def __init__(self, cols:list[str]): self._schema = _Schema(cols)
+    def get_input_schema(self)->_Schema: return self._schema
+
+class BaselineForecaster:
+    "A registry-free forecaster, pyfunc-like: one `BASELINE_MODEL` per horizon, fitted at predict time on the rows it is given"
+    def __init__(self, horizons:tuple[int, ...], settings:Settings|None=None, name:str=BASELINE_MODEL):
+        self.models = {h: make_model(name, h, settings) for h in horizons}
+        self.metadata = _BaselineMeta(["symbol", "date", "ret_1d"])
+    def unwrap_python_model(self): return self
+    def predict(self, data:pd.DataFrame, params=None)->pd.DataFrame:
+        "Quantiles per horizon for every input row, `ForecasterPyfunc`'s shape"
+        for m in self.models.values():   # it learns only the variance of ret_1d; a target column just marks every row usable
+            m.fit(data.assign(**{m.target: 0.0}), None, None)
+        return ForecasterPyfunc(self.models, ["ret_1d"]).predict(None, data)
+
+def _horizons(settings:Settings)->tuple[int, ...]:
+    "The forecast horizons from the settings (checked when the settings are read)"
+    return tuple(sorted({int(h) for h in str(settings.horizons).split(",") if h.strip()})) or (1,)
+
+# %% ../nbs/70_registry.ipynb #db923a66
+PROMOTE_HINT = "`swb promote --version N` makes another version champion"
+
+@_registry_op
+def load_champion(settings:Settings)->LoadedModel:
+    "The champion; if its files are missing or unloadable, the previous champion, then the rule-based baseline, with the reason"
+    name = settings.registered_model
+    champ = alias_version(settings, "champion") if has_registry(settings) else None   # asking must not create an empty store
+    if champ is None: raise SwbError(f"no champion model registered as {name!r} in {tracking_uri(settings)}: run `swb train` first")
+    try: return load_version(settings, champ)
+    except SwbError as e: why = str(e)
+    prev = alias_version(settings, "previous_champion")
+    if prev is not None and prev != champ:
+        try: lm = load_version(settings, prev)
+        except SwbError: pass
+        else: return dataclasses.replace(lm, fallback_level=1, reason=f"{why}: forecasting with the previous champion, version {prev}; {PROMOTE_HINT}")
+    return LoadedModel(BaselineForecaster(_horizons(settings), settings), "baseline", f"baseline:{BASELINE_MODEL}", 2,
+                       f"{why}: forecasting with the rule-based baseline ({BASELINE_MODEL}: random walk, EWMA volatility band); {PROMOTE_HINT}")
+
 def load_forecaster(
     settings:Settings,
     ref:str="champion",        # an alias or a version number
-):                             # (pyfunc model, version)
-    "Load a registered forecaster; a one-line error if there is none or it cannot be loaded"
-    mlflow = mlflow_module(settings)
-    version = ref if str(ref).isdigit() else alias_version(settings, ref)
+):                             # (pyfunc model, version); version "baseline" for the rule-based fallback
+    "Load a registered forecaster; the champion through `load_champion` (a `SwbWarning` when it falls back); one line of error otherwise"
+    if ref == "champion":
+        lm = load_champion(settings)
+        if lm.fallback_level: warnings.warn(lm.reason, SwbWarning)
+        return lm.model, lm.version
+    version = None if not has_registry(settings) else ref if str(ref).isdigit() else alias_version(settings, ref)
     if version is None:
         raise SwbError(f"no {ref} model registered as {settings.registered_model!r} in {tracking_uri(settings)}: run `swb train` first")
-    try: return mlflow.pyfunc.load_model(f"models:/{settings.registered_model}/{version}"), str(version)
-    except Exception as e:
-        raise SwbError(f"cannot load {settings.registered_model} version {version} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    return load_version(settings, version).model, str(version)
 
 # %% ../nbs/70_registry.ipynb #567402e4
+@_registry_op
 def assign_alias(settings:Settings, version)->str:
-    "Make a new `version` champion if there is none yet, else challenger; returns the alias"
-    alias = "challenger" if alias_version(settings, "champion") else "champion"
-    set_alias(settings, alias, version)
+    "Make a new `version` champion if there is none yet or the champion cannot be loaded (said in a warning), else challenger; returns the alias"
+    with registry_lock(settings):   # two trains at once: one champion
+        champ = alias_version(settings, "champion")
+        alias = "champion" if champ is None else "challenger"
+        if champ is not None:
+            try: load_version(settings, champ)
+            except SwbError as e:
+                warnings.warn(f"{e}: the new version {version} becomes champion", SwbWarning)
+                alias = "champion"
+        set_alias(settings, alias, version)
     return alias
 
 # %% ../nbs/70_registry.ipynb #820f30e1
+@_registry_op
 def run_params(settings:Settings, run_id:str)->dict[str, str]:
     "Parameters of run `run_id`: `model`, `data.first`, `data.last`, `data.store_version`, ..."
     return dict(client(settings).get_run(run_id).data.params)
 
+@_registry_op
 def run_metrics(settings:Settings, run_id:str)->dict[str, float]:
     "Metrics of run `run_id`, the last value of each"
     return dict(client(settings).get_run(run_id).data.metrics)
 
+@_registry_op
 def run_tags(settings:Settings, run_id:str)->dict[str, str]:
     "Tags of run `run_id`: `swb.model`, `swb.store_version`, a retrain's `swb.decision`, ..."
     return dict(client(settings).get_run(run_id).data.tags)
 
 # %% ../nbs/70_registry.ipynb #339d24e5
+@_registry_op
 def record_decision(
     settings:Settings,
-    run_id:str,                # the run that registered the challenger
-    decision:dict,             # the retrain record; values that are not JSON are written as strings
+    run_id:str,                # the run that registered the challenger (or the version promoted)
+    decision:dict,             # the record; values that are not JSON are written as strings
     tags:dict[str, str],       # full tag names, e.g. `swb.decision`
-    report_text:str,           # the evaluation report, as `swb evaluate` prints it
+    report_text:str|None,      # the evaluation report, as `swb evaluate` prints it; None: none
+    artifact:str="decision.json", # the record's file name in the run
 )->None:
-    "Attach a retrain decision to its run: tags, `decision.json` and `evaluation.txt`"
+    "Attach a retrain (or promotion) decision to its run: tags, the record as `artifact` and `evaluation.txt`"
     c = client(settings)
     for k, v in tags.items(): c.set_tag(run_id, k, str(v))
-    c.log_dict(run_id, json.loads(json.dumps(decision, default=str)), "decision.json")
-    c.log_text(run_id, report_text, "evaluation.txt")
+    c.log_dict(run_id, json.loads(json.dumps(decision, default=str)), artifact)
+    if report_text is not None: c.log_text(run_id, report_text, "evaluation.txt")
 
 # %% ../nbs/70_registry.ipynb #e1929a8e
 def _flat_metrics(result:dict)->dict[str, float]:
@@ -208,6 +450,7 @@ def _flat_metrics(result:dict)->dict[str, float]:
     return out
 
 # %% ../nbs/70_registry.ipynb #ab4e8631
+@_registry_op
 def log_evaluation(
     settings:Settings,
     result:dict,               # `evaluate_models`' result: {"models": {model: {regime: {metric: value}}}, ...}

@@ -6,14 +6,17 @@ Docs: https://stock-workbench.github.io/stock_workbench/runner.html.md"""
 
 # %% ../nbs/93_runner.ipynb #dee191ae
 from __future__ import annotations
-import json, os, shutil, sys, time
+import json, os, re, shutil, signal, sys, tempfile, threading, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd
-from .config import Settings, SwbError
+from .config import Settings, SwbError, SwbWarning
+from .util import committed
+
 
 # %% auto #0
-__all__ = ['JOBS', 'pipeline_path', 'pipeline_parameters', 'parse_params', 'JobResult', 'render_html', 'run_job']
+__all__ = ['JOBS', 'IPC_PREFIX', 'RUN_RECORD_ENV', 'pipeline_path', 'pipeline_parameters', 'parse_params', 'JobResult',
+           'render_html', 'clean_leftovers', 'record_event', 'read_record', 'run_job']
 
 # %% ../nbs/93_runner.ipynb #427bc253
 JOBS = ("eod", "retrain")
@@ -69,6 +72,8 @@ class JobResult:
     error:str|None=None                          # one line when not ok
     seconds:dict=field(default_factory=dict)     # execute (kernel start + cells), html
     cells:list=field(default_factory=list)       # (tags, seconds) of each executed cell
+    committed:list=field(default_factory=list)   # durable effects of the run's steps (`record_event`), oldest first
+    warnings:list=field(default_factory=list)    # one line each, also issued as `SwbWarning`
 
 def _session_for(settings:Settings, job:str, date:str, params:dict)->str:
     "The session `job` runs for, its parameters checked as the job checks them, before a kernel starts"
@@ -88,22 +93,43 @@ def _session_for(settings:Settings, job:str, date:str, params:dict)->str:
         resolve_symbols(settings, params.get("symbols", ""), "none")
     return str(d.date())
 
+# the report loads nothing from the network: no require.js, MathJax or mermaid (a report has no widget, formula or diagram),
+# images are embedded by the notebook already (base64 PNG)
+_OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
 def render_html(nb_path:Path, html_path:Path, title:str):
-    "The executed notebook as HTML without code cells"
-    import nbformat
+    "The executed notebook as HTML without code cells, that needs no network to show"
+    import jinja2, nbformat
     from nbconvert import HTMLExporter
-    ex = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    ex = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True,
+                      extra_loaders=[jinja2.DictLoader({"swb_offline.html.j2": _OFFLINE_TEMPLATE})], template_file="swb_offline.html.j2")
     nb = nbformat.read(nb_path, as_version=4)
     body, _ = ex.from_notebook_node(nb, resources={"metadata": {"name": title}})
     html_path.write_text(body, encoding="utf-8")
 
+
 # %% ../nbs/93_runner.ipynb #2f15947a
-def _ipc_kernel_manager():
-    "A kernel manager whose kernel talks over local IPC sockets (no TCP port is opened) and is shut down without a SIGINT"
+IPC_PREFIX = "swb-ipc-"   # private folder of one run's kernel sockets and connection file: <tmp>/swb-ipc-<pid>-<random>
+
+def _ipc_kernel_manager(
+    ipc_dir:Path|str|None=None,   # where the sockets and the connection file go; None: a new private temp folder, removed at cleanup
+    started:list|None=None,       # each manager made is appended here (to kill its kernel on an interrupt)
+):
+    "A kernel manager whose kernel talks over local IPC sockets in a private folder (no TCP port, no shared names) and is shut down without a SIGINT"
     from jupyter_client.manager import AsyncKernelManager
     class IpcKernelManager(AsyncKernelManager):
         def __init__(self, **kw):
             super().__init__(**kw); self.transport = "ipc"
+            # jupyter_client numbers socket files `<ip>-1`, `-2`, ... after checking which exist: two runs in one folder pick
+            # the same names (`Invalid Signature`, `Kernel didn't respond`); a folder per run cannot collide
+            self._own_dir = ipc_dir is None
+            d = Path(ipc_dir) if ipc_dir is not None else Path(tempfile.mkdtemp(prefix=f"{IPC_PREFIX}{os.getpid()}-"))
+            self.ipc_dir, self.connection_file, self.ip = d, str(d/"kernel.json"), str(d/"kernel-ipc")
+            if started is not None: started.append(self)
         async def _async_interrupt_kernel(self):
             # jupyter_client interrupts before every shutdown; papermill shuts down right after the reply to its last
             # kernel_info_request, and a SIGINT landing before the kernel leaves that handler is logged to our stderr as
@@ -111,11 +137,95 @@ def _ipc_kernel_manager():
             # goes over the control channel, which a busy kernel still serves, and a kernel that does not stop is killed.
             if self.shutting_down: return
             await super()._async_interrupt_kernel()
+        async def _async_cleanup_resources(self, restart:bool=False):
+            await super()._async_cleanup_resources(restart)
+            if self._own_dir and not restart: shutil.rmtree(self.ipc_dir, ignore_errors=True)
+        cleanup_resources = _async_cleanup_resources
+        def kill_now(self):
+            "SIGKILL the kernel's process group at once (it runs in a session of its own: a signal to us does not reach it)"
+            import signal
+            pid = getattr(self.provisioner, "pid", None)
+            if pid:
+                try: os.killpg(os.getpgid(pid), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    try: os.kill(pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError): pass
     return IpcKernelManager
 
 def _first_line(x)->str: return (str(x).strip().splitlines() or [""])[0]  # whole: the cause line names file, row and remedy
 
+
+# %% ../nbs/93_runner.ipynb #bf445879
+RUN_RECORD_ENV = "SWB_RUN_RECORD"
+_LEFTOVER = re.compile(r"\.(\d{4}-\d{2}-\d{2})\.(\d+)\.(tmp|old)")
+
+def _pid_alive(pid:int)->bool:
+    "Whether a process `pid` exists (one of another user counts)"
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def clean_leftovers(
+    settings:Settings,
+    tmp_root:Path|str|None=None,   # where the private socket folders are; default the system's temp folder
+)->list[Path]:                     # what was removed
+    "Remove what killed runs left: `kernel-ipc-N` files in the home, report tmp/old folders and socket folders of dead processes"
+    home, gone = Path(settings.home), []
+    for p in home.glob("kernel-ipc-*"):
+        if re.fullmatch(r"kernel-ipc-\d+", p.name) and not p.is_dir(): p.unlink(missing_ok=True); gone.append(p)
+    for job in JOBS:
+        root = home/settings.reports_dir/job
+        for p in (root.iterdir() if root.is_dir() else []):
+            m = _LEFTOVER.fullmatch(p.name)
+            if m and p.is_dir() and not _pid_alive(int(m[2])): shutil.rmtree(p, ignore_errors=True); gone.append(p)
+    for p in Path(tmp_root or tempfile.gettempdir()).glob(f"{IPC_PREFIX}*"):
+        m = re.fullmatch(rf"{IPC_PREFIX}(\d+)-\w+", p.name)
+        if m and p.is_dir() and not _pid_alive(int(m[1])): shutil.rmtree(p, ignore_errors=True); gone.append(p)
+    return gone
+
+def record_event(
+    kind:str,   # `committed` (a durable effect: `store PATH version 12`) or `warning` (one line for the operator)
+    text:str,   # one line; never a secret
+):
+    "Tell the runner of this job (if any) about a committed effect or a warning; a committed effect also goes to `util.committed`"
+    if kind not in ("committed", "warning"): raise ValueError(f"unknown event kind {kind!r}")
+    if kind == "committed": committed(text)
+    path = os.environ.get(RUN_RECORD_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f: f.write(json.dumps({"kind": kind, "text": _first_line(text)}) + "\n"); f.flush()
+
+def read_record(path:Path)->dict:
+    "kind -> [text] of the events `record_event` wrote to `path`, in order; a torn last line (a killed kernel) is skipped"
+    out = {"committed": [], "warning": []}
+    if not Path(path).exists(): return out
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        try: e = json.loads(line)
+        except ValueError: continue
+        if isinstance(e, dict) and e.get("kind") in out: out[e["kind"]].append(str(e.get("text", "")))
+    return out
+
 # %% ../nbs/93_runner.ipynb #dc746324
+def _writable(path:Path, what:str):
+    "Raise one line naming `path` and the cause when the runner cannot write there (read-only home, full disk)"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path/f".probe.{os.getpid()}"
+        probe.write_bytes(b"x" * 4096); probe.unlink()
+    except OSError as e: raise SwbError(f"cannot write {what} {path}: {e.strerror or e}; free space or fix permissions, then run again") from None
+
+def _failed_note(nb_path:Path, events:dict):
+    "Add a markdown cell at the end of a failed run's notebook saying what its steps had committed before it stopped"
+    import nbformat
+    nb = nbformat.read(nb_path, as_version=4)
+    done = events["committed"]
+    text = ("**This run stopped before its end.** " + ("What its steps had committed before: " + "; ".join(done) + "."
+            if done else "None of its steps had committed anything.") + " Warnings: " + ("; ".join(events["warning"]) or "none") + ".")
+    nb.cells.append(nbformat.v4.new_markdown_cell(text))
+    nbformat.write(nb, nb_path)
+
+def _sigterm(signum, frame): raise KeyboardInterrupt("SIGTERM")
+
 def run_job(
     settings:Settings,
     job:str,                  # `eod` or `retrain`
@@ -123,7 +233,7 @@ def run_job(
     params:list[str]|dict|None=None, # `key=value` items (from `-p`) or a dict
     progress:bool=True,       # papermill's bar over cells, on stderr
 )->JobResult:
-    "Execute the job's pipeline notebook for one session and write its report"
+    "Execute the job's pipeline notebook for one session and write its report; an interrupt stops the kernel, tidies up and is re-raised"
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
     nb_in = pipeline_path(settings, job)
@@ -134,35 +244,59 @@ def run_job(
     p["date"] = session
     root = settings.home/settings.reports_dir/job
     final, tmp = root/session, root/f".{session}.{os.getpid()}.tmp"
+    clean_leftovers(settings)
     if tmp.exists(): shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    nb_out, html = tmp/f"{job}.ipynb", tmp/f"{job}.html"
-    env = {"SWB_HOME": str(settings.home), "SWB_QUIET": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    _writable(tmp, "the report folder")
+    try: ipc = Path(tempfile.mkdtemp(prefix=f"{IPC_PREFIX}{os.getpid()}-"))
+    except OSError as e: raise SwbError(f"cannot write the kernel's socket folder in {tempfile.gettempdir()}: {e.strerror or e}") from None
+    nb_out, html, record = tmp/f"{job}.ipynb", tmp/f"{job}.html", ipc/"record.jsonl"
+    env = {"SWB_HOME": str(settings.home), "SWB_QUIET": "1", "MLFLOW_DISABLE_TELEMETRY": "true", RUN_RECORD_ENV: str(record)}
     old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    err, t0 = None, time.perf_counter()
+    kms, events, done, restore = [], None, False, None
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        restore = signal.signal(signal.SIGTERM, _sigterm)   # a caller with no SIGTERM handler: stop like on SIGINT, not die untidy
     try:
-        pm.execute_notebook(str(nb_in), str(nb_out), parameters=p, kernel_name="python3", progress_bar=progress,
-                            cwd=str(settings.home), start_timeout=120, kernel_manager_class=_ipc_kernel_manager())
-    except PapermillExecutionError as e:
-        err = f"{e.ename}: {_first_line(e.evalue)}"
-    except Exception as e:   # the kernel died, a timeout: still one line, and the notebook so far is kept
-        err = f"{type(e).__name__}: {_first_line(e)}"
+        os.environ.update(env)
+        err, t0 = None, time.perf_counter()
+        try:
+            pm.execute_notebook(str(nb_in), str(nb_out), parameters=p, kernel_name="python3", progress_bar=progress,
+                                cwd=str(settings.home), start_timeout=120, kernel_manager_class=_ipc_kernel_manager(ipc, kms))
+        except PapermillExecutionError as e:
+            err = f"{e.ename}: {_first_line(e.evalue)}"
+        except OSError as e:   # papermill could not write the notebook: the cause, not the unreadable file it leaves
+            raise SwbError(f"{job} {session}: cannot write {e.filename or nb_out}: {e.strerror or e}") from None
+        except Exception as e:   # the kernel died, a timeout: still one line, and the notebook so far is kept
+            err = f"{type(e).__name__}: {_first_line(e)}"
+        except BaseException:    # SIGINT, or SIGTERM as the CLI raises it: stop the kernel, say what had committed, re-raise
+            for km in kms: km.kill_now()
+            for c in read_record(record)["committed"]: committed(c)
+            raise
+        finally:
+            for k, v in old.items():
+                if v is None: os.environ.pop(k, None)
+                else: os.environ[k] = v
+        events = read_record(record)
+        for c in events["committed"]: committed(c)
+        for w in events["warning"]: warnings.warn(f"{job} {session}: {w}", SwbWarning)
+        t1 = time.perf_counter()
+        if not nb_out.exists(): raise SwbError(f"{job} {session} did not start: {err}")
+        _writable(tmp, "the report folder")   # a notebook cut short by a full disk would read as bad JSON: name the cause
+        try:
+            if err is not None: _failed_note(nb_out, events)
+            render_html(nb_out, html, f"{job} {session}")
+        except OSError as e: raise SwbError(f"cannot write the report {e.filename or html}: {e.strerror or e}") from None
+        t2 = time.perf_counter()
+        cells = [(c.get("metadata", {}).get("tags", []), c.get("metadata", {}).get("papermill", {}).get("duration"))
+                 for c in json.loads(nb_out.read_text())["cells"] if c["cell_type"] == "code"]
+        trash = root/f".{session}.{os.getpid()}.old"
+        if final.exists(): final.rename(trash)
+        tmp.rename(final); done = True
+        shutil.rmtree(trash, ignore_errors=True)
     finally:
-        for k, v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
-    t1 = time.perf_counter()
-    if not nb_out.exists():
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise SwbError(f"{job} {session} did not start: {err}")
-    render_html(nb_out, html, f"{job} {session}")
-    t2 = time.perf_counter()
-    cells = [(c.get("metadata", {}).get("tags", []), c.get("metadata", {}).get("papermill", {}).get("duration"))
-             for c in json.loads(nb_out.read_text())["cells"] if c["cell_type"] == "code"]
-    trash = root/f".{session}.{os.getpid()}.old"
-    if final.exists(): final.rename(trash)
-    tmp.rename(final)
-    shutil.rmtree(trash, ignore_errors=True)
+        if restore is not None: signal.signal(signal.SIGTERM, restore)
+        shutil.rmtree(ipc, ignore_errors=True)
+        if not done: shutil.rmtree(tmp, ignore_errors=True)
+    if err is not None and events["committed"]: err += f" (committed before it stopped: {'; '.join(events['committed'])})"
     return JobResult(job, session, err is None, final, final/nb_out.name, final/html.name, err,
-                     {"execute": round(t1 - t0, 3), "html": round(t2 - t1, 3)}, cells)
+                     {"execute": round(t1 - t0, 3), "html": round(t2 - t1, 3)}, cells, events["committed"], events["warning"])
+

@@ -225,6 +225,21 @@ class _Stop(BaseException):
 
 def _on_sigterm(signum, frame): raise _Stop()
 
+def _maintain(settings:Settings, log:Callable, when:Callable):
+    "After a successful EOD: compact and vacuum the home's tables (`storecare.maintain_home`); a failure is a warning line, never a failed EOD"
+    try:
+        from stock_workbench.storecare import maintain_home
+        out = {n: d for n, d in (maintain_home(settings) or {}).items() if isinstance(d, dict)}
+        done = [f"{n} {d.get('files_before', '?')} -> {d.get('files_after', '?')} files" for n, d in out.items()
+                if not d.get("error") and d.get("version") is not None]
+        log(f"{when()} maintain the home's tables: " + (", ".join(done) or "no table yet"))
+        for n, d in out.items():
+            if d.get("error"): log(f"{when()} warning: maintaining the {n} table failed ({d['error']}); the EOD run stands")
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        log(f"{when()} warning: maintaining the home's tables failed ({type(e).__name__}{': ' + msg if msg else ''}); "
+            "the EOD run stands; run `swb store maintain` to retry")
+
 def _run_fire(settings:Settings, fire:Fire, run_job:Callable, now_fn:Callable, log:Callable, stamp:Callable)->int|None:
     "Run `fire` under its job lock and record the outcome; None when skipped"
     with ExitStack() as stack:
@@ -240,7 +255,9 @@ def _run_fire(settings:Settings, fire:Fire, run_job:Callable, now_fn:Callable, l
         finished = now_fn()
         record_run(settings, fire.job, fire.session, code, started, finished)
         took = f"after {(finished - started).total_seconds():.0f} s"
-        if code == 0: log(f"{stamp(finished)} finish {fire.job} for session {fire.session}: exit 0 {took}")
+        if code == 0:
+            log(f"{stamp(finished)} finish {fire.job} for session {fire.session}: exit 0 {took}")
+            if fire.job == "eod": _maintain(settings, log, lambda: stamp(now_fn()))
         else: log(f"{stamp(finished)} FAILED {fire.job} for session {fire.session}: exit {code} {took}; "
                   f"not retried, re-run with `swb run {fire.job} --date {fire.session}`")
         return code

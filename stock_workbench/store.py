@@ -6,6 +6,7 @@ Docs: https://stock-workbench.github.io/stock_workbench/store.html.md"""
 
 # %% ../nbs/30_store.ipynb #09605612
 from __future__ import annotations
+import json, re, uuid, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,14 +15,17 @@ import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from fastcore.basics import patch
-from .config import Settings, SwbError
+from .config import DEFAULTS, Settings, SwbError, SwbWarning
 from .sources import OHLCV_COLUMNS, OHLCV_DTYPES, PRICE_COLUMNS, empty_ohlcv
+from .util import committed, note, retry, write_atomic
 from .validate import (CONTEXT_CHECKS, ValidationFailed, ValidationReport, boundary_failures, parse_allowed_jumps,
                                       restatement_failures, same_at_precision, validate_ohlcv)
 
 # %% auto #0
-__all__ = ['ARROW_SCHEMA', 'to_arrow', 'from_arrow', 'open_delta', 'DeltaStore', 'delta_upsert', 'StoreWrite', 'OhlcvStore',
-           'table_info']
+__all__ = ['ARROW_SCHEMA', 'MARK', 'TABLE_ARG', 'COMMIT_ATTEMPTS', 'INGEST_ATTEMPTS', 'to_arrow', 'from_arrow', 'commit_file',
+           'read_mark', 'write_mark', 'LogProblem', 'log_versions', 'log_problems', 'damage_line', 'open_delta',
+           'missing_files', 'added_in', 'read_errors', 'DeltaStore', 'StoreMoved', 'commit_race', 'landed',
+           'delta_upsert', 'StoreWrite', 'OhlcvStore', 'log_text', 'unlisted_partitions', 'table_info', 'time_travel']
 
 # %% ../nbs/30_store.ipynb #15913150
 ARROW_SCHEMA = pa.schema([("symbol", pa.string()), ("date", pa.date32())] + [(c, pa.float64()) for c in OHLCV_COLUMNS[2:]])
@@ -39,18 +43,172 @@ def from_arrow(t:pa.Table)->pd.DataFrame:
     df = t.select(OHLCV_COLUMNS).to_pandas(date_as_object=False)
     return df.astype(OHLCV_DTYPES)
 
+# %% ../nbs/30_store.ipynb #38e82a79
+_COMMIT = re.compile(r"^(\d{20})\.json$")
+_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(\.\d+\.\d+)?\.parquet$")
+MARK = ".swb-version"   # the newest version committed through `delta_upsert`, beside `_delta_log`
+TABLE_ARG = {"store": "ohlcv", "ledger": "ledger", "candle store": "candles", "market store": "market"}  # `what` -> `--table`
+
+def commit_file(path:str|Path, v:int)->Path:
+    "The log file of version `v` of the table at `path`"
+    return Path(path)/"_delta_log"/f"{v:020d}.json"
+
+def read_mark(path:str|Path)->int|None:
+    "The newest version committed through the workbench (`.swb-version`), None if unknown"
+    try: return int((Path(path)/MARK).read_text().strip())
+    except (OSError, ValueError): return None
+
+def write_mark(path:str|Path, v:int, force:bool=False):
+    "Remember `v` as the newest committed version; never lowered unless `force` (a restore that set damaged commits aside)"
+    old = read_mark(path)
+    if force or old is None or v > old:
+        try: write_atomic(Path(path)/MARK, str(v))
+        except OSError: pass   # the mark only sharpens damage detection: a commit that landed stays landed
+
+@dataclass
+class LogProblem:
+    "One damaged or missing file of a Delta log"
+    file:Path       # the file: a commit, `_last_checkpoint`, or the commit missing from the end
+    problem:str     # what is wrong with it, e.g. `empty (0 bytes)`
+    good:int|None   # the newest version before the damage, whole (`swb store restore --version good`); None: none
+
+def _parse_problem(f:Path)->str|None:
+    "Why the commit file `f` is not a whole Delta commit, None if it is"
+    try: text = f.read_bytes()
+    except OSError as e: return f"unreadable ({e.strerror})"
+    if not text.strip(): return "empty (0 bytes)" if not text else "empty"
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip(): continue
+        try: a = json.loads(line)
+        except ValueError: return f"truncated or corrupt (line {i} of {len(text.splitlines())} is not JSON)"
+        if not (isinstance(a, dict) and len(a) == 1 and next(iter(a)) in _ACTIONS):   # JSON, but no Delta action: delta-rs skips it silently
+            return f"corrupt (line {i} of {len(text.splitlines())} is not a Delta log action)"
+    return None
+
+_ACTIONS = {"metaData", "protocol", "add", "remove", "cdc", "txn", "commitInfo", "domainMetadata", "checkpointMetadata", "sidecar"}
+
+def _checkpoint_problem(f:Path)->str|None:
+    "Why the checkpoint file `f` is not a readable Parquet file, None if it is (its footer only: cheap)"
+    import pyarrow.parquet as pq
+    try: pq.read_metadata(f)
+    except OSError as e: return f"unreadable ({e.strerror})" if getattr(e, "strerror", None) else "truncated or corrupt (not a whole Parquet file)"
+    except Exception: return "truncated or corrupt (not a whole Parquet file)"
+    return None
+
+def log_versions(path:str|Path)->tuple[list[int], list[int]]:
+    "Version numbers of the commit files and of the checkpoints in the table's `_delta_log`, ascending"
+    log = Path(path)/"_delta_log"
+    names = [p.name for p in log.iterdir()] if log.is_dir() else []
+    return (sorted(int(m[1]) for n in names if (m := _COMMIT.match(n))),
+            sorted({int(m[1]) for n in names if (m := _CHECKPOINT.match(n))}))
+
+def log_problems(
+    path:str|Path,     # the table's folder
+    deep:bool=False,   # parse every commit since the newest checkpoint, not only the newest
+)->list[LogProblem]:   # empty when the log is whole
+    "Damage in the Delta log of the table at `path`: a missing, empty or unparsable commit, a gap, a checkpoint hint to nothing"
+    mark = read_mark(path)            # before listing: a writer commits first, then marks
+    commits, cps = log_versions(path)
+    out, log = [], Path(path)/"_delta_log"
+    hint = log/"_last_checkpoint"
+    if hint.exists():
+        try: hv = int(json.loads(hint.read_text())["version"])
+        except (OSError, ValueError, KeyError, TypeError): out.append(LogProblem(hint, "unreadable", commits[-1] if commits else None))
+        else:
+            if hv not in cps and hv not in log_versions(path)[1]:   # listed again: a checkpoint written meanwhile
+                out.append(LogProblem(hint, f"pointing at checkpoint version {hv}, which is missing", commits[-1] if commits else None))
+    if not commits and not cps: return out
+    base = cps[-1] if cps else 0                  # a checkpoint holds every version up to its own
+    newest = max(commits + cps)
+    have = set(commits)
+    for f in (sorted(log.glob(f"{cps[-1]:020d}.checkpoint*.parquet")) if cps else []):
+        if why := _checkpoint_problem(f):   # every commit from 0 still there: the table is whole without the checkpoint
+            out.append(LogProblem(f, why, newest if have >= set(range(newest + 1)) and not _parse_problem(commit_file(path, newest)) else None))
+            break
+    gaps = [v for v in range(base + 1 if cps else 0, newest + 1) if v not in have]
+    if gaps: out.append(LogProblem(commit_file(path, gaps[0]), "missing (a gap in the log)", gaps[0] - 1 if gaps[0] > 0 else None))
+    check = [v for v in commits if v > base or not cps] if deep else [newest] if newest in have else []
+    for v in check:
+        why = _parse_problem(commit_file(path, v))
+        if why: out.append(LogProblem(commit_file(path, v), why, v - 1 if v > 0 else None)); break
+    if mark is not None and mark > newest:
+        out.append(LogProblem(commit_file(path, newest + 1), f"missing (version {mark} was committed; the log ends at {newest})", newest))
+    return out
+
+def damage_line(what:str, path, probs:list[LogProblem])->str:
+    "One line: the damaged file and the way back"
+    p = probs[0]
+    good = min((q.good for q in probs if q.good is not None), default=None)
+    table = "" if TABLE_ARG.get(what, "ohlcv") == "ohlcv" else f" --table {TABLE_ARG[what]}"
+    back = (f"`swb store restore --version {good}{table}` (the newest whole version; damaged commits are set aside, not deleted)"
+            if good is not None else "move the table aside and ingest again")
+    return (f"{what} {path}: damaged: {p.file} is {p.problem}" + (f" (+{len(probs) - 1} more)" if len(probs) > 1 else "")
+            + f"; run `swb store check{table}`, then {back}, or `swb store drop --symbols S{table}` and ingest S again")
+
 # %% ../nbs/30_store.ipynb #209217f0
 def open_delta(
     path:str|Path,          # the table's folder
     what:str="store",       # names the table in errors, e.g. `ledger`, `market store`
     version:int|None=None,  # an earlier version; default the latest
+    check:bool=True,        # refuse a damaged log (`log_problems`); False only to repair it
 )->DeltaTable|None:         # None while there is no table at `path`
-    "The Delta table at `path`; `SwbError` `'{what} {path}: unreadable (...)'` or `'...: no version N'`"
-    if not DeltaTable.is_deltatable(str(path)): return None
+    "The Delta table at `path`; `SwbError` naming a damaged log file and the way back, or `'...: no version N'`"
+    commits, cps = log_versions(path)
+    if not commits and not cps and not DeltaTable.is_deltatable(str(path)): return None
+    if check and (probs := log_problems(path)): raise SwbError(damage_line(what, path, probs))
     try: return DeltaTable(str(path), version=version)
     except (DeltaError, ValueError, OSError) as e:
         if version is not None: raise SwbError(f"{what} {path}: no version {version}") from None
-        raise SwbError(f"{what} {path}: unreadable ({str(e).splitlines()[0]})") from None
+        raise SwbError(f"{what} {path}: unreadable ({str(e).splitlines()[0][:300]}); run `swb store check`") from None
+
+# %% ../nbs/30_store.ipynb #ceae38f6
+_PARQUET = re.compile(r"([\w%=.\-]+/)*[\w.\-]+\.parquet")
+
+def missing_files(t:DeltaTable)->list[tuple[str, str]]:
+    "Data files the table's version names that are missing or of the wrong size: `[(relative path, 'missing' | 'truncated ...')]`"
+    root, out = Path(t.table_uri.removeprefix("file://")), []
+    for a in pa.table(t.get_add_actions(flatten=True)).select(["path", "size_bytes"]).to_pylist():
+        f = root/a["path"]
+        try: size = f.stat().st_size
+        except OSError: out.append((a["path"], "missing")); continue
+        if size != a["size_bytes"]: out.append((a["path"], f"truncated or changed ({size:,} of {a['size_bytes']:,} bytes)"))
+    return out
+
+def added_in(path:str|Path, file:str)->int|None:
+    "The version whose commit added data file `file` (relative path), None if no commit in the log does"
+    needle = json.dumps(file)[1:-1]
+    for v in reversed(log_versions(path)[0]):
+        try: text = commit_file(path, v).read_text(errors="replace")
+        except OSError: continue
+        if f'"path":"{needle}"' in text and '"add"' in text: return v
+    return None
+
+def _partition(file:str)->str|None:
+    "`A` of `symbol=A/part-...parquet`"
+    m = re.match(r"[^/=]+=([^/]+)/", file)
+    return m[1] if m else None
+
+@contextmanager
+def read_errors(t:DeltaTable, what:str="store"):
+    "A read that hits a missing or damaged data file as one `SwbError` naming the file and the way back"
+    try: yield
+    except (OSError, pa.ArrowException, DeltaError) as e:
+        path = t.table_uri.removeprefix("file://").rstrip("/")
+        bad = missing_files(t)
+        if not bad and (m := _PARQUET.search(str(e))): bad = [(m[0], "unreadable")]
+        if not bad: raise SwbError(f"{what} {path}: read failed ({str(e).splitlines()[0][:300]}); run `swb store check`") from None
+        if t.version() < max(log_versions(path)[0], default=-1):   # a newer version whole: a vacuum removed what this older read needed
+            try: whole = not missing_files(DeltaTable(path))
+            except Exception: whole = False
+            if whole: raise SwbError(f"{what} {path}: files of version {t.version()} were vacuumed (by `swb store maintain`, maybe while "
+                                     "this command ran); the latest version is whole: run the command again") from None
+        f, why = bad[0]
+        v, sym = added_in(path, f), _partition(f)
+        table = "" if TABLE_ARG.get(what, "ohlcv") == "ohlcv" else f" --table {TABLE_ARG[what]}"
+        back = ([f"`swb store drop --symbols {sym}{table}` and ingest {sym} again"] if sym and what in ("store", "market store") else []) \
+               + ([f"`swb store restore --version {v - 1}{table}` (before the commit that wrote it)"] if v else [])
+        raise SwbError(f"{what} {path}: data file {f} is {why}" + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "")
+                       + f"; run `swb store check{table}`" + (", then " + " or ".join(back) if back else "")) from None
 
 # %% ../nbs/30_store.ipynb #12d2a4f6
 class DeltaStore:
@@ -67,20 +225,25 @@ class DeltaStore:
         return None if t is None else t.version()
 
 # %% ../nbs/30_store.ipynb #b39019ae
+class StoreMoved(SwbError):
+    "The table moved on since the rows were checked against it: nothing written; check them again and retry"
+
 def _check_base(t:DeltaTable|None, base_version, what:str, path):
     "Refuse to write when the table moved on since the rows were checked against `base_version` (...: no check)"
     now = None if t is None else t.version()
     if base_version is not ... and now != base_version:
-        raise SwbError(f"{what} {path}: another write committed (version {base_version} -> {now}) while the rows were checked; "
-                       "nothing was written; run again")
+        raise StoreMoved(f"{what} {path}: another write committed (version {base_version} -> {now}) while the rows were checked; "
+                         "nothing was written; run again")
 
 @contextmanager
 def _write_errors(what:str, path):
-    "A lost commit race or a failed write as one line saying the table is unchanged"
+    "A lost commit race (after the retries) or a failed write as one line saying the table is unchanged"
     try: yield
+    except SwbError: raise
     except CommitFailedError as e:
-        raise SwbError(f"{what} {path}: another write committed first, nothing written; retry ({e})") from None
-    except (DeltaError, OSError) as e:   # the noun's last word: `market store` -> `store unchanged`
+        raise SwbError(f"{what} {path}: other writes kept committing first ({COMMIT_ATTEMPTS} attempts); nothing written; run again "
+                       f"({str(e).splitlines()[0]})") from None
+    except (DeltaError, OSError, pa.ArrowException) as e:   # the noun's last word: `market store` -> `store unchanged`
         raise SwbError(f"{what} {path}: write failed, {what.split()[-1]} unchanged ({str(e).splitlines()[0]})") from None
 
 # %% ../nbs/30_store.ipynb #73b03a2f
@@ -88,6 +251,38 @@ def _sql_in(column:str, values)->str:
     "`column IN ('a', 'b')` with quotes doubled"
     quoted = ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
     return f"{column} IN ({quoted})"
+
+def commit_race(e:BaseException)->bool:
+    "A lost commit race (delta-rs conflict), or a table another writer created meanwhile: worth re-reading and trying again"
+    return isinstance(e, CommitFailedError) or (isinstance(e, DeltaError) and "already exists" in str(e))
+
+def landed(what:str, path, v:int):
+    "Record that version `v` of the table at `path` is committed: `util.committed` and the `.swb-version` mark"
+    committed(f"{what} {path} version {v}")
+    write_mark(path, v)
+
+def _tagged(props:CommitProperties|None)->tuple[CommitProperties, str]:
+    "`props` with a token naming this write (`swb.txn`), so its commit can be found if the process is interrupted around it"
+    token, p = uuid.uuid4().hex, props or CommitProperties()
+    return CommitProperties({**(p.custom_metadata or {}), "swb.txn": token}, p.max_commit_retries, p.app_transactions), token
+
+@contextmanager
+def _record_if_interrupted(what:str, path, token:str):
+    "SIGINT/SIGTERM (not an `Exception`) just after the commit landed: find it by its token and record it (`landed`) before going on"
+    try: yield
+    except BaseException as e:
+        if not isinstance(e, Exception):
+            for v in reversed(log_versions(path)[0][-5:]):
+                try: text = commit_file(path, v).read_text(errors="replace")
+                except OSError: continue
+                if f'"swb.txn":"{token}"' in text: landed(what, path, v); break
+        raise
+
+COMMIT_ATTEMPTS = 8   # attempts of one write against commit races, with jittered back-off (`util.retry`)
+
+def _retrying(what:str, path):
+    "`on_retry` for `util.retry`: one line for a person watching"
+    return lambda i, e: note(f"swb: {what} {path}: another write committed first; retrying ({i}/{COMMIT_ATTEMPTS - 1})")
 
 def delta_upsert(
     table:DeltaTable|None,      # the table as opened before the write (`open_delta`); None: create it
@@ -99,21 +294,29 @@ def delta_upsert(
     changed:Callable|None=None, # `changed(table) -> (rows to merge: pa.Table, info)`; default: every row, info None
     within:dict|None=None,      # {column: values} the target rows are limited to (partition pruning), e.g. {"symbol": ["A"]}
     partition_by:list[str]|None=None, # partition columns of a new table
-    base_version=...,           # the version the rows were checked against (`SwbError` if the table moved on); ...: no check
+    base_version=...,           # the version the rows were checked against (`StoreMoved` if the table moved on); ...: no check
 ):                              # `info` from `changed`; None when the table was created with every row
-    "Create or upsert a Delta table in one atomic commit; unchanged rows are not rewritten; one-line `SwbError` on failure"
-    _check_base(table, base_version, what, path)
-    with _write_errors(what, path):
-        if table is None:
+    "Create or upsert a Delta table in one atomic commit; unchanged rows are not rewritten; lost races retried; one-line `SwbError` on failure"
+    props, token = _tagged(props)
+    tried = []
+    def attempt():
+        t = table if not tried else open_delta(path, what)   # a retry re-reads the table, and `changed` the stored rows
+        tried.append(1)
+        _check_base(t, base_version, what, path)
+        if t is None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             write_deltalake(str(path), rows, partition_by=partition_by, mode="error", commit_properties=props)
-            return None
-        new, info = changed(table) if changed else (rows, None)
-        if new.num_rows == 0: return info
+            return None, 0
+        new, info = changed(t) if changed else (rows, None)
+        if new.num_rows == 0: return info, None
         scope = [_sql_in(f"t.{c}", v) for c, v in (within or {}).items()]
-        (table.merge(new, predicate=" AND ".join(scope + [f"t.{k} = s.{k}" for k in keys]),
-                     source_alias="s", target_alias="t", commit_properties=props)
+        (t.merge(new, predicate=" AND ".join(scope + [f"t.{k} = s.{k}" for k in keys]),
+                 source_alias="s", target_alias="t", commit_properties=props)
           .when_matched_update_all().when_not_matched_insert_all().execute())
+        return info, t.version()
+    with _record_if_interrupted(what, path, token), _write_errors(what, path):
+        info, v = retry(attempt, commit_race, COMMIT_ATTEMPTS, on_retry=_retrying(what, path))
+    if v is not None: landed(what, path, v)
     return info
 
 # %% ../nbs/30_store.ipynb #971dd5a6
@@ -132,21 +335,24 @@ class OhlcvStore(DeltaStore):
 
     @classmethod
     def from_settings(cls, settings:Settings|None=None)->OhlcvStore:
-        return cls((settings or Settings()).store_path)
+        settings = settings or Settings()
+        st = cls(settings.store_path)
+        st.retention_hours = settings.store_retention_hours   # the time-travel horizon `info` states
+        return st
 
 # %% ../nbs/30_store.ipynb #cfb9e080
-def _read_table(t:DeltaTable, symbols=None, start=None, end=None, columns=None)->pa.Table:
-    "Rows of `t`, pruned by symbol partition and date"
+def _read_table(t:DeltaTable, symbols=None, start=None, end=None, columns=None, what:str="store")->pa.Table:
+    "Rows of `t`, pruned by symbol partition and date; a missing or damaged data file named (`read_errors`)"
     filters = [("symbol", "in", list(symbols))] if symbols else []  # on the partition column: prunes whole folders
     if start is not None: filters.append(("date", ">=", pd.Timestamp(start).date()))
     if end is not None: filters.append(("date", "<=", pd.Timestamp(end).date()))
-    return t.to_pyarrow_table(filters=filters or None, columns=columns)
+    with read_errors(t, what): return t.to_pyarrow_table(filters=filters or None, columns=columns)
 
 @patch
 def read(self:OhlcvStore,
     symbols:list[str]|None=None, # default: all
     start=None, end=None,        # inclusive date bounds
-    version:int|None=None,       # an earlier version, for a reproducible training set
+    version:int|None=None,       # a pinned version (a job reads one version from start to end); default the latest
 )->pd.DataFrame:                 # canonical rows sorted by symbol, date
     "Read rows from the store"
     t = self._table(version)
@@ -156,14 +362,16 @@ def read(self:OhlcvStore,
     df = from_arrow(_read_table(t, symbols, start, end))
     if symbols:
         unknown = sorted(set(symbols) - set(df["symbol"].unique())) if start is None and end is None else []
-        if unknown: raise SwbError(f"unknown symbol(s) {', '.join(unknown)} (the store has {len(self.symbols())})")
+        if unknown: raise SwbError(f"unknown symbol(s) {', '.join(unknown)} (the store has {len(self.symbols(version))})")
     return df.sort_values(["symbol", "date"], ignore_index=True)
 
 # %% ../nbs/30_store.ipynb #c8c6a561
 @patch
-def symbols(self:OhlcvStore)->list[str]:
+def symbols(self:OhlcvStore,
+    version:int|None=None,   # a pinned version; default the latest
+)->list[str]:
     "Symbols in the store"
-    t = self._table()
+    t = self._table(version)
     return [] if t is None else sorted({p["symbol"] for p in t.partitions()})
 
 # %% ../nbs/30_store.ipynb #571a07da
@@ -197,18 +405,16 @@ def write(self:OhlcvStore,
     source:str="",              # lineage recorded with the commit, e.g. `csv:aapl.csv`
     base_version=...,           # the version `df` was checked against (`validate_update`); ...: do not check
 )->StoreWrite:
-    "Upsert `df` on (symbol, date) in one atomic commit"
+    "Upsert `df` on (symbol, date) in one atomic commit; a lost commit race is retried against the new version"
     if df.duplicated(["symbol", "date"]).any(): raise SwbError("refusing to store duplicate (symbol, date) rows")
     new, syms = to_arrow(df), sorted(set(df["symbol"]))
     def changed(t):
         c, inserted, updated = _diff_rows(new, _read_table(t, syms, df["date"].min(), df["date"].max()))
         return c, (inserted, updated)
-    t = self._table()
-    got = delta_upsert(t, self.path, new, ["symbol", "date"], _commit_props(df, source), self.what, changed,
+    got = delta_upsert(self._table(), self.path, new, ["symbol", "date"], _commit_props(df, source), self.what, changed,
                        within={"symbol": syms}, partition_by=["symbol"], base_version=base_version)
-    if t is None: return StoreWrite(self.version, new.num_rows, 0, 0)
+    if got is None: return StoreWrite(self.version, new.num_rows, 0, 0)   # this write created the table
     inserted, updated = got
-    if inserted + updated == 0: return StoreWrite(t.version(), 0, 0, new.num_rows)
     return StoreWrite(self.version, inserted, updated, new.num_rows - inserted - updated)
 
 # %% ../nbs/30_store.ipynb #e0859540
@@ -220,35 +426,101 @@ def replace_history(self:OhlcvStore,
 )->StoreWrite:
     "Replace all stored rows of `df`'s symbols with `df` in one atomic commit"
     if df.duplicated(["symbol", "date"]).any(): raise SwbError("refusing to store duplicate (symbol, date) rows")
-    t = self._table()
-    _check_base(t, base_version, self.what, self.path)
-    if t is None: return self.write(df, source)
     new, syms = to_arrow(df), sorted(set(df["symbol"]))
-    old = _read_table(t, syms)
-    changed, inserted, updated = _diff_rows(new, old)
-    deleted = old.num_rows - (new.num_rows - inserted)   # stored rows whose dates the new history lacks
-    if changed.num_rows == 0 and deleted == 0: return StoreWrite(t.version(), 0, 0, new.num_rows)
-    with _write_errors(self.what, self.path):
+    props, token = _tagged(_commit_props(df, source, **{"swb.replaced": ",".join(syms)}))
+    def attempt():
+        t = self._table()                 # each attempt re-reads the table and the stored rows
+        _check_base(t, base_version, self.what, self.path)
+        if t is None: return self.write(df, source, base_version=base_version)
+        old = _read_table(t, syms)
+        changed, inserted, updated = _diff_rows(new, old)
+        deleted = old.num_rows - (new.num_rows - inserted)   # stored rows whose dates the new history lacks
+        if changed.num_rows == 0 and deleted == 0: return StoreWrite(t.version(), 0, 0, new.num_rows)
         write_deltalake(t, new, mode="overwrite", predicate=_sql_in("symbol", syms), partition_by=["symbol"],
-                        commit_properties=_commit_props(df, source, **{"swb.replaced": ",".join(syms)}))
-    return StoreWrite(self.version, inserted, updated, new.num_rows - inserted - updated, deleted)
+                        commit_properties=props)
+        landed(self.what, self.path, t.version())
+        return StoreWrite(t.version(), inserted, updated, new.num_rows - inserted - updated, deleted)
+    with _record_if_interrupted(self.what, self.path, token), _write_errors(self.what, self.path):
+        return retry(attempt, commit_race, COMMIT_ATTEMPTS, on_retry=_retrying(self.what, self.path))
+
+# %% ../nbs/30_store.ipynb #b7081ec2
+def log_text(path:str|Path)->str:
+    "Every commit of the log and the newest checkpoint's data file paths, as one text to search (repairs and rare checks only)"
+    commits, cps = log_versions(path)
+    parts = []
+    for v in commits:
+        try: parts.append(commit_file(path, v).read_text(errors="replace"))
+        except OSError: pass
+    if cps:
+        import pyarrow.parquet as pq
+        for f in (Path(path)/"_delta_log").glob(f"{cps[-1]:020d}.checkpoint*.parquet"):
+            try: t = pq.read_table(f, columns=["add", "remove"])
+            except Exception: continue   # a damaged checkpoint shows when the table is opened
+            parts += [json.dumps({"path": r["path"]}) for k in ("add", "remove") for r in t[k].to_pylist() if r and r.get("path")]
+    return "\n".join(parts)
+
+def unlisted_partitions(
+    t:DeltaTable,   # a table partitioned by one column, at its latest version
+)->list[str]:       # folder names, e.g. `['symbol=ABC']`
+    "Partition folders holding data files that no commit of the log names: a commit lost from the log, or a first write killed before it committed"
+    path = Path(t.table_uri.removeprefix("file://"))
+    cols = t.metadata().partition_columns
+    if len(cols) != 1 or not path.is_dir(): return []
+    if read_mark(path) == t.version(): return []   # every commit the workbench made is in the log: such files are writes killed before they committed
+    listed = {f"{cols[0]}={p[cols[0]]}" for p in t.partitions()}
+    cand = [d.name for d in path.iterdir() if d.is_dir() and d.name.startswith(cols[0] + "=") and d.name not in listed
+            and any(d.glob("*.parquet"))]
+    if not cand: return []
+    text = log_text(path)
+    return sorted(d for d in cand if f'"{d}/' not in text)
 
 # %% ../nbs/30_store.ipynb #3e80d762
 def table_info(
     t:DeltaTable|None,   # a Delta table with `symbol` and `date` columns; None: no table yet
+    what:str="store",    # names the table in errors
 )->dict:                 # `{version, symbols: {SYM: {rows, first, last}}}`, dates as YYYY-MM-DD
-    "Rows and date span per symbol of a table's current version (the price store's and the market-series store's `info`)"
+    "Rows and date span per symbol of a table's version (the price store's and the market-series store's `info`)"
     if t is None: return {"version": None, "symbols": {}}
-    agg = t.to_pyarrow_table(columns=["symbol", "date"]).group_by("symbol").aggregate(
-        [("date", "count"), ("date", "min"), ("date", "max")]).sort_by("symbol").to_pylist()
+    with read_errors(t, what):
+        agg = t.to_pyarrow_table(columns=["symbol", "date"]).group_by("symbol").aggregate(
+            [("date", "count"), ("date", "min"), ("date", "max")]).sort_by("symbol").to_pylist()
     return {"version": t.version(),
             "symbols": {r["symbol"]: {"rows": r["date_count"], "first": r["date_min"].isoformat(), "last": r["date_max"].isoformat()}
                         for r in agg}}
 
+def _default_retention()->float: return float(DEFAULTS["store"]["store_retention_hours"])
+
+def time_travel(
+    t:DeltaTable|None,                 # the table at its latest version
+    retention_hours:float|None=None,   # `store_retention_hours`; default the setting's default
+    now:pd.Timestamp|None=None,        # default: the current time
+)->str:                                # one line, e.g. `versions 3 (2026-11-24 10:00 UTC) to 9 restorable; ...`
+    "The oldest version `swb store restore` can still reach once `swb store maintain` has vacuumed with this retention"
+    if t is None: return "no versions yet"
+    h = retention_hours if retention_hours is not None else _default_retention()
+    cutoff = (now or pd.Timestamp.now(tz="UTC")) - pd.Timedelta(hours=h)
+    try: raw = t.history()
+    except DeltaError as e:   # an old commit damaged: the latest version reads, older ones may not
+        return f"history unreadable ({str(e).splitlines()[0][:200]}); run `swb store check`"
+    hist = sorted(((x["version"], pd.Timestamp(x["timestamp"], unit="ms", tz="UTC")) for x in raw), key=lambda x: x[0])
+    before = [x for x in hist if x[1] <= cutoff]      # the version current at the cutoff keeps its files; older ones may not
+    v, ts = before[-1] if before else hist[0]
+    return (f"versions {v} ({ts:%Y-%m-%d %H:%M} UTC) to {t.version()} restorable; files only older versions need are vacuumed by "
+            f"`swb store maintain` (retention {h:g} h)")
+
 @patch
-def info(self:OhlcvStore)->dict:
-    "`{version, symbols: {SYM: {rows, first, last}}}` of the current version"
-    return table_info(self._table())
+def info(self:OhlcvStore,
+    version:int|None=None,   # a pinned version; default the latest
+)->dict:
+    "`{version, symbols: {SYM: {rows, first, last}}, time_travel}` of a version; `SwbWarning` for symbols on disk in no version"
+    t = self._table(version)
+    out = table_info(t, self.what)
+    out["time_travel"] = time_travel(t if version is None else self._table(), getattr(self, "retention_hours", None))
+    if version is None and t is not None and (lost := unlisted_partitions(t)):   # a symbol on disk in no version: never silent
+        warnings.warn(f"store {self.path}: {', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''} hold(s) data files in no version "
+                      "(a commit lost from the log, or a first write killed before it committed): those rows are not in the store; "
+                      "run `swb store check`", SwbWarning)
+    return out
 
 def _names(text)->list[str]: return [s for s in str(text or "").split(",") if s]
 
@@ -308,7 +580,7 @@ def _neighbour_rows(t:DeltaTable, df:pd.DataFrame)->pd.DataFrame:
         lo, hi = lo.fillna(flo), hi.fillna(fhi)
         extra = sorted(set(flo.dropna()) | set(fhi.dropna()))
         if extra:
-            more = from_arrow(t.to_pyarrow_table(filters=[("symbol", "in", far), ("date", "in", [d.date() for d in extra])]))
+            with read_errors(t): more = from_arrow(t.to_pyarrow_table(filters=[("symbol", "in", far), ("date", "in", [d.date() for d in extra])]))
             rows = pd.concat([rows, more], ignore_index=True).drop_duplicates(["symbol", "date"])
     lo, hi = lo.fillna(span["min"]), hi.fillna(span["max"])
     d = rows["date"]
@@ -351,6 +623,8 @@ def validate_update(self:OhlcvStore,
     return rep
 
 # %% ../nbs/30_store.ipynb #f9b18a73
+INGEST_ATTEMPTS = 10   # validate-and-write attempts of one ingest racing other writers
+
 @patch
 def ingest(self:OhlcvStore,
     df:pd.DataFrame,              # canonical rows
@@ -360,7 +634,10 @@ def ingest(self:OhlcvStore,
     source:str="",                # lineage recorded with the commit
 )->tuple[ValidationReport, StoreWrite]:
     "Validate `df` as `validate_update` does and only if it passes write it, in one commit; else raise `ValidationFailed`"
-    rep = self.validate_update(df, settings, allowed_jumps, replace_history)
-    if not rep.success: raise ValidationFailed(rep)
-    write = self.replace_history if replace_history else self.write
-    return rep, write(df, source=source, base_version=rep.store_version)
+    def attempt():   # another writer landing in between: the checks against stored rows run again on the new version
+        rep = self.validate_update(df, settings, allowed_jumps, replace_history)
+        if not rep.success: raise ValidationFailed(rep)
+        write = self.replace_history if replace_history else self.write
+        return rep, write(df, source=source, base_version=rep.store_version)
+    return retry(attempt, lambda e: isinstance(e, StoreMoved), INGEST_ATTEMPTS, cap=1.0,
+                 on_retry=lambda i, e: note(f"swb: {self.what} {self.path}: another write landed; checking again ({i}/{INGEST_ATTEMPTS - 1})"))

@@ -1,15 +1,18 @@
-"The swb CLI end to end, as a user runs it: ingest (csv, synthetic), validate, info, upsert, fail closed"
-import json
+"The swb CLI end to end, as a user runs it: ingest (csv, synthetic), validate, info, upsert, fail closed, SIGTERM/SIGINT"
+import json, os, re, signal, subprocess, time
 import numpy as np, pandas as pd, pytest
-from conftest import sample, swb, tree_digest, write_yahoo_csv
+from conftest import BIN, sample, swb, tree_digest, write_yahoo_csv
 from stock_workbench.config import Settings
 from stock_workbench.store import OhlcvStore
 
 
 def info(**kw):
+    "`swb info --json` without its time-travel line (see test_info_states_time_travel)"
     r = swb("info", "--json", **kw)
     assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
+    out = json.loads(r.stdout)
+    out.pop("time_travel", None)
+    return out
 
 
 def one_line_error(r, *needles):
@@ -254,3 +257,78 @@ def test_validate_failing_file_prints_the_one_line_error(home, tmp_path):
     line = one_line_error(r, "swb: error: validation failed: ", "close > 0", f"row 6 of abc.csv: ABC {df.date[5]:%Y-%m-%d}  close=-2")
     assert r.returncode == 1 and "nothing was written" not in line and "FAIL close > 0" in r.stdout
     assert not (home / "data").exists()
+
+
+def test_info_states_time_travel(home):
+    assert swb("ingest", "--source", "synthetic", "--symbols", 2, "--years", 0.2).returncode == 0
+    r = swb("info")
+    assert r.returncode == 0 and re.search(r"^time travel: versions 0 \(.* UTC\) to 0 restorable", r.stdout, re.M), r.stdout
+
+
+# --- SIGTERM and SIGINT: one line saying what had been committed -------------------------------------------
+
+LINE = re.compile(r"swb: interrupted by (SIGTERM|SIGINT); (?:nothing had been committed|committed before it: (.+))")
+
+
+def _signal_ingest(home, sig, when):
+    "Start an ingest big enough to take seconds; send `sig` after `when` seconds, or (`when` = 'commit') as soon as its commit file appears"
+    p = subprocess.Popen([str(BIN / "swb"), "ingest", "--source", "synthetic", "--symbols", "40", "--years", "5"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    if when == "commit":
+        log = home / "data" / "_delta_log"
+        while p.poll() is None and not (log.is_dir() and any(f.suffix == ".json" for f in log.iterdir())): time.sleep(0.002)
+    else: time.sleep(when)
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=120)
+    return p.returncode, err
+
+
+def _check_line(home, rc, err, sig):
+    "Exit 143/130 and one line; the store is at the version the line names (or empty when it names none)"
+    from stock_workbench.config import Settings
+    from stock_workbench.store import OhlcvStore
+    version = OhlcvStore.from_settings(Settings(home)).version
+    if rc == 0: assert version == 0; return None   # it finished before the signal came
+    lines = err.strip().splitlines()
+    assert rc == {signal.SIGTERM: 143, signal.SIGINT: 130}[sig] and len(lines) == 1, (rc, err)
+    m = LINE.fullmatch(lines[0])
+    assert m and m[1] == sig.name, lines
+    if m[2] is None: assert version is None, (lines[0], version)
+    else: assert m[2] == f"store {home / 'data'} version {version}", (lines[0], version)
+    return m[2]
+
+
+@pytest.mark.parametrize("sig,when", [(signal.SIGTERM, 2.5), (signal.SIGINT, 2.5), (signal.SIGTERM, "commit"), (signal.SIGINT, "commit")])
+def test_signal_during_ingest_says_what_was_committed(home, sig, when):
+    rc, err = _signal_ingest(home, sig, when)
+    said = _check_line(home, rc, err, sig)
+    if when == "commit":   # the next run works, and adds nothing when the interrupted one had committed
+        r = swb("ingest", "--source", "synthetic", "--symbols", "40", "--years", "5", "--json")
+        assert r.returncode == 0 and json.loads(r.stdout)["inserted"] == (0 if said or rc == 0 else 50400), r.stdout + r.stderr
+
+
+def test_store_commands_are_wired(home):
+    "`swb store drop|restore|check` reach storecare.cmd_store: a dropped symbol comes back with the version before the drop"
+    assert swb("ingest", "--source", "synthetic", "--symbols", 2, "--years", 0.2).returncode == 0
+    assert swb("store", "drop", "--symbols", "SYN001").returncode == 0 and list(info()["symbols"]) == ["SYN000"]
+    r = swb("store", "restore", "--version", 0)
+    assert r.returncode == 0, r.stderr
+    assert sorted(info()["symbols"]) == ["SYN000", "SYN001"]
+    r = swb("store", "check", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) and str(home / "data") in r.stdout, r.stdout + r.stderr
+
+
+def test_sigint_after_the_store_moved_names_the_commit(home):
+    "Before: `swb: interrupted; the store keeps its previous version` though the EOD job had committed the store"
+    env = {**os.environ, "SWB_SYNTHETIC_SYMBOLS": "3", "SWB_SYNTHETIC_YEARS": "2", "SWB_TRAIN_DAYS": "252", "SWB_REFIT_DAYS": "126",
+           "SWB_PROMOTE_EVAL_DAYS": "126", "SWB_BACKTEST_DAYS": "126", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    p = subprocess.Popen([str(BIN / "swb"), "run", "eod"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    log = home / "data" / "_delta_log"
+    while p.poll() is None and not (log.is_dir() and any(f.suffix == ".json" for f in log.iterdir())): time.sleep(0.02)
+    time.sleep(1.0)   # the job goes on: training, forecasting
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    lines = err.strip().splitlines()
+    assert p.returncode == 130 and len(lines) == 1, (p.returncode, err)
+    assert lines[0].startswith(f"swb: interrupted by SIGINT; committed before it: store {home / 'data'} version 0"), lines
+    assert info()["version"] == 0

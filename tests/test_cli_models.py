@@ -145,7 +145,9 @@ def test_missing_or_unloadable_model(market, home):
     one_line_error(swb("predict"), "no champion model registered")
     assert swb("train", "--model", "naive", env=FAST).returncode == 0
     shutil.rmtree(home / "mlartifacts")     # the registry still names version 1, its files are gone
-    one_line_error(swb("predict"), "cannot load stock-forecaster version 1")
+    one_line_error(swb("predict", "--model", "1"), "cannot load stock-forecaster version 1")   # asked by number: no fallback
+    r = swb("predict", env={"SWB_QUIET": ""})   # the champion's files are gone: the rule-based baseline serves, with a warning
+    assert r.returncode == 0 and "warning:" in r.stderr and "champion" in r.stderr, r.stderr
 
 
 def test_train_too_little_history(home):

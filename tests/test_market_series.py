@@ -116,9 +116,9 @@ def test_two_series_with_one_feature_name_and_market_symbols_asked_as_traded(mar
     one_line_error(swb("evaluate", "--model", "naive", "--horizon", "0"), "--horizon must be a whole number of sessions >= 1, not 0")
 
 
-@pytest.mark.parametrize("setting, needle", [("SWB_VERDICT_ALPHA=1.5", "verdict_alpha must be between 0 and 1, not 1.5"),
-                                             ("SWB_BOOTSTRAP_REPS=1", "bootstrap_reps >= 100"),
-                                             ("SWB_GARCH_MIN_OBS=5", "garch: min_obs must be a whole number of returns >= 10, not 5")])
+@pytest.mark.parametrize("setting, needle", [("SWB_VERDICT_ALPHA=1.5", "setting verdict_alpha=1.5 from SWB_VERDICT_ALPHA: must be a number between 0 and 1"),
+                                             ("SWB_BOOTSTRAP_REPS=1", "setting bootstrap_reps=1 from SWB_BOOTSTRAP_REPS: must be a whole number of resamples >= 100"),
+                                             ("SWB_GARCH_MIN_OBS=5", "setting garch_min_obs=5 from SWB_GARCH_MIN_OBS: must be a whole number of returns >= 10")])
 def test_bad_evaluation_settings_are_errors(market, setting, needle):
     k, val = setting.split("=")
     one_line_error(swb("evaluate", "--model", "ewma", env={k: val, **FAST}), needle)

@@ -42,7 +42,7 @@ def toy(tmp_path_factory):
     wide = pd.concat([pd.DataFrame({"symbol": s, "date": DATES[:3], "p10_1d": np.subtract(P50[s], W), "p50_1d": P50[s],
                                     "p90_1d": np.add(P50[s], W)}) for s in Y], ignore_index=True)
     led = ledger.PredictionLedger(tmp_path_factory.mktemp("ledger") / "predictions")
-    led.record(ledger.forecasts_long(wide, "1", "naive", "eod"))
+    led.record(ledger.forecasts_long(wide, "1", "naive", "eod", model_id="run-1"))
     rows = led.read()
     assert len(rows) == N
     return rows, prices, ledger.realize(rows, prices)
