@@ -174,7 +174,7 @@ def _features(args, settings:Settings, targets:bool=False):
             note(f"warning: market series {s} ends {d.date()}, before the prices' last date {last.date()}: its features repeat its last value")
     feats = build_features(panel, market=market)
     if targets:
-        from stock_workbench.lifecycle import settings_horizons
+        from stock_workbench.config import settings_horizons
         h = getattr(args, "horizon", None)
         if h is not None and (isinstance(h, bool) or h < 1): raise SwbError(f"--horizon must be a whole number of sessions >= 1, not {h}")
         feats = add_targets(feats, sorted(set(settings_horizons(settings)) | ({h} if h else set())))
@@ -222,7 +222,8 @@ def cmd_train(args, settings:Settings)->int:
     "Fit a model per horizon on the latest window, log it to MLflow and register a new version"
     from stock_workbench.evaluate import fan_figure
     from stock_workbench.features import model_features
-    from stock_workbench.lifecycle import fit_latest, settings_horizons
+    from stock_workbench.lifecycle import fit_latest
+    from stock_workbench.config import settings_horizons
     from stock_workbench.registry import assign_alias, log_forecaster
     name = args.model or settings.default_model
     data, _, lineage = _features(args, settings, targets=True)

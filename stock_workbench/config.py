@@ -13,7 +13,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'CHOICES', 'SETTING_RULES', 'SECRET_SETTINGS', 'INTERRUPT_STATE', 'SwbError', 'SwbWarning', 'swb_home',
-           'Settings', 'environment_fault', 'check_writable', 'interrupts_held']
+           'Settings', 'settings_horizons', 'environment_fault', 'check_writable', 'interrupts_held']
 
 # %% ../nbs/00_config.ipynb #14aa6f92
 class SwbError(Exception):
@@ -381,6 +381,14 @@ def time_of_day(
     hm = _hhmm(getattr(self, key))
     if hm is None: raise SwbError(f"setting {key}={str(getattr(self, key)).strip()!r} is not a time of day HH:MM (00:00 to 23:59)")
     return hm
+
+# %% ../nbs/00_config.ipynb #a7c41e20
+def settings_horizons(settings:Settings)->tuple[int, ...]:
+    "The forecast horizons of the `horizons` setting, ascending, e.g. (1, 5): the one parser of that setting"
+    try: hs = tuple(sorted({int(h) for h in settings.horizons.split(",") if h.strip()}))
+    except ValueError: raise SwbError(f"setting horizons={settings.horizons!r} is not a list of whole numbers") from None
+    if not hs or min(hs) < 1: raise SwbError(f"setting horizons={settings.horizons!r} needs positive session counts")
+    return hs
 
 # %% ../nbs/00_config.ipynb #d9624cbf
 _CAUSES = {errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",

@@ -14,7 +14,7 @@ from .config import Settings
 from .store import OhlcvStore
 from .metrics import accuracy, accuracy_by, metric_rows
 from .ledger import PredictionLedger, accuracy_by_version, calibration, check_identities, forecasts_wide, realize
-from .lifecycle import settings_horizons
+from .config import settings_horizons
 from .validate import read_quality
 from .features import WARMUP_SESSIONS
 from .sessions import exchange_sessions, session_after

@@ -8,7 +8,7 @@ Docs: https://stock-workbench.github.io/stock_workbench/lifecycle.html.md"""
 from __future__ import annotations
 import copy, json, warnings
 import numpy as np, pandas as pd
-from .config import Settings, SwbError, SwbWarning
+from .config import Settings, SwbError, SwbWarning, settings_horizons
 from .features import CALENDAR_FEATURES, FEATURE_COLUMNS, MARKET_FEATURES, model_features, warn_feature_gaps
 from .evaluate import evaluate_models, fan_figure, format_report, loss_figure
 from .metrics import dm_pvalue, pinball_rows
@@ -18,16 +18,8 @@ from . import registry as reg
 from .util import committed, note
 
 # %% auto #0
-__all__ = ['PROMOTION_RULE', 'settings_horizons', 'fit_latest', 'fitted_models', 'forecast_with', 'model_spec', 'head_to_head',
-           'beats_best_baseline', 'promotion_decision', 'retrain', 'cmd_promote']
-
-# %% ../nbs/75_lifecycle.ipynb #73c77fab
-def settings_horizons(settings:Settings)->tuple[int, ...]:
-    "The forecast horizons from the settings, e.g. (1, 5)"
-    try: hs = tuple(sorted({int(h) for h in settings.horizons.split(",") if h.strip()}))
-    except ValueError: raise SwbError(f"setting horizons={settings.horizons!r} is not a list of whole numbers") from None
-    if not hs or min(hs) < 1: raise SwbError(f"setting horizons={settings.horizons!r} needs positive session counts")
-    return hs
+__all__ = ['PROMOTION_RULE', 'fit_latest', 'fitted_models', 'forecast_with', 'model_spec', 'head_to_head', 'beats_best_baseline',
+           'promotion_decision', 'retrain', 'cmd_promote']
 
 # %% ../nbs/75_lifecycle.ipynb #564006e6
 def _too_short(data:pd.DataFrame, name:str, need:int, train_days:int, h:int)->str:

@@ -86,7 +86,7 @@ class EodJob(_Timed):
         settings:Settings|None=None,
     ):
         super().__init__()
-        from stock_workbench.lifecycle import settings_horizons
+        from stock_workbench.config import settings_horizons
         self.settings = s = settings or Settings()
         p = self.check(s, date, symbols, source)
         self.day, self.symbols, self.source = p.day, p.symbols, p.source
@@ -409,7 +409,8 @@ class RetrainJob(_Timed):
     def run(self, progress:bool=True)->dict:
         "Load, then retrain and decide; the `lifecycle.retrain` record"
         from stock_workbench.features import add_targets, build_features
-        from stock_workbench.lifecycle import retrain, settings_horizons
+        from stock_workbench.config import settings_horizons
+        from stock_workbench.lifecycle import retrain
         from stock_workbench.market import MarketSeriesStore
         with self.timed("read"):
             panel = self.store.read(self.symbols or None, end=self.day, version=self.pinned)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 import numpy as np, pandas as pd
-from .config import Settings, SwbError, SwbWarning
+from .config import Settings, SwbError, SwbWarning, settings_horizons
 from .models import make_model
 from .util import note, retry
 
@@ -354,10 +354,6 @@ class BaselineForecaster:
             m.fit(data.assign(**{m.target: 0.0}), None, None)
         return ForecasterPyfunc(self.models, ["ret_1d"]).predict(None, data)
 
-def _horizons(settings:Settings)->tuple[int, ...]:
-    "The forecast horizons from the settings (checked when the settings are read)"
-    return tuple(sorted({int(h) for h in str(settings.horizons).split(",") if h.strip()})) or (1,)
-
 # %% ../nbs/70_registry.ipynb #db923a66
 PROMOTE_HINT = "`swb promote --version N` makes another version champion"
 
@@ -374,7 +370,7 @@ def load_champion(settings:Settings)->LoadedModel:
         try: lm = load_version(settings, prev)
         except SwbError: pass
         else: return dataclasses.replace(lm, fallback_level=1, reason=f"{why}: forecasting with the previous champion, version {prev}; {PROMOTE_HINT}")
-    return LoadedModel(BaselineForecaster(_horizons(settings), settings), "baseline", f"baseline:{BASELINE_MODEL}", 2,
+    return LoadedModel(BaselineForecaster(settings_horizons(settings), settings), "baseline", f"baseline:{BASELINE_MODEL}", 2,
                        f"{why}: forecasting with the rule-based baseline ({BASELINE_MODEL}: random walk, EWMA volatility band); {PROMOTE_HINT}")
 
 def load_forecaster(

@@ -19,8 +19,8 @@ from .runner import JOBS
 from .util import write_atomic
 
 # %% auto #0
-__all__ = ['Fire', 'fire_times', 'last_fire', 'load_state', 'record_run', 'job_lock', 'due_runs', 'run_job_subprocess',
-           'run_scheduler', 'dry_run_lines']
+__all__ = ['Fire', 'fire_times', 'last_fire', 'schedule_dir', 'load_state', 'record_run', 'exclusive_flock', 'job_lock',
+           'due_runs', 'run_job_subprocess', 'run_scheduler', 'dry_run_lines']
 
 # %% ../nbs/94_schedule.ipynb #a5839a7a
 _CADENCES = {"daily": "every {x} session", "weekly": "the last {x} session of each week", "monthly": "the last {x} session of each month"}
@@ -107,11 +107,11 @@ def last_fire(
     return Fire(job, ses[i].item(), at[i]) if i >= 0 else None
 
 # %% ../nbs/94_schedule.ipynb #5cc888f7
-def _schedule_dir(settings:Settings)->Path: return Path(settings.home)/"schedule"
+def schedule_dir(settings:Settings)->Path: return Path(settings.home)/"schedule"
 
 def load_state(settings:Settings)->dict: # job -> {session, exit_code, ok, started, finished}; {} before the first run
     "What the scheduler last ran, per job"
-    path = _schedule_dir(settings)/"state.json"
+    path = schedule_dir(settings)/"state.json"
     if not path.exists(): return {}
     try: state = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as e: raise SwbError(f"{path}: unreadable scheduler state ({e}); fix or delete it") from None
@@ -132,8 +132,8 @@ def record_run(
     iso = lambda t: _aware(t, "time").tz_convert(_spec(settings).zone).isoformat(timespec="seconds")
     state[job] = dict(session=pd.Timestamp(session).date().isoformat(), exit_code=int(exit_code), ok=int(exit_code) == 0,
                       started=iso(started), finished=iso(finished))
-    _schedule_dir(settings).mkdir(parents=True, exist_ok=True)
-    write_atomic(_schedule_dir(settings)/"state.json", json.dumps(state, indent=1, sort_keys=True) + "\n")
+    schedule_dir(settings).mkdir(parents=True, exist_ok=True)
+    write_atomic(schedule_dir(settings)/"state.json", json.dumps(state, indent=1, sort_keys=True) + "\n")
     return state
 
 # %% ../nbs/94_schedule.ipynb #10a8edc7
@@ -152,7 +152,7 @@ def _inherited(path:Path, name:str)->bool:
     return True
 
 @contextmanager
-def _flock(path:Path, name:str, what:str):
+def exclusive_flock(path:Path, name:str, what:str):
     "Hold an exclusive flock on `path`, or raise at once naming the holder's pid"
     path.parent.mkdir(parents=True, exist_ok=True)
     if _inherited(path, name):
@@ -176,7 +176,7 @@ def job_lock(
 ):
     "Hold the lock of `job` across processes; fail at once if another run holds it"
     _check_job(job)
-    with _flock(_schedule_dir(settings)/f"{job}.lock", job, f"job {job}"): yield
+    with exclusive_flock(schedule_dir(settings)/f"{job}.lock", job, f"job {job}"): yield
 
 # %% ../nbs/94_schedule.ipynb #c134c341
 def _spawn(cmd:list, job:str)->int:
@@ -280,7 +280,7 @@ def run_scheduler(
     main = threading.current_thread() is threading.main_thread()
     old = signal.signal(signal.SIGTERM, _on_sigterm) if main else None
     try:
-        with _flock(_schedule_dir(settings)/"scheduler.lock", "scheduler", f"the scheduler of {settings.home}"):
+        with exclusive_flock(schedule_dir(settings)/"scheduler.lock", "scheduler", f"the scheduler of {settings.home}"):
             log(f"{stamp(now_fn())} scheduler started in {settings.home}: " + "; ".join(
                 f"{j} at {h:02d}:{m:02d} on {_CADENCES[c].format(x=spec.exchange)}" for j, ((h, m), c) in spec.jobs.items()) + f" ({spec.zone})")
             while max_runs is None or runs < max_runs:

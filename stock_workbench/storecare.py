@@ -262,9 +262,9 @@ def maintain_home(
     from contextlib import nullcontext
     from deltalake.exceptions import DeltaError
     from tqdm.auto import tqdm
-    from stock_workbench.schedule import _flock, _schedule_dir
+    from stock_workbench.schedule import exclusive_flock, schedule_dir
     out = {}   # two at once: the second's compaction reads files the first's vacuum deletes (was `internal error`)
-    with nullcontext() if dry_run else _flock(_schedule_dir(settings)/"maintain.lock", "maintain", "`swb store maintain`"):
+    with nullcontext() if dry_run else exclusive_flock(schedule_dir(settings)/"maintain.lock", "maintain", "`swb store maintain`"):
         for name, st in tqdm(home_tables(settings).items(), desc="maintain", unit="table", disable=None, leave=False):
             try: out[name] = maintain_table(name, st, h, dry_run)
             except SwbError as e: out[name] = dict(table=name, path=str(st.path), error=str(e))

@@ -221,9 +221,9 @@ def test_maintain_twice_is_idempotent_and_a_vacuumed_version_is_refused(damaged_
 def test_two_maintains_at_once_and_a_read_of_a_vacuumed_version(damaged_home):
     "B1: before, a second maintain at once was `internal error: DeltaError ... not found`, and a read whose version a vacuum removed said "
     "`data file ... is missing ... swb store drop --symbols SYN000 and ingest SYN000 again` (the store was whole)"
-    from stock_workbench.schedule import _flock
+    from stock_workbench.schedule import exclusive_flock
     from stock_workbench.storecare import maintain_home
-    with _flock(damaged_home / "schedule/maintain.lock", "maintain", "`swb store maintain`"):
+    with exclusive_flock(damaged_home / "schedule/maintain.lock", "maintain", "`swb store maintain`"):
         _one_error_line(swb("store", "maintain"), "`swb store maintain` is already running")
     assert swb("store", "maintain", "--dry-run").returncode == 0        # a dry run takes no lock
     store = OhlcvStore.from_settings(Settings(damaged_home))
