@@ -121,6 +121,27 @@ DEFAULTS = {
     "services": dict(
         redis_url="redis://127.0.0.1:6379/0",
     ),
+    "serving": dict(
+        serve_host="127.0.0.1",       # address `swb serve` binds; anything but loopback needs API keys
+        serve_port=8000,              # port of `swb serve`
+        challenger_share=0.05,        # share of clients the challenger answers (A/B); `POST /v1/admin/split` changes it at run time
+        ab_hash_key="",               # key of the A/B bucket hash; a secret: empty, one is made once in $SWB_HOME/serving/.ab_key
+        serve_p99_ms=10.0,            # p99 latency objective of a prediction route, milliseconds; above it a window is unhealthy
+        serve_window_s=60.0,          # the serving process judges latency over windows this long, seconds
+        serve_stale_sessions=3,       # /readyz is not ready when the latest forecasts are more sessions old than this
+        ws_queue=256,                 # forecasts waiting per WebSocket client; a lagging client keeps only the latest per symbol
+        ws_heartbeat_s=15.0,          # WebSocket heartbeat interval, seconds
+        exposures_maxlen=1000000,     # exposures kept in the Redis stream before they are landed in the home
+    ),
+    "drift": dict(
+        drift_psi_warn=0.10,          # population stability index of a feature that warns
+        drift_psi_alert=0.25,         # population stability index of a feature that raises a drift alert
+        drift_window_days=20,         # sessions of recent feature rows one drift window compares with the training bins
+        drift_ks_max_rows=1000,       # Kolmogorov-Smirnov test only on windows of at most this many rows
+        drift_perf_days=63,           # sessions of the rolling pinball-loss ratio and 80 % coverage of performance drift
+        fallback_trip_windows=2,      # unhealthy windows running that step the fallback ladder down
+        fallback_recover_windows=5,   # healthy windows running that step it back up
+    ),
 }
 
 # %% ../nbs/00_config.ipynb #5d0335c0
@@ -297,9 +318,26 @@ SETTING_RULES = {
     "candle_export_s": _positive("of seconds"),
     "candle_redis_hours": _positive("of hours"),
     "redis_url": _url("redis", "rediss", "unix", optional=False, host=False),
+    "serve_host": _rule(lambda v: bool(v.strip()) and re.fullmatch(r"[A-Za-z0-9.:_\-\[\]]+", v.strip()), "a host name or IP address"),
+    "serve_port": _whole(1, 65535),
+    "challenger_share": _rule(lambda v: math.isfinite(v) and 0 <= v <= 0.5, "a share between 0 and 0.5 (0.05 = 5 % of clients)"),
+    "ab_hash_key": _rule(lambda v: not v or len(v) >= 16, "empty or a key of at least 16 characters"),
+    "serve_p99_ms": _positive("of milliseconds"),
+    "serve_window_s": _positive("of seconds"),
+    "serve_stale_sessions": _whole(0, unit="of sessions"),
+    "ws_queue": _whole(1, unit="of forecasts"),
+    "ws_heartbeat_s": _positive("of seconds"),
+    "exposures_maxlen": _whole(1000, unit="of exposures"),
+    "drift_psi_warn": _positive(),
+    "drift_psi_alert": _positive(),
+    "drift_window_days": _whole(1, unit="of sessions"),
+    "drift_ks_max_rows": _whole(10, unit="of rows"),
+    "drift_perf_days": _whole(5, unit="of sessions"),
+    "fallback_trip_windows": _whole(1, unit="of windows"),
+    "fallback_recover_windows": _whole(1, unit="of windows"),
 }
 
-SECRET_SETTINGS = ("alert_webhook_url",)   # never shown; credentials in other URLs are masked
+SECRET_SETTINGS = ("alert_webhook_url", "ab_hash_key")   # never shown; credentials in other URLs are masked
 
 def _shown(key:str, v)->str:
     "The value as an error shows it: secrets hidden, URL credentials masked"
