@@ -10,7 +10,7 @@ import json, threading, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import Settings
-from .store import DeltaStore, delta_upsert, read_errors
+from .store import DeltaStore, delta_read, delta_upsert
 from .util import note
 from .ticks import CANDLE_COLUMNS
 from .leases import RENEW_LEASE, RELEASE_LEASE, StreamKeys, connect_redis, error_line
@@ -88,11 +88,8 @@ class CandleStore(DeltaStore):
         filters = []
         if start is not None: filters.append(("date", ">=", f"{pd.Timestamp(start):%Y-%m-%d}"))
         if end is not None: filters.append(("date", "<=", f"{pd.Timestamp(end):%Y-%m-%d}"))
-        with read_errors(t, self.what): at = t.to_pyarrow_table(filters=filters or None, columns=CANDLE_COLUMNS)   # on the date partitions only: files that
-        if symbols:                                  # merges wrote hold string_view columns, which pyarrow's row-group pruning rejects
-            import pyarrow as pa, pyarrow.compute as pc
-            at = at.filter(pc.is_in(at["symbol"].cast(pa.string()), pa.array(list(symbols), pa.string())))
-        df = at.to_pandas()
+        if symbols: filters.append(("symbol", "in", list(symbols)))   # not a partition column: applied after reading (`delta_read`)
+        df = delta_read(t, filters, CANDLE_COLUMNS, self.what).to_pandas()
         df["symbol"] = df["symbol"].astype(str)
         df["minute"] = df["minute"].astype("datetime64[ns]")
         return df.sort_values(["symbol", "minute"], ignore_index=True)

@@ -13,7 +13,7 @@ from .config import Settings, SwbError
 from .features import add_targets
 from .metrics import accuracy_by
 from .models import forecast_horizons
-from .store import DeltaStore, delta_upsert
+from .store import DeltaStore, delta_read, delta_upsert
 
 # %% auto #0
 __all__ = ['LEDGER_SCHEMA', 'LEDGER_KEY', 'LEDGER_COLUMNS', 'ACCURACY_COLUMNS', 'CALIBRATION_COLUMNS', 'PIT_BINS',
@@ -109,7 +109,7 @@ def read(self:PredictionLedger,
     if source is not None: f.append(("source", "=", source))
     if start is not None: f.append(("date", ">=", pd.Timestamp(start).date()))
     if end is not None: f.append(("date", "<=", pd.Timestamp(end).date()))
-    tb = t.to_pyarrow_table(filters=f or None)
+    tb = delta_read(t, f, what=self.what)   # text filters applied after reading: files a merge wrote hold string_view
     if tb.num_rows == 0: return _empty()
     if not has_id: tb = tb.append_column("model_id", pa.nulls(tb.num_rows, pa.string()))
     df = tb.select(LEDGER_COLUMNS).to_pandas(date_as_object=False)

@@ -15,7 +15,7 @@ from .config import Settings, SwbError
 from .parse import check_symbol, parse_numbers, parse_session_dates, read_csv_text, symbol_from_path
 from .sources import MAX_PRICE, canonical_columns
 from .validate import ValidationFailed, ValidationReport, load_suite_json, same_at_precision
-from .store import DeltaStore, OhlcvStore, StoreWrite, delta_upsert, table_info
+from .store import DeltaStore, OhlcvStore, StoreWrite, delta_read, delta_upsert, table_info
 
 # %% auto #0
 __all__ = ['MARKET_COLUMNS', 'MISSING_MARKS', 'empty_market', 'read_market_csv', 'market_from_ohlcv', 'validate_market',
@@ -155,7 +155,7 @@ def read(self:MarketSeriesStore,
     filters = [("symbol", "in", list(symbols))] if symbols else []
     if start is not None: filters.append(("date", ">=", pd.Timestamp(start).date()))
     if end is not None: filters.append(("date", "<=", pd.Timestamp(end).date()))
-    a = t.to_pyarrow_table(filters=filters or None)
+    a = delta_read(t, filters, what=self.what)
     if a.num_rows == 0: return empty_market()
     df = a.select(MARKET_COLUMNS).to_pandas(date_as_object=False)
     return df.astype({"symbol": "str", "date": "datetime64[ns]", "value": "float64"}).sort_values(["symbol", "date"], ignore_index=True)

@@ -24,8 +24,9 @@ from .validate import (CONTEXT_CHECKS, ValidationFailed, ValidationReport, bound
 # %% auto #0
 __all__ = ['ARROW_SCHEMA', 'MARK', 'TABLE_ARG', 'COMMIT_ATTEMPTS', 'INGEST_ATTEMPTS', 'to_arrow', 'from_arrow', 'commit_file',
            'read_mark', 'write_mark', 'LogProblem', 'log_versions', 'log_problems', 'damage_line', 'open_delta',
-           'missing_files', 'added_in', 'read_errors', 'DeltaStore', 'StoreMoved', 'commit_race', 'landed',
-           'delta_upsert', 'StoreWrite', 'OhlcvStore', 'log_text', 'unlisted_partitions', 'table_info', 'time_travel']
+           'missing_files', 'added_in', 'read_errors', 'delta_read', 'DeltaStore', 'StoreMoved', 'commit_race',
+           'landed', 'delta_upsert', 'StoreWrite', 'OhlcvStore', 'log_text', 'unlisted_partitions', 'table_info',
+           'time_travel']
 
 # %% ../nbs/30_store.ipynb #15913150
 ARROW_SCHEMA = pa.schema([("symbol", pa.string()), ("date", pa.date32())] + [(c, pa.float64()) for c in OHLCV_COLUMNS[2:]])
@@ -210,6 +211,43 @@ def read_errors(t:DeltaTable, what:str="store"):
         raise SwbError(f"{what} {path}: data file {f} is {why}" + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "")
                        + f"; run `swb store check{table}`" + (", then " + " or ".join(back) if back else "")) from None
 
+# %% ../nbs/30_store.ipynb #5a14d26a
+_OPS = {"=": pc.equal, "==": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal, ">": pc.greater, ">=": pc.greater_equal}
+
+def _text_value(v)->bool: return isinstance(v, str) or (isinstance(v, (list, tuple, set)) and any(isinstance(x, str) for x in v))
+
+def _plain_strings(tb:pa.Table)->pa.Table:
+    "string_view columns (what a merge writes) as plain strings, so tables from any data files concatenate and compare"
+    return pa.table([c.cast(pa.string()) if pa.types.is_string_view(c.type) else c for c in tb.columns], names=tb.column_names)
+
+def delta_read(
+    t:DeltaTable,
+    filters:list|None=None,       # a conjunction of (column, op, value), op one of = != < <= > >= in "not in"
+    columns:list[str]|None=None,  # default: all
+    what:str="store",             # the table as errors name it
+)->pa.Table:                      # the rows; text columns as `string`
+    """Rows of `t` that pass `filters`. Filters on partition columns and on non-text values are pushed down to delta-rs
+    (whole folders and row groups pruned); a text filter on any other column is applied after reading, because the data
+    files a merge writes hold `string_view` columns, which pyarrow's row-group pruning rejects against a string value
+    (`ArrowNotImplementedError ... (string, string_view)`). A missing or damaged data file is `read_errors`' one line."""
+    parts = set(t.metadata().partition_columns)
+    down, after = [], []
+    for f in filters or []:
+        (after if f[0] not in parts and _text_value(f[2]) else down).append(f)
+    cols = None if columns is None else list(dict.fromkeys([*columns, *(f[0] for f in after)]))
+    with read_errors(t, what): tb = _plain_strings(t.to_pyarrow_table(filters=down or None, columns=cols))
+    if after:
+        keep = pa.array(np.ones(tb.num_rows, bool))
+        for c, op, v in after:
+            col = tb[c].cast(pa.string())
+            if op in ("in", "not in"):
+                m = pc.is_in(col, value_set=pa.array([str(x) for x in v], pa.string()))
+                m = pc.invert(m) if op == "not in" else m
+            else: m = _OPS[op](col, pa.scalar(str(v), pa.string()))
+            keep = pc.and_kleene(keep, pc.fill_null(m, False))
+        tb = tb.filter(keep)
+    return tb if columns is None else tb.select(columns)
+
 # %% ../nbs/30_store.ipynb #12d2a4f6
 class DeltaStore:
     "A Delta table in a folder: the base of the price store, the market-series store and the prediction ledger"
@@ -346,7 +384,7 @@ def _read_table(t:DeltaTable, symbols=None, start=None, end=None, columns=None, 
     filters = [("symbol", "in", list(symbols))] if symbols else []  # on the partition column: prunes whole folders
     if start is not None: filters.append(("date", ">=", pd.Timestamp(start).date()))
     if end is not None: filters.append(("date", "<=", pd.Timestamp(end).date()))
-    with read_errors(t, what): return t.to_pyarrow_table(filters=filters or None, columns=columns)
+    return delta_read(t, filters, columns, what)
 
 @patch
 def read(self:OhlcvStore,
@@ -580,7 +618,7 @@ def _neighbour_rows(t:DeltaTable, df:pd.DataFrame)->pd.DataFrame:
         lo, hi = lo.fillna(flo), hi.fillna(fhi)
         extra = sorted(set(flo.dropna()) | set(fhi.dropna()))
         if extra:
-            with read_errors(t): more = from_arrow(t.to_pyarrow_table(filters=[("symbol", "in", far), ("date", "in", [d.date() for d in extra])]))
+            more = from_arrow(delta_read(t, [("symbol", "in", far), ("date", "in", [d.date() for d in extra])]))
             rows = pd.concat([rows, more], ignore_index=True).drop_duplicates(["symbol", "date"])
     lo, hi = lo.fillna(span["min"]), hi.fillna(span["max"])
     d = rows["date"]
