@@ -65,3 +65,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_stream.py
 	$(BIN)/python benchmarks/bench_concurrent_ingest.py
 	$(BIN)/python benchmarks/bench_maintain.py
+	$(BIN)/python benchmarks/bench_serve.py

@@ -222,7 +222,7 @@ def cmd_train(args, settings:Settings)->int:
     "Fit a model per horizon on the latest window, log it to MLflow and register a new version"
     from stock_workbench.evaluate import fan_figure
     from stock_workbench.features import model_features
-    from stock_workbench.lifecycle import fit_latest
+    from stock_workbench.lifecycle import fit_latest, training_reference
     from stock_workbench.config import settings_horizons
     from stock_workbench.registry import assign_alias, log_forecaster
     name = args.model or settings.default_model
@@ -238,7 +238,9 @@ def cmd_train(args, settings:Settings)->int:
         p = p[p["date"] >= days[-min(len(days), 120)]]
         sym = recent["symbol"].iloc[0]
         figures[f"fan_{h}d_{sym}.png"] = fan_figure(p, sym, title=f"{name}: {sym}, {h}-session log return (in sample to {spans[f'train_end_{h}d']})")
-    r = log_forecaster(settings, models, example, model_features(data.columns), {**lineage, **spans}, figures=figures)
+    feats = model_features(data.columns)
+    r = log_forecaster(settings, models, example, feats, {**lineage, **spans}, figures=figures,
+                       drift_reference=training_reference(data, feats, spans))   # the bins drift is judged against, frozen now
     alias = assign_alias(settings, r["version"])
     out = {"model": name, "version": r["version"], "alias": alias, "run_id": r["run_id"], **lineage, **spans}
     if args.json: _print_json(out)
@@ -444,6 +446,23 @@ def build_parser()->argparse.ArgumentParser:
     p.add_argument("--version", required=True, help="the registered model version")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=lambda a, s: _delegate("lifecycle", "cmd_promote", a, s))
+    p = sub.add_parser("serve", help="the prediction API (FastAPI on uvicorn): REST, WebSocket, metrics; SIGTERM stops it cleanly")
+    p.add_argument("--host", help="address to bind (default: setting serve_host); anything but loopback needs API keys")
+    p.add_argument("--port", type=int, help="port (default: setting serve_port; 0: any free port, printed)")
+    p.add_argument("--no-auth", action="store_true", help="serve without API keys: refused unless the host is loopback")
+    p.add_argument("--no-access-log", action="store_true", help="no access-log line per request on stdout")
+    p.set_defaults(func=lambda a, s: _delegate("serve", "cmd_serve", a, s))
+    p = sub.add_parser("keys", help="API keys of `swb serve`: create (the key is printed once), list, revoke")
+    ks = p.add_subparsers(dest="keys_cmd", required=True, metavar="ACTION")
+    q = ks.add_parser("create", help="make a key; it is printed once on stdout, its id on stderr; only its hash is stored")
+    q.add_argument("--scope", choices=["read", "admin"], required=True, help="read: the prediction routes; admin: also rollback and split")
+    q.add_argument("--client", help="bind the key to this client id (its A/B bucket follows it)")
+    q.add_argument("--note", default="", help="free text for the operator")
+    q = ks.add_parser("list", help="every key: id, scope, client, created, revoked, note (never the key)")
+    q.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    q = ks.add_parser("revoke", help="revoke a key at once, for every server of this home")
+    q.add_argument("key_id", help="the key's id (`swb keys list`)")
+    p.set_defaults(func=lambda a, s: _delegate("access", "cmd_keys", a, s), json=False, scope=None, client=None, note="", key_id=None)
     return ap
 
 def _delegate(module:str, fn:str, args, settings:Settings)->int:
@@ -470,13 +489,14 @@ class _HeldLogs(logging.Handler):
         return self
     def __exit__(self, *exc): logging.lastResort, _HeldLogs.active = self._last, None
 
-_LONG_RUNNING = ("schedule", "stream", "dashboard")   # they report as they go, and handle SIGTERM themselves (stream, schedule)
+_LONG_RUNNING = ("schedule", "stream", "dashboard", "serve")   # they report as they go, and handle SIGTERM themselves (stream, schedule, serve)
 
 def _writes(args, settings:Settings)->list[Path]:
     "The folders `args.command` writes, checked writable before any work (`config.check_writable`); empty for a command that only reads"
     c, home = args.command, settings.home
     if c == "ingest": return [settings.store_path] + ([home/"market"] if getattr(args, "series", "") == "market" else [])
-    if c in ("train", "evaluate", "promote", "stream"): return [home]     # the MLflow store and its artifacts; the candle store
+    if c in ("train", "evaluate", "promote", "stream", "serve"): return [home]     # the MLflow store and its artifacts; the candle store; serving/
+    if c == "keys" and args.keys_cmd in ("create", "revoke"): return [home]       # serving/keys.json
     if c == "run" or (c == "schedule" and not args.dry_run): return [home, settings.store_path, home/settings.reports_dir]
     if c == "store" and args.store_command in ("restore", "drop", "maintain") and not getattr(args, "dry_run", False): return [home, settings.store_path]
     if c == "features": return [Path(args.output).absolute().parent]
@@ -510,7 +530,7 @@ def main(argv:list[str]|None=None)->int:
     if not debug:
         os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")   # MLflow's own stderr handler printed 250 lines for one full disk
         os.environ["RUST_BACKTRACE"] = "0"                           # a delta-rs panic: its one line, not a backtrace
-    own = args.command not in ("stream", "schedule") and threading.current_thread() is threading.main_thread()
+    own = args.command not in ("stream", "schedule", "serve") and threading.current_thread() is threading.main_thread()
     old = {s: signal.signal(s, _on_signal) for s in _SIGNAL_EXIT} if own else {}
     INTERRUPT_STATE["signal"] = None
     held = _HeldLogs() if not debug and args.command not in _LONG_RUNNING else contextlib.nullcontext()

@@ -18,10 +18,10 @@ from .dashboard_data import (DashboardData, data_token, forecast_prices, forecas
                                             realized_accuracy, resolve_ref, symbol_backtest)   # realized_accuracy: for `calibration_html`'s callers
 
 # %% auto #0
-__all__ = ['READY_ENV', 'DEFERRED_WAIT_S', 'DASHBOARD_CULL_IDLE_S', 'DASHBOARD_CULL_INTERVAL_S', 'DASHBOARD_POOL_SIZE',
-           'DASHBOARD_WARM_TIMEOUT_S', 'forecast_figure', 'figure_png', 'table_html', 'movers_table', 'message_html',
-           'quality_html', 'calibration_html', 'PredictionsApp', 'build_app', 'dashboard_notebook', 'voila_command',
-           'port_free', 'cmd_dashboard']
+__all__ = ['FALLBACK_LEVELS', 'READY_ENV', 'DEFERRED_WAIT_S', 'DASHBOARD_CULL_IDLE_S', 'DASHBOARD_CULL_INTERVAL_S',
+           'DASHBOARD_POOL_SIZE', 'DASHBOARD_WARM_TIMEOUT_S', 'forecast_figure', 'figure_png', 'table_html',
+           'movers_table', 'message_html', 'quality_html', 'calibration_html', 'serving_html', 'PredictionsApp',
+           'build_app', 'dashboard_notebook', 'voila_command', 'port_free', 'cmd_dashboard']
 
 # %% ../nbs/97_dashboard.ipynb #7d9d0e54
 def _plain_price_axis(axis):
@@ -135,6 +135,57 @@ def calibration_html(
             "forecasting up; the last four columns: share of outcomes below p10, from p10 to p50, from p50 to p90, at or above p90 "
             f"(ideal {', '.join(f'{v:g}' for v in PIT_BINS.values())}).</div>")
 
+# %% ../nbs/97_dashboard.ipynb #9e81691f
+FALLBACK_LEVELS = {0: "the champion", 1: "the previous champion", 2: "the rule-based baseline (random walk, EWMA band)"}
+
+def _split_html(split)->str:
+    if isinstance(split, str): return message_html(f"No A/B split: {split}")
+    if not split.get("champion"): return message_html("No model is registered: the prediction API has nothing to serve yet (`swb train`).")
+    v = lambda k: f"<b>v{html.escape(str(split[k]))}</b>"
+    ch = (f"challenger {v('challenger')} answers {split['challenger_share']:.1%} of clients (sticky per client) and is scored on every request"
+          if split.get("challenger") else "no challenger (a version other than the champion): the champion answers every client")
+    prev = f" · previous champion {v('previous_champion')}" if split.get("previous_champion") else ""
+    return f"<div>champion {v('champion')} · {ch}{prev}</div>"
+
+def _drift_html(dr)->str:
+    if isinstance(dr, str): return message_html(f"No drift status: {dr}")
+    if not dr: return message_html("No drift status yet: the EOD job checks drift after each session (`swb run eod`).")
+    st = str(dr.get("status", "?"))
+    lvl = dr.get("fallback_level")
+    out = (f"<div>drift <b class='{'swb-ok' if st == 'ok' else 'swb-bad'}'>{html.escape(st.upper())}</b> on {html.escape(str(dr.get('as_of')))}"
+           f" for model v{html.escape(str(dr.get('model_version')))} · fallback level <b>{html.escape(str(lvl))}</b>"
+           f" ({html.escape(FALLBACK_LEVELS.get(lvl, 'unknown'))})" + (f": {html.escape(str(dr['reason']))}" if dr.get("reason") else "") + "</div>")
+    perf = dr.get("performance") or {}
+    if perf and perf.get("pinball_ratio") is None and perf.get("coverage80") is None:
+        out += "<div style='font-size:12px'>performance: not judged yet (no realized forecast in the window)</div>"
+    elif perf:
+        band = perf.get("coverage_band") or [None, None]
+        f = lambda x, s: "n/a" if x is None else format(x, s)
+        out += (f"<div style='font-size:12px'>performance: pinball loss {f(perf.get('pinball_ratio'), '.3f')} × the best baseline's, "
+                f"80% coverage {f(perf.get('coverage80'), '.1%')} (99% band {f(band[0], '.1%')} to {f(band[1], '.1%')}): "
+                f"{html.escape(str(perf.get('status')))}</div>")
+    feats = pd.DataFrame(dr.get("features") or [])
+    if len(feats) and "psi" in feats:
+        top = feats.sort_values("psi", ascending=False).head(8)[[c for c in ("feature", "psi", "ks_pvalue", "status") if c in feats]]
+        out += "<div style='font-size:12px'>features with the largest PSI against the training bins:</div>" + table_html(top.reset_index(drop=True), digits=3)
+    return out
+
+def serving_html(
+    sv:dict,   # `DashboardData.serving()`: split, drift, arms (each may be a one-line reason instead)
+)->str:
+    "The serving section: the split, drift and the fallback level, the accuracy of each arm"
+    arms = sv.get("arms")
+    if isinstance(arms, str): at = message_html(f"No accuracy per arm: {arms}")
+    elif arms is None or len(arms) == 0:
+        at = message_html("No exposures landed yet: the accuracy of each arm appears once the prediction API has answered requests "
+                          "and the EOD job has landed them (`swb serve`, `swb run eod`).")
+    else:
+        at = (table_html(arms.drop(columns=[c for c in ("mae",) if c in arms]), digits=4)
+              + "<div style='font-size:11px;color:#666'>requests: exposures of the arm (served and shadow); forecasts: distinct "
+                "(symbol, session) forecasts, each counted once; pinball: mean quantile loss; _rw: the random walk on the same rows; "
+                "skill_vs_rw = 1 - pinball / pinball_rw; dm_pvalue: Diebold-Mariano test on per-session losses.</div>")
+    return _CSS + _split_html(sv.get("split", {})) + _drift_html(sv.get("drift", {})) + at
+
 # %% ../nbs/97_dashboard.ipynb #b36e9958
 def _share(v)->str: return "n/a" if v is None else f"{v:.0%}"
 
@@ -156,6 +207,7 @@ class PredictionsApp:
         self.chart = W.Image(format="png", layout=W.Layout(width="100%", max_width="1000px"))
         self.bt_chart, self.bt_stats = W.Image(format="png", layout=W.Layout(width="100%", max_width="1000px")), W.HTML()
         self.board, self.movers, self.quality, self.calib = W.HTML(), W.HTML(), W.HTML(), W.HTML()
+        self.serving = W.HTML()
         self.calib_chart = W.Image(format="png", layout=W.Layout(width="100%", max_width="900px"))
         syms, last = d.symbols(), d.last_date()
         home = html.escape(str(d.settings.home))
@@ -184,9 +236,11 @@ class PredictionsApp:
                             _section("Top predicted movers at the latest close", self.movers),
                             _section("Calibration of the realized forecasts", self.calib_chart, self.calib),
                             _section("Model leaderboard (walk-forward, against the random walk)", self.board),
+                            _section("Serving: A/B split, drift and fallback, accuracy per arm", self.serving),
                             _section("Data quality", self.quality)], layout=W.Layout(padding="0 12px"))
         self.quality.value = quality_html(d.quality())
         self._safe(self.draw_board, self.board)
+        self._safe(self.draw_serving, self.serving)
         self._lock = threading.RLock()   # one redraw at a time: the deferred backtest and the controls' callbacks
         self.redraw(backtest=not defer_backtest)
         if defer_backtest:
@@ -335,6 +389,11 @@ def draw_board(self:PredictionsApp):
                           f"moves whose sign p50 got right (p50 = 0 counts half); share_up: share of up moves on the same rows, the hit rate "
                           f"of always forecasting up (the random walk's hit rate is 0.5 by definition); {html.escape(VERDICT_RULE)}. "
                           f"Bold: the champion.</div>")
+
+# %% ../nbs/97_dashboard.ipynb #c668bc0e
+@patch
+def draw_serving(self:PredictionsApp):
+    self.serving.value = serving_html(self.data.serving())
 
 # %% ../nbs/97_dashboard.ipynb #ced20dc4
 def _prefetch(settings:Settings):

@@ -10,7 +10,7 @@ import threading, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import patch
-from .config import Settings
+from .config import Settings, SwbError
 from .store import OhlcvStore
 from .metrics import accuracy, accuracy_by, metric_rows
 from .ledger import PredictionLedger, accuracy_by_version, calibration, check_identities, forecasts_wide, realize
@@ -25,23 +25,31 @@ __all__ = ['LEADERBOARD_COLUMNS', 'model_options', 'resolve_ref', 'leaderboard',
            'realized_accuracy', 'symbol_backtest', 'DashboardData', 'data_token']
 
 # %% ../nbs/90_dashboard_data.ipynb #6180af96
+def _roles(
+    versions:list[dict],  # `registry.model_versions` output
+)->dict:                  # alias -> version dict, for the aliases that mean something
+    "The champion, challenger and previous champion; a challenger or previous champion that is the champion's own version is no such thing"
+    got = {a: next((v for v in versions if a in v["aliases"]), None) for a in ("champion", "challenger", "previous_champion")}
+    champ = got["champion"]
+    return {a: v for a, v in got.items() if v is not None and (a == "champion" or champ is None or v["version"] != champ["version"])}
+
 def model_options(
     versions:list[dict],  # `registry.model_versions` output, newest first
 )->list[tuple[str, str]]: # (label, ref) where ref is an alias or a version number
-    "Dropdown options: champion and challenger first, then every registered version, newest first"
-    opts = []
-    for alias in ("champion", "challenger"):
-        v = next((v for v in versions if alias in v["aliases"]), None)
-        if v: opts.append((f"{alias}: v{v['version']} · {v['model']}", alias))
-    return opts + [(f"v{v['version']} · {v['model']}" + (f" ({', '.join(v['aliases'])})" if v["aliases"] else ""), v["version"])
+    "Dropdown options: champion and challenger (only a version other than the champion) first, then every registered version, newest first"
+    roles = _roles(versions)
+    opts = [(f"{a}: v{roles[a]['version']} · {roles[a]['model']}", a) for a in ("champion", "challenger") if a in roles]
+    def aliases(v): return [a for a in v["aliases"] if a not in ("challenger", "previous_champion") or roles.get(a) is v]
+    return opts + [(f"v{v['version']} · {v['model']}" + (f" ({', '.join(aliases(v))})" if aliases(v) else ""), v["version"])
                    for v in versions]
 
 def resolve_ref(
     versions:list[dict],  # `registry.model_versions` output
     ref:str,              # an alias or a version number
-)->dict|None:             # the version it names, None if none
+)->dict|None:             # the version it names, None if none (a challenger that is the champion is none)
     "The registered version an alias or number names"
-    return next((v for v in versions if ref == v["version"] or ref in v["aliases"]), None)
+    if ref in ("champion", "challenger", "previous_champion"): return _roles(versions).get(ref)
+    return next((v for v in versions if ref == v["version"]), None)
 
 # %% ../nbs/90_dashboard_data.ipynb #556da3f8
 LEADERBOARD_COLUMNS = ["version", "model", "aliases", "created", "n", "pinball", "pinball_rw", "skill_vs_rw", "dm_pvalue",
@@ -275,11 +283,27 @@ def features(self:DashboardData, context_days:int=0)->tuple[pd.DataFrame, pd.Dat
 @patch
 def quality(self:DashboardData)->dict|None: return self._cached("quality", lambda: read_quality(self.settings))
 
+# %% ../nbs/90_dashboard_data.ipynb #f8c9b762
+@patch
+def serving(self:DashboardData)->dict:
+    "{split, drift, arms}: `routing.current_split`, `drift.read_drift`, the accuracy per arm the last EOD job kept (`routing.read_arm_accuracy`); a part that fails is a one-line reason"
+    def part(fn):
+        try: return fn()
+        except SwbError as e: return str(e)
+        except Exception as e: return f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    def load():
+        from stock_workbench import routing
+        from stock_workbench.drift import read_drift
+        return dict(split=part(lambda: routing.current_split(self.settings)), drift=part(lambda: read_drift(self.settings)),
+                    arms=part(lambda: routing.read_arm_accuracy(self.settings)[1]))
+    return self._cached("serving", load)
+
 # %% ../nbs/90_dashboard_data.ipynb #ff771d0b
 def data_token(settings:Settings)->tuple:
-    "Changes whenever the data the page shows does: store and ledger versions, modification times of the tracking store and the quality status"
+    "Changes whenever the data the page shows does: store and ledger versions, modification times of the tracking store, the quality status and the serving state (split, drift, landed exposures)"
     mtime = lambda p: p.stat().st_mtime_ns if p.exists() else None
     u = reg.tracking_uri(settings)
     tracking = mtime(Path(u[len("sqlite:///"):])) if u.startswith("sqlite:///") else time.time()   # a remote tracking server: always stale
+    sv = settings.home/"serving"
     return (OhlcvStore.from_settings(settings).version, PredictionLedger.from_settings(settings).version, tracking,
-            mtime(settings.home/"quality"/"latest.json"))
+            mtime(settings.home/"quality"/"latest.json"), mtime(sv/"split.json"), mtime(sv/"drift.json"), mtime(sv/"exposures"/"_delta_log"))

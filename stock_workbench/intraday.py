@@ -130,8 +130,9 @@ def write(self:IntradayPredictor,
     pred:pd.DataFrame,   # the model's forecasts, one row per symbol: `symbol`, `p10_{h}d`, `p50_{h}d`, `p90_{h}d` (log returns)
     todo:dict,           # symbol -> (session YYYY-MM-DD, last close, candle minute ms, arrival ms of its closing tick)
 ):
-    "Each symbol's prediction into its `latest` hash, and the predicted-move alerts, once each"
+    "Each symbol's prediction into its `latest` hash and onto the forecast feed (`routing.publish_forecasts`, source `stream`), and the predicted-move alerts, once each"
     from stock_workbench.models import forecast_horizons   # here: `models` loads the model libraries, seconds before the stream starts
+    from stock_workbench.routing import publish_forecasts
     hs = forecast_horizons(pred.columns)
     p, now = self.r.pipeline(transaction=False), time.time()
     for i, s in enumerate(pred["symbol"].astype(str)):
@@ -148,4 +149,7 @@ def write(self:IntradayPredictor,
                                     args=[json.dumps({"text": text}), 7 * 86400]): self.counts["alerts"] += 1
         p.hset(self.keys.latest(s), mapping=out)
         self.latency.observe(max(0.0, now - arrival / 1000))
+    feed = pred.assign(as_of=[pd.Timestamp(todo[s][2], unit="ms").strftime("%Y-%m-%dT%H:%M") for s in pred["symbol"].astype(str)],
+                       close=[float(todo[s][1]) for s in pred["symbol"].astype(str)])
+    publish_forecasts(p, self.s, feed, "stream", str(self.version))   # queued on the same pipeline: the hash and the feed in one round trip
     p.execute(); self.counts["predictions"] += len(pred)

@@ -18,8 +18,8 @@ from . import registry as reg
 from .util import committed, note
 
 # %% auto #0
-__all__ = ['PROMOTION_RULE', 'fit_latest', 'fitted_models', 'forecast_with', 'model_spec', 'head_to_head', 'beats_best_baseline',
-           'promotion_decision', 'retrain', 'cmd_promote']
+__all__ = ['PROMOTION_RULE', 'fit_latest', 'training_reference', 'fitted_models', 'forecast_with', 'model_spec', 'head_to_head',
+           'beats_best_baseline', 'promotion_decision', 'retrain', 'cmd_promote']
 
 # %% ../nbs/75_lifecycle.ipynb #564006e6
 def _too_short(data:pd.DataFrame, name:str, need:int, train_days:int, h:int)->str:
@@ -52,6 +52,18 @@ def fit_latest(
         models[h] = (factory(h) if factory else make_model(name, h)).fit(data, start, end)
         spans[f"train_start_{h}d"], spans[f"train_end_{h}d"] = str(pd.Timestamp(start).date()), str(pd.Timestamp(end).date())
     return models, spans
+
+# %% ../nbs/75_lifecycle.ipynb #31a5742a
+def training_reference(
+    data:pd.DataFrame,     # the rows the models were fitted on and more (`add_targets(build_features(panel))`)
+    features:list[str],    # the model's input features
+    spans:dict,            # `fit_latest`'s train_start_{h}d / train_end_{h}d dates
+)->dict:                   # `drift.fit_reference` output
+    "The drift reference of a fitted forecaster: decile bins of its monitored features over its training rows"
+    from stock_workbench.drift import fit_reference, monitored_features   # only training needs it
+    start = min(pd.Timestamp(v) for k, v in spans.items() if k.startswith("train_start_"))
+    end = max(pd.Timestamp(v) for k, v in spans.items() if k.startswith("train_end_"))
+    return fit_reference(data[(data["date"] >= start) & (data["date"] <= end)], monitored_features(features))
 
 # %% ../nbs/75_lifecycle.ipynb #eb6774a6
 def fitted_models(model)->dict:
@@ -223,13 +235,16 @@ def _retrain_figures(long:pd.DataFrame, name:str, h:int, same:bool)->dict:
 
 # %% ../nbs/75_lifecycle.ipynb #a94b0e9b
 def _move_aliases(settings:Settings, new:str, champ_ver:str|None, promote:bool, stood_in:bool=False):
-    "`new` becomes challenger; on promotion, champion, and the old champion `previous_champion`; kept: `champ_ver` (which may have stood in for an unloadable champion) is champion"
-    reg.set_alias(settings, "challenger", new)
+    "Promotion: `new` becomes champion, the old champion `previous_champion`, and the challenger alias goes (a version is never both); kept: `new` becomes challenger and `champ_ver` (which may have stood in for an unloadable champion) stays champion"
     if promote:
-        if champ_ver is not None: reg.set_alias(settings, "previous_champion", champ_ver)
+        if champ_ver is not None and champ_ver != new: reg.set_alias(settings, "previous_champion", champ_ver)
         reg.set_alias(settings, "champion", new)
-    elif stood_in and champ_ver is not None: reg.set_alias(settings, "champion", champ_ver)
-    committed(f"registry aliases: challenger {new}, champion {new if promote else champ_ver}")
+        reg.delete_alias(settings, "challenger")   # after the champion moved: a reader in between sees challenger == champion, read as none
+        committed(f"registry aliases: champion {new}, previous_champion {champ_ver}, no challenger")
+        return
+    reg.set_alias(settings, "challenger", new)
+    if stood_in and champ_ver is not None: reg.set_alias(settings, "champion", champ_ver)
+    committed(f"registry aliases: challenger {new}, champion {champ_ver}")
 
 def _check_ledger(settings:Settings)->None:
     "Refuse a ledger that names models the registry does not know (one line, the way back)"
@@ -285,8 +300,10 @@ def retrain(
     baseline |= {"alpha": settings.verdict_alpha, "beats": dec["beats_best_baseline"]}
     models, spans = fit_latest(data, name, hs, settings.train_days)
     example = data[data["date"] == days[-1]].head(5)
-    r = reg.log_forecaster(settings, models, example, model_features(data.columns), {**lineage, **spans},
-                           metrics=_retrain_metrics(scores, evidence), figures=_retrain_figures(long, name, h, same), job="retrain")
+    feats = model_features(data.columns)
+    r = reg.log_forecaster(settings, models, example, feats, {**lineage, **spans},
+                           metrics=_retrain_metrics(scores, evidence), figures=_retrain_figures(long, name, h, same), job="retrain",
+                           drift_reference=training_reference(data, feats, spans))
     new = r["version"]
     _move_aliases(settings, new, champ_ver, dec["promote"], stood_in=fallback is not None)
     record = dict(job="retrain", model=name, challenger_version=new, previous_champion=champ_ver,
@@ -314,6 +331,7 @@ def cmd_promote(args, settings:Settings)->int:
     if old != v:
         if old is not None: reg.set_alias(settings, "previous_champion", old)
         reg.set_alias(settings, "champion", v)
+        if reg.alias_version(settings, "challenger") == v: reg.delete_alias(settings, "challenger")   # never both
         committed(f"registry aliases: champion {v}, previous_champion {old}")
         reg.record_decision(settings, lm.model_id, rec, {"swb.promoted": when.isoformat(), "swb.previous_champion": str(old)}, None,
                             artifact=f"promote-{when.strftime('%Y%m%dT%H%M%S')}.json")

@@ -23,7 +23,8 @@ sys.modules.setdefault("rfc3987_syntax", None)
 # in a process that never forecasts, and MLflow alone takes 1.5 s to import
 
 # %% auto #0
-__all__ = ['EOD_SOURCES', 'EodParams', 'StoreUpdate', 'EodForecast', 'EodBacktest', 'EodJob', 'eod_remedies', 'RetrainJob']
+__all__ = ['EOD_SOURCES', 'EodParams', 'StoreUpdate', 'EodForecast', 'EodBacktest', 'EodServing', 'EodJob', 'eod_remedies',
+           'score_symbols', 'RetrainJob']
 
 # %% ../nbs/92_pipeline.ipynb #a206e83d
 class _Timed:
@@ -67,12 +68,23 @@ class EodForecast:
     model_id:str|None=None   # the model's identity (MLflow run id; `baseline:<name>`); None before `registry.load_champion`
     fallback_level:int=0     # 0 the champion, 1 the previous champion, 2 the rule-based baseline
     fallback_reason:str|None=None   # why the champion did not serve; None at level 0
+    features:pd.DataFrame|None=None # `build_features` rows the forecasts came from (the shadow arms and drift reuse them)
 
 @dataclass(frozen=True, eq=False)
 class EodBacktest:
     "The backtest step's output"
     result:object|None          # `BacktestResult`; None with fewer than two sessions of forecasts
     source:pd.DataFrame|None    # ledger rows used, per source: first and last date, sessions
+
+@dataclass(frozen=True, eq=False)
+class EodServing:
+    "The serving step's output"
+    drift:dict                  # the drift.json record written (`drift.read_drift`'s shape); {} when nothing was judged
+    features:pd.DataFrame|None  # `drift.feature_drift` of the champion's window; None without a reference
+    arms:pd.DataFrame|None      # `routing.arm_accuracy` up to the day; None when it could not be read
+    published:int=0             # forecasts published to the feed
+    landed:int=0                # exposures landed in `serving/exposures`
+    lines:tuple=()              # one line per thing that did not happen, and why
 
 # %% ../nbs/92_pipeline.ipynb #ee92394e
 _OVERLAP_DAYS = 14        # an EOD update re-reads two weeks it already has: a late correction there is a restatement, refused
@@ -279,28 +291,77 @@ def _check_out_of_sample(self:EodJob, model, version:str):
         raise SwbError(f"champion version {version} learned from data up to {last}, after {self.day.date()}: its forecasts "
                        f"for {self.day.date()} would be in sample; run EOD for {last} or later")
 
+# %% ../nbs/92_pipeline.ipynb #85763233
+def _context_days(model)->int:
+    "Sessions of history a loaded forecaster's models need before a forecast date"
+    from stock_workbench.lifecycle import fitted_models
+    return max(getattr(m, "context_days", 0) or 0 for m in fitted_models(model).values())
+
+def _forecast_features(
+    settings:Settings,
+    panel:pd.DataFrame,    # stored rows up to `day`, at least `WARMUP_SESSIONS + ctx` sessions when the store has them
+    day:pd.Timestamp,      # the forecast session
+    ctx:int=0,             # the model's context days
+)->pd.DataFrame:           # `build_features` rows of the last `WARMUP_SESSIONS + ctx` sessions, with the market series known at `day`'s close
+    "The features a forecast from `day`'s close reads: the EOD job's and `score_symbols`' one path"
+    from stock_workbench.features import WARMUP_SESSIONS, build_features
+    from stock_workbench.market import MarketSeriesStore
+    market = MarketSeriesStore.from_settings(settings).read(end=day)   # a value dated t is known at t's close
+    days = np.sort(panel["date"].unique())
+    return build_features(panel[panel["date"] >= days[-min(WARMUP_SESSIONS + ctx, len(days))]], market=market)
+
+def _sessions_back(settings:Settings, day:pd.Timestamp, n:int)->pd.Timestamp:
+    "The exchange session `n` sessions before `day`"
+    sess = exchange_sessions(settings.exchange, day.year - n // 200 - 2)
+    return pd.Timestamp(sess[max(0, int(np.searchsorted(sess, np.datetime64(day.date(), "D"))) - n)])
+
+def score_symbols(
+    settings:Settings,
+    loaded,                        # `registry.LoadedModel` (a version, the champion with its fallback, or the baseline)
+    symbols:list[str]|None,        # upper-case symbols; None or []: every stored symbol
+    day=None,                      # the session whose close the forecasts start from; None: the latest stored
+    store_version:int|None=None,   # the store version to read; None: the latest
+)->pd.DataFrame:                   # `lifecycle.forecast_with`'s wide rows: symbol, date, close, p10/p50/p90_{h}d, price_*
+    "Forecasts of `loaded` from `day`'s close: the EOD job's path (`build_features` + `lifecycle.forecast_with`); `SwbError` for unknown symbols or no data"
+    from stock_workbench.features import WARMUP_SESSIONS
+    from stock_workbench.lifecycle import forecast_with
+    from stock_workbench.store import OhlcvStore
+    store = OhlcvStore.from_settings(settings)
+    known = set(store.symbols(store_version))
+    if not known: raise SwbError(f"store {store.path} is empty: run `swb ingest` or `swb run eod` first")
+    syms = [str(s).strip().upper() for s in (symbols or [])]
+    unknown = sorted(set(syms) - known)
+    if unknown: raise SwbError(f"unknown symbol(s) {', '.join(unknown)} (the store has {len(known)}; `swb store info` lists them)")
+    if day is None:
+        last = store.read(syms or None, start=pd.Timestamp.now().normalize() - pd.Timedelta(days=30), version=store_version)
+        if last.empty: last = store.read(syms or None, version=store_version)
+        day = last["date"].max()
+    day = pd.Timestamp(day).normalize()
+    ctx = _context_days(loaded.model)
+    panel = store.read(syms or None, start=_sessions_back(settings, day, WARMUP_SESSIONS + ctx + 5), end=day, version=store_version)
+    on = panel.loc[panel["date"] == day, "symbol"].unique()
+    if not len(on): raise SwbError(f"no stored data on {day.date()} for {', '.join(syms) if syms else 'any symbol'}")
+    panel = panel[panel["symbol"].isin(on)].reset_index(drop=True)   # a symbol with no bar that day gets no forecast from an older close
+    return forecast_with(loaded.model, _forecast_features(settings, panel, day, ctx), panel, day)
+
 # %% ../nbs/92_pipeline.ipynb #7018507a
 @patch
 def forecast(self:EodJob)->EodForecast:
-    "Step 3b: features up to the day and the champion's forecasts from its close, recorded in the ledger"
-    from stock_workbench.features import WARMUP_SESSIONS, build_features
+    "Step 3b: features up to the day and the champion's forecasts from its close, recorded in the ledger (`score_symbols`' path)"
+    from stock_workbench.features import WARMUP_SESSIONS
     from stock_workbench.ledger import PredictionLedger, forecasts_long
     from stock_workbench.lifecycle import fitted_models, forecast_with
-    from stock_workbench.market import MarketSeriesStore
     from stock_workbench import registry
     with self.timed("load_model"):
         loaded = registry.load_champion(self.settings)   # the champion, else the previous one, else the rule-based baseline
         model, version, model_id, level, reason = loaded.model, str(loaded.version), loaded.model_id, loaded.fallback_level, loaded.reason
-        fitted = fitted_models(model)
-        kind = next(iter(fitted.values())).name
-        ctx = max(getattr(m, "context_days", 0) or 0 for m in fitted.values())
+        kind = next(iter(fitted_models(model).values())).name
+        ctx = _context_days(model)
         self._check_out_of_sample(model, version)
     with self.timed("read"):
-        panel = self._panel(max(WARMUP_SESSIONS + ctx, int(self.settings.backtest_days) + 10))
+        panel = self._panel(max(WARMUP_SESSIONS + ctx, int(self.settings.backtest_days) + 10, int(self.settings.drift_perf_days) + 10))
     with self.timed("features"):
-        market = MarketSeriesStore.from_settings(self.settings).read(end=self.day)   # a value dated t is known at t's close
-        first = panel["date"].unique()[-min(WARMUP_SESSIONS + ctx, panel["date"].nunique())]
-        feats = build_features(panel[panel["date"] >= first], market=market)
+        feats = _forecast_features(self.settings, panel, self.day, ctx)
     with self.timed("predict"):
         fc = forecast_with(model, feats, panel, self.day)
         rows = forecasts_long(fc, version, kind, "eod", fc["close"], model_id=model_id)
@@ -308,7 +369,40 @@ def forecast(self:EodJob)->EodForecast:
         before = led.version
         led.record(rows, note=f"eod {self.day.date()}")
         if led.version != before: record_event("committed", f"ledger {led.path} version {led.version}")
-    return EodForecast(fc, panel, version, kind, model_id, level, reason)
+    return EodForecast(fc, panel, version, kind, model_id, level, reason, feats)
+
+@patch
+def shadow_forecasts(self:EodJob, fc:EodForecast)->pd.DataFrame:
+    "Step 3c: the challenger's, the previous champion's and the rule-based baseline's forecasts of the day in the ledger (features computed once); role, version, model_id, forecasts, note"
+    from stock_workbench.ledger import PredictionLedger, forecasts_long
+    from stock_workbench.lifecycle import fitted_models, forecast_with
+    from stock_workbench import registry
+    rows, parts, done = [], [], {fc.version}
+    with self.timed("shadow"):
+        al = registry.current_aliases(self.settings)
+        arms = [("challenger", al["challenger"]), ("previous_champion", al["previous_champion"]), ("baseline", "baseline")]
+        for role, ver in arms:
+            if ver is None or ver in done or (role == "previous_champion" and ver == al["champion"]): continue
+            done.add(ver)
+            try:
+                lm = (registry.LoadedModel(registry.BaselineForecaster(tuple(self.horizons), self.settings), "baseline", f"baseline:{registry.BASELINE_MODEL}", 2)
+                      if ver == "baseline" else registry.load_version(self.settings, ver))
+                self._check_out_of_sample(lm.model, ver)
+                ctx = _context_days(lm.model)
+                have = fc.features is not None and fc.features["date"].nunique() > ctx   # the shared features hold its context
+                feats = fc.features if have else _forecast_features(self.settings, fc.panel, self.day, ctx)
+                w = forecast_with(lm.model, feats, fc.panel, self.day)
+                kind = next(iter(fitted_models(lm.model).values())).name
+                parts.append(forecasts_long(w, lm.version, kind, "eod", w["close"], model_id=lm.model_id))
+                rows.append(dict(role=role, version=lm.version, model_id=lm.model_id, forecasts=len(w), note="recorded"))
+            except SwbError as e:
+                rows.append(dict(role=role, version=ver, model_id=None, forecasts=0, note=f"not recorded: {e}"))
+        if parts:
+            led = PredictionLedger.from_settings(self.settings)
+            before = led.version
+            led.record(pd.concat(parts, ignore_index=True), note=f"eod {self.day.date()} shadow")
+            if led.version != before: record_event("committed", f"ledger {led.path} version {led.version}")
+    return pd.DataFrame(rows, columns=["role", "version", "model_id", "forecasts", "note"])
 
 @patch
 def future_sessions(self:EodJob)->dict:
@@ -382,6 +476,75 @@ def lineage(self:EodJob, fc:EodForecast, update:StoreUpdate)->pd.DataFrame:
             ("data read", f"{fc.panel['symbol'].nunique()} symbols, {fc.panel['date'].min().date()} .. {self.day.date()}"),
             ("source", update.source), ("ledger", f"{led.path} version {led.version}")]
     return pd.DataFrame(rows, columns=["item", "value"])
+
+# %% ../nbs/92_pipeline.ipynb #23afe3ed
+@patch
+def drift_window(self:EodJob, fc:EodForecast)->tuple[dict, pd.DataFrame|None]:
+    "The champion's drift window of the day, the ladder observed once for the session, `serving/drift.json` written; (record, feature table)"
+    from stock_workbench import drift, registry
+    from stock_workbench.ledger import PredictionLedger, realize
+    s, day = self.settings, self.day
+    champ = registry.current_aliases(s)["champion"] or fc.version
+    why = []
+    ref = registry.drift_reference(s, champ)
+    feats = None
+    if ref is None: why.append(f"version {champ} has no drift reference (trained before drift references): no feature drift")
+    elif fc.features is not None:
+        days = np.sort(fc.features["date"].unique())[-int(s.drift_window_days):]
+        feats = drift.feature_drift(ref, fc.features[fc.features["date"].isin(days)], s)
+    h = 1 if 1 in self.horizons else self.horizons[0]
+    start = _sessions_back(s, day, int(s.drift_perf_days) + h + 5)
+    led = PredictionLedger.from_settings(s).read(horizon=h, source="eod", start=start, end=day)
+    if self.symbols: led = led[led["symbol"].isin(self.symbols)]
+    perf = drift.performance_drift(realize(led, fc.panel[fc.panel["date"] >= start]), champ, s, horizon=h, end=day) if len(led) else None
+    status = drift.window_status(feats, perf)
+    lad = drift.update_ladder(s, str(day.date()), status != "alert")
+    if lad["level"]:
+        why.insert(0, f"fallback level {lad['level']}: {s.fallback_trip_windows} drift alert window(s) running stepped the ladder down; "
+                      f"{s.fallback_recover_windows} healthy windows running step it back")
+    rec = drift.write_drift(s, drift.drift_record(str(day.date()), champ, feats, perf, lad["level"], "; ".join(why) or None))
+    return rec, feats
+
+@patch
+def serving(self:EodJob, fc:EodForecast)->EodServing:
+    "Step 7: drift and the ladder, the champion's forecasts on the forecast feed, exposures landed, each arm's accuracy"
+    from stock_workbench.leases import connect_redis
+    lines, published, landed, arms = [], 0, 0, None
+    with self.timed("drift"):
+        rec, feats = self.drift_window(fc)
+    with self.timed("serving"):
+        from stock_workbench import routing
+        try: r = connect_redis(self.settings)
+        except SwbError as e: r = None; lines.append(f"forecasts not published, exposures not landed: {e}")
+        if r is not None:
+            try:
+                published = routing.publish_forecasts(r, self.settings, fc.forecasts, "eod", fc.version)
+                landed = routing.land_exposures(self.settings, r)
+            except Exception as e:   # Redis went away between the steps: the report says so, the job goes on
+                lines.append(f"forecast feed / exposures: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
+        try:
+            arms = routing.arm_accuracy(self.settings, end=self.day)
+            kept = routing.read_arm_accuracy(self.settings)[0]
+            if kept is None or pd.Timestamp(kept) <= self.day: routing.save_arm_accuracy(self.settings, arms, self.day)   # what the API and the dashboard show
+        except Exception as e:   # the forecasts are recorded by now: a failing read of the exposures costs a line, not the job
+            lines.append(f"arm accuracy not read: {e}" if isinstance(e, SwbError) else f"arm accuracy not read: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
+    return EodServing(rec, feats, arms, published, landed, tuple(lines))
+
+@patch
+def serving_lines(self:EodJob, sv:EodServing)->list[str]:
+    "The report's sentences of the serving step"
+    d, pf = sv.drift, sv.drift.get("performance") or {}
+    out = [f"Drift window of champion version {d.get('model_version')} on {d.get('as_of')}: **{d.get('status')}**; "
+           f"fallback level **{d.get('fallback_level')}** (0 champion, 1 previous champion, 2 rule-based baseline)."
+           + (f" {d['reason']}." if d.get("reason") else "")]
+    if pf.get("n"):
+        r, (lo, hi) = pf.get("pinball_ratio"), pf["coverage_band"]
+        out.append(f"Performance over the last {pf['sessions']} realized session(s), {pf['n']} forecasts: pinball loss ratio to the best baseline "
+                   f"({pf.get('best_baseline') or 'none'}) {'n/a' if r is None else f'{r:.3f}'}, 80 % coverage {pf['coverage80']:.1%} "
+                   f"(99 % band over sessions, Student t: {lo:.1%} .. {hi:.1%}): {pf['status']}.")
+    else: out.append("No realized forecast of the champion yet: performance drift not judged.")
+    out.append(f"{sv.published} forecast(s) published to the forecast feed; {sv.landed} exposure(s) landed.")
+    return out + list(sv.lines)
 
 # %% ../nbs/92_pipeline.ipynb #f3758519
 class RetrainJob(_Timed):

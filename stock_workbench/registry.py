@@ -20,11 +20,11 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # nothing reaches the
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 # %% auto #0
-__all__ = ['BUSY_ATTEMPTS', 'BASELINE_MODEL', 'PROMOTE_HINT', 'tracking_uri', 'has_registry', 'registry_lock', 'with_busy_retry',
-           'mlflow_module', 'client', 'experiment_id', 'ForecasterPyfunc', 'log_forecaster', 'set_alias',
-           'alias_version', 'model_versions', 'LoadedModel', 'load_version', 'BaselineForecaster', 'load_champion',
-           'load_forecaster', 'assign_alias', 'run_params', 'run_metrics', 'run_tags', 'record_decision',
-           'log_evaluation']
+__all__ = ['BUSY_ATTEMPTS', 'DRIFT_REFERENCE', 'ALIASES', 'BASELINE_MODEL', 'PROMOTE_HINT', 'tracking_uri', 'has_registry',
+           'registry_lock', 'with_busy_retry', 'mlflow_module', 'client', 'experiment_id', 'ForecasterPyfunc',
+           'log_forecaster', 'set_alias', 'alias_version', 'model_versions', 'delete_alias', 'current_aliases',
+           'LoadedModel', 'load_version', 'BaselineForecaster', 'load_champion', 'load_forecaster', 'assign_alias',
+           'run_params', 'run_metrics', 'run_tags', 'record_decision', 'drift_reference', 'log_evaluation']
 
 # %% ../nbs/70_registry.ipynb #7d5d67ef
 def tracking_uri(settings:Settings)->str:
@@ -222,6 +222,8 @@ def _requirements(models:dict)->list[str]:
     return out
 
 # %% ../nbs/70_registry.ipynb #115da3fb
+DRIFT_REFERENCE = "drift_reference.json"   # a run's artifact: the decile bins of its training features (`drift.fit_reference`)
+
 @_registry_op
 def log_forecaster(
     settings:Settings,
@@ -233,6 +235,7 @@ def log_forecaster(
     figures:dict|None=None,    # file name -> matplotlib figure, logged as artifacts
     job:str="train",           # experiment `swb-{job}`
     register:bool=True,        # register a new version of the registered model
+    drift_reference:dict|None=None, # `drift.fit_reference` over the training rows, logged as `drift_reference.json`
 )->dict:                       # run_id, version (None if not registered), model name
     "Log a fitted forecaster as an MLflow run and register it as a new version"
     mlflow = mlflow_module(settings)
@@ -249,6 +252,7 @@ def log_forecaster(
         mlflow.log_params({f"data.{k}": v for k, v in lineage.items()})
         mlflow.set_tags({"swb.model": name, "swb.store_version": str(lineage.get("store_version"))})
         mlflow.log_text("\n".join(features), "features.txt")
+        if drift_reference is not None: mlflow.log_dict(drift_reference, DRIFT_REFERENCE)
         if metrics: mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
         for fname, fig in (figures or {}).items(): mlflow.log_figure(fig, fname)
         with contextlib.redirect_stderr(io.StringIO()):  # mlflow prints "Created version ..." itself; the caller reports the version
@@ -289,6 +293,31 @@ def model_versions(settings:Settings)->list[dict]:
                     "model": tags.get("swb.model"), "run_id": v.run_id,
                     "store_version": tags.get("swb.store_version"),
                     "created": pd.Timestamp(v.creation_timestamp, unit="ms", tz="UTC").isoformat()})
+    return out
+
+@_registry_op
+def delete_alias(settings:Settings, alias:str)->None:
+    "Remove `alias` from the registered model; nothing when it is unset"
+    from mlflow.exceptions import MlflowException
+    try: client(settings).delete_registered_model_alias(settings.registered_model, alias)
+    except MlflowException as e:
+        if _is_busy(e): raise
+
+ALIASES = ("champion", "challenger", "previous_champion")
+
+@_registry_op
+def current_aliases(settings:Settings)->dict:
+    "{champion, challenger, previous_champion}: versions or None; challenger and previous_champion None when equal to the champion (an alias means one thing)"
+    out = dict.fromkeys(ALIASES)
+    if not has_registry(settings): return out   # asking must not create an empty store
+    from mlflow.exceptions import MlflowException
+    try: al = client(settings).get_registered_model(settings.registered_model).aliases
+    except MlflowException as e:
+        if _is_busy(e): raise
+        return out
+    out |= {a: str(al[a]) for a in ALIASES if a in al}
+    if out["challenger"] == out["champion"]: out["challenger"] = None
+    if out["previous_champion"] == out["champion"]: out["previous_champion"] = None
     return out
 
 # %% ../nbs/70_registry.ipynb #8528c625
@@ -400,6 +429,7 @@ def assign_alias(settings:Settings, version)->str:
                 warnings.warn(f"{e}: the new version {version} becomes champion", SwbWarning)
                 alias = "champion"
         set_alias(settings, alias, version)
+        if alias == "champion" and alias_version(settings, "challenger") == str(version): delete_alias(settings, "challenger")
     return alias
 
 # %% ../nbs/70_registry.ipynb #820f30e1
@@ -433,6 +463,32 @@ def record_decision(
     for k, v in tags.items(): c.set_tag(run_id, k, str(v))
     c.log_dict(run_id, json.loads(json.dumps(decision, default=str)), artifact)
     if report_text is not None: c.log_text(run_id, report_text, "evaluation.txt")
+
+# %% ../nbs/70_registry.ipynb #e2706162
+_REFERENCES:dict = {}   # (tracking uri, run id) -> the reference logged with that run (a run never changes)
+
+@_registry_op
+def drift_reference(
+    settings:Settings,
+    version:str,               # a registered version; "baseline" has none
+)->dict|None:                  # `drift.fit_reference` output logged with the version's run; None when it has none
+    "The drift reference (training decile bins) logged with a registered version's run"
+    if not str(version).isdigit() or not has_registry(settings): return None
+    from mlflow.exceptions import MlflowException
+    c = client(settings)
+    try: run_id = c.get_model_version(settings.registered_model, str(version)).run_id
+    except MlflowException as e:
+        if _is_busy(e): raise
+        return None
+    key = (tracking_uri(settings), run_id)
+    if key not in _REFERENCES:
+        import tempfile
+        try:
+            with tempfile.TemporaryDirectory() as d: _REFERENCES[key] = json.loads(Path(c.download_artifacts(run_id, DRIFT_REFERENCE, d)).read_text())
+        except (MlflowException, OSError, ValueError) as e:
+            if _is_busy(e): raise
+            return None   # not cached: a reference logged later (never, today) would be found
+    return _REFERENCES[key]
 
 # %% ../nbs/70_registry.ipynb #e1929a8e
 def _flat_metrics(result:dict)->dict[str, float]:

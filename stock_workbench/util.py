@@ -6,12 +6,14 @@ Docs: https://stock-workbench.github.io/stock_workbench/util.html.md"""
 
 # %% ../nbs/01_util.ipynb #4e1d9200
 from __future__ import annotations
-import os, random, sys, time
+import contextlib, fcntl, os, random, sys, threading, time
 from pathlib import Path
 from typing import Any, Callable
+from .config import Settings, SwbError
 
 # %% auto #0
-__all__ = ['note', 'write_atomic', 'retry', 'committed', 'committed_so_far']
+__all__ = ['LOCK_WAIT_S', 'note', 'write_atomic', 'write_private', 'file_lock', 'serving_dir', 'retry', 'committed',
+           'committed_so_far']
 
 # %% ../nbs/01_util.ipynb #1a2c78f4
 def note(
@@ -25,16 +27,51 @@ def note(
 def write_atomic(
     path:str|Path,     # the file to write; its folder must exist
     data:str|bytes,    # text is written as UTF-8
+    mode:int|None=None,# permissions of the new file, e.g. 0o600 for secrets; default: the umask's
 )->Path:               # `path`
-    "Write `data` to `path` through a temporary file beside it and a rename: never half a file"
+    "Write `data` to `path` through a temporary file beside it, flushed to disk, and a rename: never half a file"
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        tmp.write_bytes(data) if isinstance(data, bytes) else tmp.write_text(data, encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 if mode is None else mode)
+        with os.fdopen(fd, "wb") as f: f.write(raw); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+def write_private(path:str|Path, data:str|bytes)->Path:
+    "`write_atomic` with mode 0600: keys, hashes and other files no other user may read"
+    return write_atomic(path, data, mode=0o600)
+
+# %% ../nbs/01_util.ipynb #a3087397
+LOCK_WAIT_S = 10.0   # longest wait for another process's lock, seconds
+
+@contextlib.contextmanager
+def file_lock(
+    path:str|Path,           # the lock file (created 0600, never removed)
+    wait_s:float=LOCK_WAIT_S,# give up after this long with a one-line `SwbError`
+):
+    "Hold an exclusive `flock` on `path` for the block, waiting for another holder (`schedule.exclusive_flock` instead fails at once, naming it)"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        end = time.monotonic() + wait_s
+        while True:
+            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); break
+            except BlockingIOError:
+                if time.monotonic() > end: raise SwbError(f"{path} stayed locked by another process for {wait_s:g} s; try again") from None
+                time.sleep(0.005)
+        try: yield
+        finally: fcntl.flock(fd, fcntl.LOCK_UN)
+    finally: os.close(fd)
+
+def serving_dir(settings:Settings)->Path:
+    "`$SWB_HOME/serving` (API keys, A/B split, audit log, drift state, exposures), created with mode 0700 if missing"
+    p = Path(settings.home)/"serving"
+    try: p.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e: raise SwbError(f"cannot create {p} ({e.strerror or e}): give this user write access to the home") from None
+    return p
 
 # %% ../nbs/01_util.ipynb #b28a15a6
 def retry(

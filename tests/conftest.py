@@ -1,5 +1,5 @@
 "Shared fixtures: a throwaway workbench home, the `swb` console script, Yahoo-style CSV files"
-import hashlib, os, subprocess, sys
+import fcntl, hashlib, json, os, shutil, subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest
 from stock_workbench.synthetic import synthetic_market
@@ -18,6 +18,23 @@ def home(tmp_path, monkeypatch):
     for k in [k for k in os.environ if k.startswith("SWB_") and k not in ("SWB_HOME", "SWB_QUIET")]:
         monkeypatch.delenv(k)
     return h
+
+
+def built_once(tmp_path_factory, name: str, make) -> tuple[Path, object]:
+    """A folder that `make(folder)` fills once per test run, shared by every xdist worker: the first to ask builds it under an
+    exclusive lock while the others wait, then all reuse it. Returns (folder, what `make` returned, through JSON).
+    Tests that change the folder copy it first (`shutil.copytree`: a copied home is self-contained)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"): root = root.parent        # this run's folder, above every worker's own
+    folder, done = root / f"built-{name}", root / f"built-{name}.json"
+    with open(root / f"built-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)                                  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)                     # what a failed build left
+            folder.mkdir()
+            done_value = make(folder)
+            done.write_text(json.dumps(done_value))
+        return folder, json.loads(done.read_text())
 
 
 def swb(*args, env=None, exe="swb", timeout=300):

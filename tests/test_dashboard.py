@@ -9,7 +9,7 @@ from test_jobs import FAST
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent/"test-artifacts"
 SECTIONS = ["Price and forecasts", "Backtest of the forecast signal", "Top predicted movers at the latest close",
-            "Model leaderboard", "Calibration of the realized forecasts", "Data quality"]
+            "Model leaderboard", "Serving: A/B split, drift and fallback", "Calibration of the realized forecasts", "Data quality"]
 
 
 def _free_port() -> int:
@@ -104,7 +104,9 @@ def _renders_and_redraws(page):
     assert "Loading widget" not in text and "Traceback" not in text and "Error" not in text, text[:2000]
     for s in SECTIONS: assert s in text, s
     assert symbol.input_value() == "SYN000" and "SYN000 · horizon 1" in text
-    assert "champion: v1 · gbm" in page.locator("select").first.inner_text().replace("\xa0", " ")
+    options = page.locator("select").first.inner_text().replace("\xa0", " ")
+    assert "champion: v1 · gbm" in options and "challenger:" not in options, options   # v1 is champion only: a challenger is another version
+    assert "no challenger" in text and ("No drift status yet" in text or "fallback level" in text), text[:3000]   # the serving section
     assert "PASSED" in text and "40 of 40 checks passed" in text                       # data quality
     assert "the best baseline (" in text or "the best baseline on these rows" in text    # leaderboard verdict: against the best baseline
     assert page.locator("input[type=date]").count() == 2 and page.locator("button", has_text="5 days").count() == 1

@@ -1,7 +1,7 @@
 "Issue 10, kind 4: degenerate but real series (zero or constant volume, a price that never moves, a listing shorter than every window, a single row) through train, evaluate, predict and the EOD job"
 import json
 import numpy as np, pandas as pd, pytest
-from conftest import FIELD, sample, swb, tree_digest, write_yahoo_csv
+from conftest import FIELD, built_once, sample, swb, tree_digest, write_yahoo_csv
 from test_cli import one_line_error
 from stock_workbench.ledger import PredictionLedger
 from stock_workbench.synthetic import synthetic_market
@@ -40,14 +40,32 @@ def _variant(kind, tmp_path, days=300):
 
 # --- the field file -----------------------------------------------------------------------------------
 
-def test_field_zero_volume_train_evaluate_predict(home):
-    _ingest(FIELD / "zero_volume_4y.csv", "--symbol", "IDX")
-    r = swb("train", "--model", "gbm", env={"SWB_QUIET": ""})   # progress on: the warning is said, once
+def _zero_volume_gbm(folder):
+    "The zero-volume field file ingested as IDX and gbm trained on it, progress on; the train's exit code and output"
+    import os
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWB_")} | {"SWB_HOME": str(folder / "home"), "SWB_QUIET": "1"}
+    r = swb("ingest", "--source", "csv", "--path", FIELD / "zero_volume_4y.csv", "--symbol", "IDX", env=env)
     assert r.returncode == 0, r.stderr
-    assert "internal error" not in r.stderr
-    warn = [l for l in r.stderr.splitlines() if l.startswith("warning:")]
-    assert warn == ["warning: IDX: volume is 0 on every row: vwap_20, volume_z_20, dist_vwap_20 are NaN"], r.stderr
-    assert "registered stock-forecaster version 1 as champion" in r.stdout
+    r = swb("train", "--model", "gbm", env={**env, "SWB_QUIET": ""})   # progress on: the warning is said, once
+    return dict(returncode=r.returncode, stdout=r.stdout, stderr=r.stderr)
+
+
+@pytest.fixture
+def zero_volume(home, tmp_path_factory):
+    "This test's home: a copy of the zero-volume home with gbm trained (built once per test run); the train's output"
+    import shutil
+    folder, train = built_once(tmp_path_factory, "zero-volume-gbm", _zero_volume_gbm)
+    shutil.rmtree(home); shutil.copytree(folder / "home", home)
+    return train
+
+
+def test_field_zero_volume_train_evaluate_predict(zero_volume):
+    r = zero_volume
+    assert r["returncode"] == 0, r["stderr"]
+    assert "internal error" not in r["stderr"]
+    warn = [l for l in r["stderr"].splitlines() if l.startswith("warning:")]
+    assert warn == ["warning: IDX: volume is 0 on every row: vwap_20, volume_z_20, dist_vwap_20 are NaN"], r["stderr"]
+    assert "registered stock-forecaster version 1 as champion" in r["stdout"]
     p = _predictions()
     assert list(p) == ["IDX"] and p["IDX"]["date"] == "2022-12-30"
     r = swb("evaluate", "--model", "gbm", "--json", env={"SWB_TRAIN_DAYS": "252", "SWB_REFIT_DAYS": "252"})
@@ -58,12 +76,11 @@ def test_field_zero_volume_train_evaluate_predict(home):
         assert swb("train", "--model", m).returncode == 0, m
 
 
-def test_gbm_leaves_out_what_a_symbol_cannot_have(home):
+def test_gbm_leaves_out_what_a_symbol_cannot_have(zero_volume):
     from stock_workbench.config import Settings
     from stock_workbench.lifecycle import fitted_models
     from stock_workbench.registry import load_forecaster
-    _ingest(FIELD / "zero_volume_4y.csv", "--symbol", "IDX")
-    assert swb("train", "--model", "gbm").returncode == 0
+    assert zero_volume["returncode"] == 0, zero_volume["stderr"]
     m = fitted_models(load_forecaster(Settings(), "champion")[0])[1]
     assert m.dropped_features_ == ["volume_z_20", "dist_vwap_20"]   # no value in training: not fitted on, not read
     assert "volume_z_20" in m.features_ and "volume_z_20" not in m.used_features_

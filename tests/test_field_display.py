@@ -1,7 +1,7 @@
 "Issue 10, kinds 5 and 7: prices of any magnitude print readably; successful runs are quiet on stderr"
 import json, re
 import numpy as np, pandas as pd, pytest
-from conftest import FIELD, swb
+from conftest import FIELD, built_once, swb
 from stock_workbench.alerts import alert_text, move_alerts
 from stock_workbench.display import format_band, format_price
 
@@ -49,16 +49,16 @@ def _variant(path, scale: float, out):
 CASES = {"PNY": 1.0, "MIC": 1e-4, "BIG": 2e6}
 
 
-@pytest.fixture(scope="module")
-def penny_home(tmp_path_factory):
+def _penny_forecasts(folder):
+    "The field series and its variants ingested, volq trained; the predict table and its JSON"
     import os
-    h = tmp_path_factory.mktemp("display") / "home"
+    h = folder / "home"
     h.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWB_")}
     env.update(SWB_HOME=str(h), SWB_QUIET="1")
     run = lambda *a: swb(*a, env=env)
     for sym, scale in CASES.items():
-        path = FIELD / "penny_4y.csv" if scale == 1 else _variant(FIELD / "penny_4y.csv", scale, h.parent / f"{sym}.csv")
+        path = FIELD / "penny_4y.csv" if scale == 1 else _variant(FIELD / "penny_4y.csv", scale, folder / f"{sym}.csv")
         r = run("ingest", "--source", "csv", "--path", path, "--symbol", sym)
         assert r.returncode == 0, r.stderr
     r = run("train", "--model", "volq")
@@ -66,6 +66,12 @@ def penny_home(tmp_path_factory):
     table, js = run("predict"), run("predict", "--json")
     assert table.returncode == 0 and js.returncode == 0, table.stderr + js.stderr
     return table.stdout, json.loads(js.stdout)
+
+
+@pytest.fixture(scope="module")
+def penny_home(tmp_path_factory):
+    "The predict table and JSON of the penny home, made once per test run (every xdist worker shares them)"
+    return tuple(built_once(tmp_path_factory, "penny-display", _penny_forecasts)[1])
 
 
 @pytest.mark.parametrize("symbol", list(CASES))

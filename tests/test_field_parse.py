@@ -2,7 +2,7 @@
 import os, shutil, subprocess
 from pathlib import Path
 import pandas as pd, pytest, redis
-from conftest import BIN, FIELD, sample, swb, tree_digest, write_yahoo_csv
+from conftest import BIN, FIELD, built_once, sample, swb, tree_digest, write_yahoo_csv
 from stock_workbench.config import Settings
 from stock_workbench.store import OhlcvStore
 from stock_workbench.candles import read_candles
@@ -262,15 +262,17 @@ def test_date_encodings_land_on_their_sessions(home, tmp_path):
     for k, name in enumerate(encodings()): assert stored_dates(home, f"ENC{k}") == want, name
 
 
-@pytest.fixture(scope="module")
-def baseline(tmp_path_factory):
-    "A store holding one symbol, made once: refusals must leave a copy of it byte for byte"
-    h = tmp_path_factory.mktemp("baseline")
+def _one_symbol(h):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWB_")}
     r = subprocess.run([str(BIN / "swb"), "ingest", "--source", "csv", "--path", write_yahoo_csv(sample("OLD", days=30), h / "OLD.csv")],
                        capture_output=True, text=True, env={**env, "SWB_HOME": str(h), "SWB_QUIET": "1"})
     assert r.returncode == 0, r.stderr
-    return h / "data"
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    "A store holding one symbol, made once per test run: refusals must leave a copy of it byte for byte"
+    return built_once(tmp_path_factory, "parse-baseline", _one_symbol)[0] / "data"
 
 
 def bad_dates_file(tmp_path, value):

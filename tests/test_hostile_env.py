@@ -1,8 +1,8 @@
 "A read-only home and a full disk (a small tmpfs home; CI runs as root): one line naming the path and the cause, nothing half-written, and the next run after the fault is fixed succeeds"
-import os, subprocess, json
+import os, shutil, subprocess, json
 from pathlib import Path
 import pytest
-from conftest import swb, tree_digest
+from conftest import built_once, swb, tree_digest
 
 # a small sample market and short windows: the whole EOD job from nothing in ~20 s
 SMALL = {"SWB_SYNTHETIC_SYMBOLS": "3", "SWB_SYNTHETIC_YEARS": "2", "SWB_TRAIN_DAYS": "252", "SWB_REFIT_DAYS": "126",
@@ -14,20 +14,26 @@ def _mount(*args):
     subprocess.run(["mount", *args], check=True, capture_output=True)
 
 
+def _finished_eod(folder):
+    "A home holding a finished EOD job (store, registry with a champion, ledger, report), built on the ordinary disk"
+    (folder / "home").mkdir()
+    r = swb("run", "eod", env={**SMALL, "SWB_HOME": str(folder / "home")})
+    assert r.returncode == 0, r.stderr
+
+
 @pytest.fixture(scope="module")
 def tmpfs_home(tmp_path_factory):
-    "A 24 MB tmpfs home holding a finished EOD job (store, registry with a champion, ledger, report)"
+    "A 24 MB tmpfs home holding a copy of a finished EOD job (built once per test run and shared by the xdist workers)"
     if os.geteuid() != 0:
         if os.environ.get("CI"): pytest.fail("the read-only home and full disk tests mount a tmpfs: CI must run them as root")
         pytest.skip("mounting a tmpfs home needs root (CI runs these as root)")
+    built, _ = built_once(tmp_path_factory, "hostile-eod-home", _finished_eod)
     home = tmp_path_factory.mktemp("hostile") / "home"
     home.mkdir()
     _mount("-t", "tmpfs", "-o", "size=24M", "tmpfs", str(home))
     try:
-        env = {**SMALL, "SWB_HOME": str(home)}
-        r = swb("run", "eod", env=env)
-        assert r.returncode == 0, r.stderr
-        yield home, env
+        shutil.copytree(built / "home", home, symlinks=True, dirs_exist_ok=True)
+        yield home, {**SMALL, "SWB_HOME": str(home)}
     finally:
         subprocess.run(["umount", "-l", str(home)], capture_output=True)
 
@@ -62,8 +68,10 @@ def test_read_only_home_refuses_before_any_work_then_works_when_fixed(tmpfs_home
     finally:
         _mount("-o", "remount,rw", str(home))
     assert _state(home) == before
-    r = swb("run", "eod", env=env)   # the fault fixed: the job runs (the same session again: idempotent)
+    versions = _registered(home)
+    r = swb("train", "--model", "naive", env=env)   # the fault fixed: a writer works (a second EOD of one session: test_field_display)
     assert r.returncode == 0, r.stderr
+    assert _registered(home) == versions + [versions[-1] + 1]
 
 
 def _fill(home, leave_bytes=0):

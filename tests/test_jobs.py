@@ -1,5 +1,5 @@
 "swb run eod / retrain through papermill, and swb schedule: reports, idempotency, parameter checks, fail-closed validation, alerts"
-import fcntl, json, re, threading
+import fcntl, json, re, threading, uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
@@ -19,7 +19,14 @@ LAST = str(SESSIONS[-1].date())
 @pytest.fixture
 def fast(home, monkeypatch):
     for k, v in FAST.items(): monkeypatch.setenv(k, v)
-    return home
+    monkeypatch.setenv("SWB_STREAM_PREFIX", f"swbtest-jobs-{uuid.uuid4().hex[:8]}")   # the EOD job publishes to Redis: no collisions
+    yield home
+    import redis
+    from stock_workbench.config import Settings
+    try:
+        s = Settings()
+        redis.Redis.from_url(s.redis_url).delete(f"{s.stream_prefix}:forecasts", f"{s.stream_prefix}:exposures")
+    except redis.RedisError: pass
 
 
 def _versions(home):
@@ -59,7 +66,8 @@ def test_eod_from_nothing_twice_gives_one_report_and_the_same_forecasts(fast):
         assert r.stdout.strip() == f"eod {LAST}: done. Report: {out / 'eod.html'}"
         html = (out / "eod.html").read_text()
         for section in ["Data: store update and validation", "Forecasts from the champion", "running record",
-                        "Backtest of the forecast signal", "Alerts", "Model and data lineage", "40 of 40", "buy_and_hold"]:
+                        "Backtest of the forecast signal", "Alerts", "Serving", "Drift window of champion version 1",
+                        "published to the forecast feed", "Model and data lineage", "40 of 40", "buy_and_hold"]:
             assert section in html, section
         assert "EodJob(" not in html and "import " not in html          # no code cells in the analyst's report
         assert html.count("data:image/png;base64") >= 3                # fan chart, calibration, equity curve
@@ -67,10 +75,15 @@ def test_eod_from_nothing_twice_gives_one_report_and_the_same_forecasts(fast):
         first = led.read(source="eod")
         assert sorted(first["symbol"].unique()) == [f"SYN{i:03d}" for i in range(6)] and set(first["horizon"]) == {1, 5}
         assert (first["date"] == pd.Timestamp(LAST)).all()
-        assert _versions(fast) == ([1], {"champion": "1", "challenger": "1"})
+        assert _versions(fast) == ([1], {"champion": "1"})              # the first version is champion only, never also challenger
+        assert set(first["model_version"]) == {"1", "baseline"}         # the rule-based baseline is recorded beside the champion
+        drift = json.loads((fast / "serving" / "drift.json").read_text())
+        assert (drift["as_of"], drift["model_version"], drift["fallback_level"]) == (LAST, "1", 0) and drift["features"], drift
+        assert json.loads((fast / "serving" / "ladder.json").read_text())["as_of"] == LAST
         posts = len(_Hook.got)
         assert posts > 0 and all(p["text"].startswith(f"stock_workbench EOD {LAST}: SYN") for p in _Hook.got)
         store_v, led_v = tree_digest(fast / "data"), led.version
+        drift_ladder_before = json.loads((fast / "serving" / "ladder.json").read_text())["before"]
 
         r = swb("run", "eod", "--date", LAST, env=env)   # the same session again
         assert r.returncode == 0, r.stderr
@@ -80,6 +93,7 @@ def test_eod_from_nothing_twice_gives_one_report_and_the_same_forecasts(fast):
         assert sorted(p.name for p in (fast / "reports" / "eod").iterdir()) == [LAST]   # one report, no leftovers
         assert sorted(p.name for p in out.iterdir()) == ["eod.html", "eod.ipynb"]
         assert _versions(fast)[0] == [1]                                 # the champion existed: no second retrain
+        assert json.loads((fast / "serving" / "ladder.json").read_text())["before"] == drift_ladder_before   # one observation per session
         seen = r.stdout + r.stderr + html + (out / "eod.ipynb").read_text() + (out / "eod.html").read_text()
         assert secret not in seen and "/hooks/" not in seen               # the webhook address is a secret
     finally:
@@ -109,8 +123,8 @@ def test_eod_scores_yesterday_then_retrain_decides(fast):
     nb = fast / "reports" / "retrain" / d2 / "retrain.ipynb"
     text = _outputs(nb)
     versions, aliases = _versions(fast)
-    assert versions == [1, 2] and aliases["challenger"] == "2"
     decided = "promoted" if aliases["champion"] == "2" else "kept"
+    assert versions == [1, 2] and aliases.get("challenger") == (None if decided == "promoted" else "2")   # never both aliases
     assert f"Decision: {decided}." in text and "Diebold-Mariano" in text
     assert aliases.get("previous_champion") == ("1" if decided == "promoted" else None)
     from mlflow import MlflowClient

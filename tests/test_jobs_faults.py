@@ -1,8 +1,8 @@
 "swb run under races and faults (issue 17): a gap symbol and a stale symbol, EOD racing retrain and an ingest, a misbehaving webhook, offline reports, the scheduler's maintenance"
-import json, os, re, socket, subprocess, sys, tempfile, threading, time
+import json, os, re, shutil, socket, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 import pandas as pd, pytest
-from conftest import BIN, write_yahoo_csv
+from conftest import BIN, built_once, write_yahoo_csv
 from stock_workbench.config import Settings
 from stock_workbench.synthetic import synthetic_market
 
@@ -26,10 +26,8 @@ def _leftovers(home):
     return found
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def _build_world(root):
     "4 symbols over 2 years: SYN001 misses one session 20 sessions back, SYN002 stopped 3 sessions before the end; one EOD ran"
-    root = tmp_path_factory.mktemp("faults")
     home = root / "home"; home.mkdir()
     df = synthetic_market(4, 2, seed=11)
     days = sorted(df["date"].unique())
@@ -42,12 +40,28 @@ def world(tmp_path_factory):
     last = str(days[-1].date())
     t0 = time.perf_counter()
     first = _swb(home, "run", "eod", "--date", last, "-p", "source=none")
-    return dict(home=home, root=root, last=last, days=days, df=df, first=first, first_s=time.perf_counter() - t0)
+    return dict(last=last, first=dict(returncode=first.returncode, stderr=first.stderr), first_s=time.perf_counter() - t0)
 
 
-def test_eod_with_a_gap_and_a_stale_symbol_succeeds_and_says_so(world):
-    r = world["first"]
-    assert r.returncode == 0, r.stderr                       # before: `close must be a positive price everywhere ... missing`
+@pytest.fixture(scope="module")
+def built_world(tmp_path_factory):
+    "The world, built once per test run (every xdist worker shares it): only read it; `world` gives a test its own copy"
+    root, made = built_once(tmp_path_factory, "jobs-faults-world", _build_world)
+    df = synthetic_market(4, 2, seed=11)
+    return dict(made, home=root / "home", root=root, df=df, days=sorted(df["date"].unique()))
+
+
+@pytest.fixture
+def world(built_world, tmp_path):
+    "This test's own copy of the world's home (the prices it was built from stay shared: read-only)"
+    home = tmp_path / "home"
+    shutil.copytree(built_world["home"], home, symlinks=True)
+    return dict(built_world, home=home, root=tmp_path)
+
+
+def test_eod_with_a_gap_and_a_stale_symbol_succeeds_and_says_so(built_world):
+    world, r = built_world, built_world["first"]
+    assert r["returncode"] == 0, r["stderr"]                      # before: `close must be a positive price everywhere ... missing`
     html = (world["home"] / "reports" / "eod" / world["last"] / "eod.html").read_text()
     text = re.sub(r"<[^>]+>", " ", html)
     assert f"{STALE} (last session {world['days'][-4].date()})" in text and "left out of this run" in text
@@ -56,7 +70,8 @@ def test_eod_with_a_gap_and_a_stale_symbol_succeeds_and_says_so(world):
     assert _leftovers(world["home"]) == []
 
 
-def test_the_report_needs_no_network(world):
+def test_the_report_needs_no_network(built_world):
+    world = built_world
     html = (world["home"] / "reports" / "eod" / world["last"] / "eod.html").read_text()
     remote = re.findall(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//", html, flags=re.I)
     assert remote == [], remote                               # before: require.js, MathJax and mermaid from a CDN
@@ -95,18 +110,18 @@ def test_eod_and_retrain_at_once_both_succeed_and_leave_nothing(world):
     stale_tmp = home / "reports" / "eod" / f".2016-01-04.{dead.pid}.tmp"
     stale_tmp.mkdir(parents=True); (stale_tmp / "eod.ipynb").write_text("{")
     (home / "kernel-ipc-7").write_text("")                      # left by a killed run of the old runner
-    for _ in range(2):
-        procs = [subprocess.Popen([str(BIN / "swb"), "run", job, "--date", world["last"], *extra], env=_env(home),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for job, extra in (("eod", ["-p", "source=none"]), ("retrain", ["-p", "model=naive"]))]
-        seen = set()
-        while any(p.poll() is None for p in procs):            # while both run: no socket named in the shared home
-            seen |= {q.name for q in home.glob("kernel-ipc-*")} - {"kernel-ipc-7"}
-            time.sleep(0.2)
-        assert seen == set(), seen                               # before: kernel-ipc-1.. in the home, picked by both runs
-        outs = [p.communicate(timeout=300) for p in procs]
-        assert [p.returncode for p in procs] == [0, 0], [o[1][-600:] for o in outs]
-        assert not any("Invalid Signature" in o[1] or "didn't respond" in o[1] for o in outs)
+    # one round: without per-run sockets both runs name kernel-ipc-N in the home at once, which `seen` catches every time
+    procs = [subprocess.Popen([str(BIN / "swb"), "run", job, "--date", world["last"], *extra], env=_env(home),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for job, extra in (("eod", ["-p", "source=none"]), ("retrain", ["-p", "model=naive"]))]
+    seen = set()
+    while any(p.poll() is None for p in procs):            # while both run: no socket named in the shared home
+        seen |= {q.name for q in home.glob("kernel-ipc-*")} - {"kernel-ipc-7"}
+        time.sleep(0.2)
+    assert seen == set(), seen                               # before: kernel-ipc-1.. in the home, picked by both runs
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-600:] for o in outs]
+    assert not any("Invalid Signature" in o[1] or "didn't respond" in o[1] for o in outs)
     assert _leftovers(home) == [] and not stale_tmp.exists()
     mine = {p.pid for p in procs}
     assert [p for p in Path(tempfile.gettempdir()).glob("swb-ipc-*") if int(p.name.split("-")[2]) in mine] == []

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 import backtesting  # a dev dependency: never skipped
 import numpy as np, pandas as pd, pytest
-from conftest import swb
+from conftest import built_once, swb
 
 GOOG = Path(backtesting.__file__).parent / "test" / "GOOG.csv"
 BASELINES = ("naive", "volq", "ewma", "garch")
@@ -15,14 +15,20 @@ def ok(r):
     return r
 
 
+def _env(h):
+    import os
+    return {k: v for k, v in os.environ.items() if not k.startswith("SWB_")} | {"SWB_HOME": str(h), "SWB_QUIET": "1"}
+
+
+def _ingested(folder):
+    ok(swb("ingest", "--source", "csv", "--path", GOOG, "--symbol", "GOOG", env=_env(folder)))
+
+
 @pytest.fixture(scope="module")
 def goog(tmp_path_factory):
-    "One home with GOOG ingested, shared by the tests of this module (each reads it; train writes only MLflow)"
-    import os
-    h = tmp_path_factory.mktemp("goog")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SWB_")} | {"SWB_HOME": str(h), "SWB_QUIET": "1"}
-    ok(swb("ingest", "--source", "csv", "--path", GOOG, "--symbol", "GOOG", env=env))
-    return h, env
+    "One home with GOOG ingested, built once per test run and shared by the tests (each reads it; train works on a copy)"
+    h = built_once(tmp_path_factory, "goog", _ingested)[0]
+    return h, _env(h)
 
 
 def run(goog, *args):
@@ -32,10 +38,18 @@ def run(goog, *args):
                           env=env, timeout=900)
 
 
+def _copy(goog, folder):
+    "A copy of the GOOG home in `folder` (evaluate and train log to MLflow in the home: each into its own)"
+    import shutil
+    shutil.copytree(goog[0], folder / "home")
+    return folder / "home", _env(folder / "home")
+
+
 @pytest.fixture(scope="module")
-def evaluation(goog):
-    "`swb evaluate --model gbm --json` on the whole GOOG history, horizon 1"
-    return json.loads(ok(run(goog, "evaluate", "--model", "gbm", "--json")).stdout)
+def evaluation(goog, tmp_path_factory):
+    "`swb evaluate --model gbm --json` on the whole GOOG history, horizon 1 (run once per test run)"
+    make = lambda folder: json.loads(ok(run(_copy(goog, folder), "evaluate", "--model", "gbm", "--json")).stdout)
+    return built_once(tmp_path_factory, "goog-evaluation", make)[1]
 
 
 def test_ingest_and_features(goog, tmp_path):
@@ -78,13 +92,14 @@ def test_every_baseline_is_evaluated_and_judged(evaluation):
     assert r["models"]["garch"]["overall"]["pinball"] < r["models"]["naive"]["overall"]["pinball"]
 
 
-def test_evaluate_report_states_method_and_verdicts(goog):
-    text = ok(run(goog, "evaluate", "--model", "ewma")).stdout
+def test_evaluate_report_states_method_and_verdicts(goog, tmp_path):
+    text = ok(run(_copy(goog, tmp_path), "evaluate", "--model", "ewma")).stdout
     assert "best baseline" in text.lower() and "bootstrap" in text.lower(), text
     assert "ewma" in text and "garch" in text
 
 
-def test_train_and_predict(goog):
+def test_train_and_predict(goog, tmp_path):
+    goog = _copy(goog, tmp_path)
     ok(run(goog, "train", "--model", "garch"))
     p = json.loads(ok(run(goog, "predict", "--json")).stdout)
     assert (p["model"], p["date"]) == ("garch", "2013-03-01")

@@ -3,7 +3,7 @@ promotion by hand, a copied or moved home, and a ledger that names models the re
 import json, os, shutil, sqlite3, subprocess, threading, time
 from pathlib import Path
 import pandas as pd, pytest
-from conftest import BIN, swb, tree_digest
+from conftest import BIN, built_once, swb, tree_digest
 from test_cli import one_line_error
 
 ENV = {"SWB_TRAIN_DAYS": "252", "SWB_REFIT_DAYS": "126", "SWB_QUIET": "1"}
@@ -45,22 +45,28 @@ def _model_dir(home, version):
     return _model_dir(Settings(home, env={}), str(version))[1]
 
 
+def _data(folder):
+    r = run(folder / "home", "ingest", "--source", "synthetic", "--symbols", 3, "--years", 2, "--seed", 5)
+    assert r.returncode == 0, r.stderr
+
+
+def _trained(data_home):
+    def make(folder):
+        shutil.copytree(data_home, folder / "home")
+        for _ in range(2): assert run(folder / "home", "train", "--model", "naive").returncode == 0
+    return make
+
+
 @pytest.fixture(scope="module")
 def data_home(tmp_path_factory):
-    "A small home with prices and no registry (3 symbols, 2 years)"
-    h = tmp_path_factory.mktemp("data") / "home"
-    r = run(h, "ingest", "--source", "synthetic", "--symbols", 3, "--years", 2, "--seed", 5)
-    assert r.returncode == 0, r.stderr
-    return h
+    "A small home with prices and no registry (3 symbols, 2 years), built once per test run; tests copy it, never change it"
+    return built_once(tmp_path_factory, "registry-data", _data)[0] / "home"
 
 
 @pytest.fixture(scope="module")
 def trained_home(data_home, tmp_path_factory):
     "`data_home` with version 1 (champion) and version 2 (challenger) of naive; tests copy it, never change it"
-    h = tmp_path_factory.mktemp("trained") / "home"
-    shutil.copytree(data_home, h)
-    for _ in range(2): assert run(h, "train", "--model", "naive").returncode == 0
-    return h
+    return built_once(tmp_path_factory, "registry-trained", _trained(data_home))[0] / "home"
 
 
 @pytest.fixture
@@ -127,7 +133,7 @@ def test_champion_files_deleted_fall_back_promote_and_heal(trained):
     r = run(trained, "promote", "--version", 2, "--json")
     assert r.returncode == 0, r.stderr
     assert (json.loads(r.stdout)["version"], json.loads(r.stdout)["previous_champion"]) == ("2", "1")
-    assert _versions(trained)[1] == {"champion": "2", "challenger": "2", "previous_champion": "1"}
+    assert _versions(trained)[1] == {"champion": "2", "previous_champion": "1"}   # aliases mean one thing: no challenger once it is champion
     r = run(trained, "predict", "--json", SWB_QUIET="")
     assert r.returncode == 0 and json.loads(r.stdout)["version"] == "2" and "warning" not in r.stderr, r.stderr
 

@@ -123,6 +123,15 @@ def test_stream_equals_batch_with_predictions_alerts_and_metrics(home, rkeys, mo
             assert float(lat[f]) == last[f] or (np.isnan(float(lat[f])) and np.isnan(last[f])), (sym, f)
         assert lat["minute"] == f"{last['minute']:%Y-%m-%d %H:%M}" and lat["model_version"] == version
         assert {"pred_p50_1d", "pred_p50_5d", "pred_move_pct_1d", "pred_close_5d"} <= set(lat), lat
+    # the forecast feed: every prediction written to a `latest` hash is also an entry of <prefix>:forecasts, source stream
+    from stock_workbench.routing import feed_key, parse_feed
+    feed = [parse_feed(f) for _, f in r.xrange(feed_key(s))]
+    assert feed and {f["source"] for f in feed} == {"stream"} and {f["model_version"] for f in feed} == {version}
+    for sym in ("SYN000", "SYN001", "SYN002"):
+        lat = {k.decode(): v.decode() for k, v in r.hgetall(keys.latest(sym)).items()}
+        last = [f for f in feed if f["symbol"] == sym][-1]
+        assert last["p50_1d"] == float(lat["pred_p50_1d"]) and last["p90_5d"] == float(lat["pred_p90_5d"]), (last, lat)
+        assert last["as_of"] == pd.Timestamp(lat["pred_minute"]).strftime("%Y-%m-%dT%H:%M"), (last, lat)
     # alerts: one per symbol and horizon for predictions, one per price-move event
     time.sleep(1.5)
     pred = [t for t in Hook.got if "predicted" in t]

@@ -1,0 +1,326 @@
+"swb serve: the prediction API as a subprocess over a real home and real Redis: every endpoint, keys, A/B routing, idempotent rollback, fallback, WebSocket, SIGTERM"
+import json, math, os, re, shutil, signal, subprocess, sys, threading, time, uuid
+from pathlib import Path
+import httpx, pandas as pd, pytest, redis
+from conftest import BIN, REDIS_URL, built_once
+
+# a small sample market and short windows keep the home to seconds (as tests/test_jobs.py builds it)
+FAST = {"SWB_SYNTHETIC_SYMBOLS": "6", "SWB_SYNTHETIC_YEARS": "3", "SWB_TRAIN_DAYS": "252", "SWB_REFIT_DAYS": "126",
+        "SWB_PROMOTE_EVAL_DAYS": "126", "SWB_BACKTEST_DAYS": "126"}
+LAST = "2018-01-02"   # the FAST sample market's last session
+# one process: the market, champion v1, challenger v2 promoted (v1 previous champion), challenger v3; then the EOD job
+# records every arm's forecasts (champion 2, challenger 3, previous champion 1, baseline) in the ledger
+SETUP = """
+from stock_workbench.cli import main
+for a in (["ingest", "--source", "synthetic"], ["train"], ["train"], ["promote", "--version", "2"], ["train"]): assert main(a) == 0, a
+"""
+
+
+def home_env(home: Path, prefix: str, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWB_")}
+    return {**env, **FAST, "SWB_HOME": str(home), "SWB_QUIET": "1", "SWB_STREAM_PREFIX": prefix, "SWB_REDIS_URL": REDIS_URL,
+            "SWB_METRICS_PORT": "0", **extra}
+
+
+def run(env, *args, timeout=300):
+    return subprocess.run([str(BIN / "swb"), *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+class Server:
+    "`swb serve --port 0` as a subprocess; its output collected as it comes (a full pipe would stall it)"
+    def __init__(self, env, *args, wait_s=120):
+        self.p = subprocess.Popen([str(BIN / "swb"), "serve", "--port", "0", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env)
+        self.out, self.err, self.url = [], [], None
+        ready = threading.Event()
+        def pump(stream, sink):
+            for line in stream:
+                sink.append(line)
+                if (m := re.match(r"swb serve: listening on (http://\S+)", line)): self.url = m.group(1); ready.set()
+            ready.set()
+        for s, sink in ((self.p.stdout, self.out), (self.p.stderr, self.err)):
+            threading.Thread(target=pump, args=(s, sink), daemon=True).start()
+        ready.wait(wait_s)
+        assert self.url, f"no ready line; exit {self.p.poll()}; stderr: {''.join(self.err)[-2000:]}"
+
+    def stop(self, sig=signal.SIGTERM, timeout=30) -> int:
+        if self.p.poll() is None: self.p.send_signal(sig)
+        return self.p.wait(timeout)
+
+    @property
+    def text(self) -> str: return "".join(self.out) + "".join(self.err)
+
+
+class Api:
+    "What the tests need: the server, its home, keys, a Redis client"
+    def get(self, path, key=None, **kw): return self.c.get(path, headers=self._h(key, kw.pop("headers", {})), **kw)
+    def post(self, path, key=None, **kw): return self.c.post(path, headers=self._h(key, kw.pop("headers", {})), **kw)
+    def _h(self, key, h): return {**({"X-API-Key": key} if key else {}), **h}
+
+
+def wait_for(fn, timeout=15.0, every=0.2):
+    "fn()'s first truthy value within `timeout` seconds"
+    end = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() > end: return v
+        time.sleep(every)
+
+
+def serve_home(tmp_path_factory) -> Path:
+    """The served home, built once per test run and shared by every xdist worker and tests/test_serve_schema.py (each copies it):
+    SETUP, then the EOD job of the last session, which records every arm's forecasts"""
+    def make(folder):
+        prefix = f"swbt-{uuid.uuid4().hex[:10]}"
+        env = home_env(folder, prefix)
+        r = subprocess.run([sys.executable, "-c", SETUP], capture_output=True, text=True, env=env, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        r = run(env, "run", "eod", "--date", LAST)
+        assert r.returncode == 0, r.stderr[-3000:]
+        rc = redis.Redis.from_url(REDIS_URL)
+        for k in rc.scan_iter(f"{prefix}:*", count=1000): rc.delete(k)   # the feed it published: each server reads its own prefix
+        return None
+    return built_once(tmp_path_factory, "serve-home", make)[0]
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    t0 = time.monotonic()
+    src = serve_home(tmp_path_factory)
+    home = tmp_path_factory.mktemp("serve") / "home"
+    shutil.copytree(src, home)   # the tests roll back, delete model files and stop the server: on this worker's own copy
+    a = Api()
+    a.home, a.prefix = home, f"swbt-{uuid.uuid4().hex[:10]}"
+    a.env = home_env(home, a.prefix, SWB_WS_HEARTBEAT_S="1", SWB_SERVE_WINDOW_S="2")
+    from stock_workbench.access import KeyStore
+    from stock_workbench.config import Settings
+    a.settings = Settings(home, env=a.env)
+    ks = KeyStore(a.settings)
+    a.read_id, a.read = ks.create("read", note="tests")
+    a.admin_id, a.admin = ks.create("admin", note="tests")
+    a.setup_s = time.monotonic() - t0
+    a.srv = Server(a.env)
+    a.c = httpx.Client(base_url=a.srv.url, timeout=60)
+    a.r = redis.Redis.from_url(REDIS_URL)
+    print(f"\nserve fixture: home in {a.setup_s:.0f} s, server ready in {time.monotonic() - t0 - a.setup_s:.0f} s")
+    yield a
+    a.c.close()
+    if a.srv.p.poll() is None: a.srv.stop(signal.SIGKILL)
+    for k in a.r.scan_iter(f"{a.prefix}:*", count=1000): a.r.delete(k)
+
+
+def test_health_ready_docs_metrics(api):
+    assert api.get("/healthz").json() == {"status": "ok"}
+    r = api.get("/readyz")
+    assert r.status_code == 200 and r.json()["ready"] and r.json()["checks"]["redis"] == "ok", r.text
+    assert r.json()["checks"]["forecasts"].startswith(LAST)
+    spec = api.get("/openapi.json").json()
+    assert {"/v1/predictions/{symbol}", "/v1/predictions", "/v1/predict", "/v1/models", "/v1/admin/rollback", "/v1/admin/split",
+            "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
+    assert api.get("/docs").status_code == 200
+    api.get("/v1/predictions/SYN000", api.read)
+    m = api.get("/metrics").text
+    assert 'swb_serve_request_seconds_bucket{le="0.005",method="GET",route="/v1/predictions/{symbol}"}' in m
+    assert 'swb_serve_responses_total{route="/v1/predictions/{symbol}",status="200"}' in m
+    assert "swb_serve_fallback_level 0.0" in m and "swb_serve_ws_clients" in m and "swb_serve_variant_total" in m
+
+
+def test_auth_401_403(api):
+    r = api.get("/v1/predictions/SYN000")
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer") and r.json()["request_id"] == r.headers["x-request-id"]
+    assert api.get("/v1/predictions/SYN000", "swb_0badcafe_" + "x" * 43).status_code == 401
+    assert api.get("/v1/predictions/SYN000", headers={"Authorization": f"Bearer {api.read}"}).status_code == 200
+    assert api.get("/v1/models", api.read).status_code == 200
+    r = api.post("/v1/admin/rollback", api.read, headers={"Idempotency-Key": "never-runs"})
+    assert r.status_code == 403 and "admin" in r.json()["detail"]
+    assert api.post("/v1/admin/split", api.read, headers={"Idempotency-Key": "x"}, json={"challenger_share": 0.1}).status_code == 403
+    from stock_workbench.access import KeyStore
+    ks = KeyStore(api.settings)
+    kid, key = ks.create("read", note="revoked at once")
+    assert api.get("/v1/predictions/SYN000", key).status_code == 200
+    ks.revoke(kid)
+    assert wait_for(lambda: api.get("/v1/predictions/SYN000", key).status_code == 401)
+
+
+def test_prediction_answers_with_version_and_band(api):
+    r = api.get("/v1/predictions/SYN000", api.read, params={"horizon": 5})
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert b["request_id"] == r.headers["x-request-id"]
+    assert (b["symbol"], b["horizon"], b["as_of"], b["fallback_level"]) == ("SYN000", 5, LAST, 0)
+    assert b["source"] in ("eod", "stream") and b["variant"] in ("champion", "challenger")
+    assert (b["model_version"], b["alias"]) == (("2", "champion") if b["variant"] == "champion" else ("3", "challenger"))
+    assert b["p10"] <= b["p50"] <= b["p90"]
+    for q in ("p10", "p50", "p90"): assert math.isclose(b[f"price_{q}"], b["close"] * math.exp(b[q]), rel_tol=1e-12)
+
+
+def test_bad_input_is_422_unknown_is_404(api):
+    for path, params in [("/v1/predictions/syn000", {}), ("/v1/predictions/" + "A" * 16, {}), ("/v1/predictions/A..B", {}),
+                         ("/v1/predictions/SYN000", {"horizon": 2}), ("/v1/predictions/SYN000", {"horizon": "x"}),
+                         ("/v1/predictions", {"top": 0}), ("/v1/predictions", {"horizon": 3})]:
+        r = api.get(path, api.read, params=params)
+        assert r.status_code == 422 and r.json()["detail"] and r.json()["request_id"], (path, params, r.text)
+    assert api.get("/v1/predictions/SYN000", api.read, headers={"X-Client-Id": "bad id!"}).status_code == 422
+    r = api.get("/v1/predictions/ZZZZ", api.read)
+    assert r.status_code == 404 and "unknown symbol ZZZZ" in r.json()["detail"]
+    # a stored symbol the EOD job has not forecast yet: 404 with the reason
+    from conftest import sample
+    from stock_workbench.store import OhlcvStore
+    OhlcvStore.from_settings(api.settings).ingest(sample("NEWX", days=40), api.settings)
+    r = wait_for(lambda: (x := api.get("/v1/predictions/NEWX", api.read)).status_code == 404 and "no forecast yet" in x.json()["detail"] and x)
+    assert r, api.get("/v1/predictions/NEWX", api.read).text
+
+
+def test_top_movers(api):
+    b = api.get("/v1/predictions", api.read, params={"top": 3, "horizon": 1}).json()
+    assert b["as_of"] == LAST and len(b["predictions"]) == 3 and b["horizon"] == 1
+    moves = [abs(p["p50"]) for p in b["predictions"]]
+    assert moves == sorted(moves, reverse=True)
+    assert {p["model_version"] for p in b["predictions"]} == {b["model_version"]}
+
+
+def test_predict_on_demand(api):
+    r = api.post("/v1/predict", api.read, json={"symbol": "SYN001", "horizon": 5})
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert (b["symbol"], b["horizon"], b["as_of"], b["source"]) == ("SYN001", 5, LAST, "on_demand") and b["p10"] <= b["p90"]
+    r = api.post("/v1/predict", api.read, json={"requests": [{"symbol": "SYN001", "as_of": "2017-12-27"}, {"symbol": "SYN002", "horizon": 5}]})
+    assert r.status_code == 200, r.text
+    assert [(p["symbol"], p["as_of"], p["horizon"]) for p in r.json()["predictions"]] == [("SYN001", "2017-12-27", 1), ("SYN002", LAST, 5)]
+    assert api.post("/v1/predict", api.read, json={"symbol": "SYN001", "as_of": "2017-12-30"}).status_code == 404   # a Saturday
+    assert api.post("/v1/predict", api.read, json={"symbol": "SYN001", "as_of": "2019-01-02"}).status_code == 404   # after the store
+    assert api.post("/v1/predict", api.read, json={"symbol": "ZZZZ"}).status_code == 404
+    for body in [{"symbol": "SYN001", "as_of": "2017-13-01"}, {"symbol": "syn001"}, {"symbol": "SYN001", "horizon": 2},
+                 {"requests": [{"symbol": "SYN001"}] * 101}, {"requests": []}, {"symbol": "SYN001", "colour": "red"}, {}]:
+        r = api.post("/v1/predict", api.read, json=body)
+        assert r.status_code == 422, (body, r.text)
+
+
+def test_models(api):
+    b = api.get("/v1/models", api.read).json()
+    assert {a: b["arms"][a]["version"] for a in b["arms"]} == {"champion": "2", "challenger": "3", "previous_champion": "1"}
+    assert all(b["arms"][a]["loaded"] and b["arms"][a]["latest_forecast"] == LAST for a in b["arms"])
+    assert b["challenger_share"] == 0.05 and b["experiment"].endswith("champion=2:challenger=3")
+    assert b["fallback_level"] == 0 and b["fallback"] == {"drift": 0, "latency": 0, "load": 0, "load_reason": None}
+    assert isinstance(b["drift"], dict) and isinstance(b["accuracy"], list)
+
+
+def test_ab_routing_is_sticky_and_exposures_are_logged(api):
+    from stock_workbench import routing
+    key = routing.ab_key(api.settings)
+    # the share over 10 000 client ids is routing's own test (tests/test_routing.py); here: the server routes as routing says
+    r = api.post("/v1/admin/split", api.admin, headers={"Idempotency-Key": f"half-{uuid.uuid4().hex}"}, json={"challenger_share": 0.5})
+    assert r.status_code == 200 and r.json()["result"]["challenger_share"] == 0.5, r.text
+    assert wait_for(lambda: api.get("/v1/models", api.read).json()["challenger_share"] == 0.5)
+    split = routing.current_split(api.settings, fresh=True)
+    seen = set()
+    for i in range(30):
+        cid = f"desk-{i}"
+        want = routing.variant_for(split, key, cid)[0]
+        got = {(b["variant"], b["model_version"], b["alias"]) for b in
+               (api.get(f"/v1/predictions/SYN00{j % 3}", api.read, headers={"X-Client-Id": cid}).json() for j in range(3))}
+        assert got == {(want, "2" if want == "champion" else "3", want)}, (cid, got)
+        seen.add(want)
+    assert seen == {"champion", "challenger"}
+    rid = api.get("/v1/predictions/SYN004", api.read, headers={"X-Client-Id": "desk-0"}).headers["x-request-id"]
+    def rows():
+        x = routing.exposure_rows(api.r.xrange(f"{api.prefix}:exposures"))
+        return x[x["request_id"] == rid].to_dict("records")
+    got = wait_for(lambda: len(rows()) == 2 and rows())   # the served answer and the other arm's shadow row
+    assert got, rows()
+    served = [x for x in got if x["served"]][0]; shadow = [x for x in got if not x["served"]][0]
+    assert {served["variant"], shadow["variant"]} == {"champion", "challenger"} and {served["version"], shadow["version"]} == {"2", "3"}
+    assert served["symbol"] == shadow["symbol"] == "SYN004" and served["as_of"] == LAST
+    r = api.post("/v1/admin/split", api.admin, headers={"Idempotency-Key": f"back-{uuid.uuid4().hex}"}, json={"challenger_share": 0.05})
+    assert r.status_code == 200
+    assert api.post("/v1/admin/split", api.admin, headers={"Idempotency-Key": "k"}, json={"challenger_share": 0.9}).status_code == 422
+
+
+def test_websocket_delivery_resume_heartbeat(api):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+    from stock_workbench import routing
+    ws_url = api.srv.url.replace("http://", "ws://") + "/v1/stream"
+    with pytest.raises(InvalidStatus) as e: connect(ws_url + "?symbols=SYN000", open_timeout=10)
+    assert e.value.response.status_code == 401
+    wide = pd.DataFrame({"symbol": ["SYN000", "SYN002", "SYN001"], "as_of": ["2018-01-03T14:31"] * 3, "close": [100.0, 200.0, 300.0],
+                         **{f"{q}_{h}d": [v] * 3 for h in (1, 5) for q, v in (("p10", -0.02), ("p50", 0.001), ("p90", 0.02))}})
+    with connect(f"{ws_url}?symbols=SYN000,SYN001&key={api.read}", open_timeout=10) as ws:
+        time.sleep(0.3)   # subscribed before the publish
+        routing.publish_forecasts(api.r, api.settings, wide, "stream", "2")
+        msgs = [json.loads(ws.recv(timeout=10)) for _ in range(2)]
+        msgs = [m for m in msgs if m["type"] == "forecast"] + [json.loads(ws.recv(timeout=10)) for m in msgs if m["type"] != "forecast"]
+        assert [m["symbol"] for m in msgs] == ["SYN000", "SYN001"] and all(m["model_version"] == "2" and m["source"] == "stream" for m in msgs)
+        first = msgs[0]["id"]
+        hb = wait_for(lambda: (m := json.loads(ws.recv(timeout=5)))["type"] == "heartbeat" and m, timeout=6)
+        assert hb and hb["id"]
+    with connect(f"{ws_url}?symbols=SYN000,SYN001&from={first}", additional_headers={"X-API-Key": api.read}, open_timeout=10) as ws:
+        m = json.loads(ws.recv(timeout=10))
+        assert (m["type"], m["symbol"], m["id"]) == ("forecast", "SYN001", msgs[1]["id"])
+    # the book took the newer stream forecast (a champion client)
+    b = wait_for(lambda: (x := api.get("/v1/predictions/SYN000", api.read, headers={"X-Client-Id": "desk-c"}).json())["source"] == "stream" and x)
+    assert b and b["as_of"] == "2018-01-03T14:31" and b["close"] == 100.0
+
+
+def test_keys_cli(api):
+    r = run(api.env, "keys", "create", "--scope", "read", "--client", "desk-9", "--note", "cli test")
+    assert r.returncode == 0, r.stderr
+    key = r.stdout.strip()
+    kid = re.search(r"created key ([0-9a-f]{8})", r.stderr).group(1)
+    assert re.fullmatch(r"swb_[0-9a-f]{8}_\S{43}", key) and key not in r.stderr
+    b = api.get("/v1/predictions/SYN003", key).json()
+    assert b["symbol"] == "SYN003"
+    r = run(api.env, "keys", "list", "--json")
+    assert r.returncode == 0 and key not in r.stdout
+    rows = {x["key_id"]: x for x in json.loads(r.stdout)}
+    assert rows[kid]["client_id"] == "desk-9" and rows[kid]["scope"] == "read" and rows[kid]["revoked"] is None
+    assert run(api.env, "keys", "revoke", kid).returncode == 0
+    assert wait_for(lambda: api.get("/v1/predictions/SYN003", key).status_code == 401)
+    r = run(api.env, "keys", "revoke", "0badcafe")
+    assert r.returncode == 1 and r.stderr.startswith("swb: error: no API key with id")
+
+
+def test_rollback_is_idempotent_then_fallback_when_the_champion_files_go(api):
+    from stock_workbench import registry
+    h = {"Idempotency-Key": f"rb-{uuid.uuid4().hex}"}
+    assert api.post("/v1/admin/rollback", api.admin).status_code == 422   # no Idempotency-Key
+    r1 = api.post("/v1/admin/rollback", api.admin, headers=h)
+    assert r1.status_code == 200, r1.text
+    assert r1.json()["op"] == "rollback" and r1.json()["result"]["champion"] == "1"
+    r2 = api.post("/v1/admin/rollback", api.admin, headers=h)   # the same key: the first answer, nothing changes
+    assert (r2.status_code, r2.json()) == (200, r1.json())
+    assert api.post("/v1/admin/split", api.admin, headers=h, json={"challenger_share": 0.1}).status_code == 422   # key reused elsewhere
+    assert registry.alias_version(api.settings, "champion") == "1"
+    audit = [json.loads(l) for l in (api.home / "serving" / "audit.jsonl").read_text().splitlines()]
+    assert [a["op"] for a in audit].count("rollback") == 1
+    r3 = api.post("/v1/admin/rollback", api.admin, headers={"Idempotency-Key": f"rb-{uuid.uuid4().hex}"})
+    assert r3.status_code == 409 and "no previous champion" in r3.json()["detail"]   # version 1 has none
+    b = wait_for(lambda: (x := api.get("/v1/predictions/SYN000", api.read, headers={"X-Client-Id": "desk-c"}).json())["model_version"] == "1" and x)
+    assert b and (b["alias"], b["fallback_level"]) == ("champion", 0)
+
+    # the champion's artifact folder disappears: the answer comes from the fallback, never an error
+    shutil.rmtree(registry._model_dir(api.settings, "1")[1])
+    b = wait_for(lambda: (x := api.get("/v1/predictions/SYN000", api.read, headers={"X-Client-Id": "desk-c"})).status_code == 200
+                 and x.json()["fallback_level"] >= 1 and x.json())
+    assert b and b["model_version"] == "baseline" and b["alias"] == "baseline", b   # no previous champion after the rollback: level 2
+    m = api.get("/v1/models", api.read).json()
+    assert m["fallback"]["load"] == 2 and "missing" in m["fallback"]["load_reason"] and not m["arms"]["champion"]["loaded"]
+    r = api.post("/v1/predict", api.read, json={"symbol": "SYN001"}, headers={"X-Client-Id": "desk-c"})
+    assert r.status_code == 200 and r.json()["fallback_level"] >= 1 and r.json()["model_version"] == "baseline", r.text
+    assert api.get("/v1/predictions", api.read, params={"top": 2}, headers={"X-Client-Id": "desk-c"}).json()["fallback_level"] == 2
+    assert "swb_serve_fallback_level 2.0" in wait_for(lambda: "swb_serve_fallback_level 2.0" in (t := api.get("/metrics").text) and t)
+
+
+def test_no_auth_only_on_loopback(api):
+    r = run(api.env, "serve", "--no-auth", "--host", "0.0.0.0", "--port", "0", timeout=60)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "loopback" in r.stderr, r.stderr
+
+
+def test_sigterm_exits_0_and_no_key_in_the_output(api):
+    api.get("/v1/predictions/SYN000", api.read, params={"horizon": 1})
+    code = api.srv.stop(signal.SIGTERM)
+    assert code == 0, api.srv.text[-2000:]
+    text = api.srv.text
+    assert api.read not in text and api.admin not in text and "key=" not in text and "swb_" not in text
+    assert re.search(r'"GET /v1/predictions/SYN000" 200 [\d.]+ms [0-9a-f]{32}', text), text[-1000:]
+    assert "?" not in "".join(l for l in api.srv.out if '"GET' in l)   # no query strings in the access log
