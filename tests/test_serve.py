@@ -152,6 +152,18 @@ def test_prediction_answers_with_version_and_band(api):
     assert (b["model_version"], b["alias"]) == (("2", "champion") if b["variant"] == "champion" else ("3", "challenger"))
     assert b["p10"] <= b["p50"] <= b["p90"]
     for q in ("p10", "p50", "p90"): assert math.isclose(b[f"price_{q}"], b["close"] * math.exp(b[q]), rel_tol=1e-12)
+    # the edge answers plain requests itself (serve.fast_prediction); anything else goes through the FastAPI route: same answer
+    # (an extra query parameter, which the route ignores, or a header sent twice, take the framework's path)
+    slow = api.get("/v1/predictions/SYN000", api.read, params={"horizon": 5, "x": "1"})
+    twice = api.c.get("/v1/predictions/SYN000?horizon=5", headers=[("X-API-Key", api.read), ("X-API-Key", api.read)])
+    for other in (slow, twice):
+        assert other.status_code == 200, other.text
+        assert {k: v for k, v in other.json().items() if k != "request_id"} == {k: v for k, v in b.items() if k != "request_id"}
+    miss = [api.get("/v1/predictions/NOSUCH", api.read, params=p) for p in ({}, {"x": "1"})]
+    assert [m.status_code for m in miss] == [404, 404] and miss[0].json()["detail"] == miss[1].json()["detail"], [m.text for m in miss]
+    assert miss[0].json()["detail"].startswith("unknown symbol NOSUCH") and miss[0].json()["request_id"] == miss[0].headers["x-request-id"]
+    fast_ms = api.get("/metrics").text
+    assert 'route="/v1/predictions/{symbol}"' in fast_ms   # the edge's answers are measured under the route's own label
 
 
 def test_bad_input_is_422_unknown_is_404(api):
@@ -177,6 +189,15 @@ def test_top_movers(api):
     moves = [abs(p["p50"]) for p in b["predictions"]]
     assert moves == sorted(moves, reverse=True)
     assert {p["model_version"] for p in b["predictions"]} == {b["model_version"]}
+    # a damaged or hostile forecast-feed entry (huge quantiles, a future date) is skipped: it neither breaks nor hides the real one
+    from stock_workbench.routing import feed_key
+    api.r.xadd(feed_key(api.settings), {"symbol": "SYN003", "as_of": "2099-01-01", "source": "stream", "model_version": b["model_version"],
+                                        "close": "100", "p10_1d": "-1e308", "p50_1d": "1e308", "p90_1d": "1e308", "published_ms": "0"})
+    time.sleep(1.5)   # the feed reader's next read
+    again = api.get("/v1/predictions", api.read, params={"top": 3, "horizon": 1})
+    one = api.get("/v1/predictions/SYN003", api.read, params={"horizon": 1})
+    assert (again.status_code, one.status_code) == (200, 200), (again.text, one.text)
+    assert one.json()["as_of"] == LAST and abs(one.json()["p50"]) < 1
 
 
 def test_predict_on_demand(api):
