@@ -160,7 +160,7 @@ from stock_workbench.config import Settings
 from stock_workbench import routing
 n, seconds, rate = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 s = Settings(); r = redis.Redis.from_url(s.redis_url)
-frames = [pd.DataFrame({"symbol": [f"SYN{k:03d}"], "as_of": ["2030-01-02T15:00"], "close": [100.0], "p10_1d": [-0.01], "p50_1d": [0.0],
+frames = [pd.DataFrame({"symbol": [f"SYN{k:03d}"], "as_of": [f"{pd.Timestamp.now():%Y-%m-%d}T15:00"], "close": [100.0], "p10_1d": [-0.01], "p50_1d": [0.0],
                         "p90_1d": [0.01], "p10_5d": [-0.03], "p50_5d": [0.0], "p90_5d": [0.03]}) for k in range(n)]
 sent, t0 = 0, time.time()
 while time.time() - t0 < seconds:
