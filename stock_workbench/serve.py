@@ -84,9 +84,7 @@ def ledger_book(
     "Each version's forecasts of its latest session in the prediction ledger (source `eod`)"
     from stock_workbench.ledger import PredictionLedger
     led, book = PredictionLedger.from_settings(settings), ForecastBook()
-    try: all_rows = led.read(source="eod")
-    except Exception: all_rows = led.read()   # a filter pyarrow cannot apply to some data file (string vs string_view): filter here
-    all_rows = all_rows[all_rows["source"] == "eod"]
+    all_rows = led.read(source="eod")
     for v in dict.fromkeys(str(v) for v in versions if v):
         rows = all_rows[all_rows["model_version"] == v]
         if rows.empty: continue
