@@ -29,7 +29,7 @@ test-notebooks: $(STAMP)
 	$(BIN)/nbdev-test --n-workers 2 --flags slow
 
 test-pytest: $(STAMP)
-	$(BIN)/pytest -q -n 2 tests
+	$(BIN)/pytest -q -n 2 --durations=25 tests
 
 # The package must be exactly what the notebooks export.
 sync-check: $(STAMP)

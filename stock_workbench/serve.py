@@ -674,10 +674,12 @@ CLIENT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"   # `access.check_client_id`'s rul
 DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
 class ErrorBody(BaseModel):
+    "Every error's body: a one-line reason and the request id to quote"
     detail:str = Field(description="what went wrong and how to fix it, one line")
     request_id:str
 
 class Forecast(BaseModel):
+    "One symbol's forecast for one horizon: p10/p50/p90 of the log return (natural log of close ratio), the price band and who answered"
     symbol:str
     horizon:int = Field(description="sessions ahead")
     as_of:str = Field(description="session YYYY-MM-DD (its close) or ISO minute (intraday) the forecast was made from")
@@ -696,6 +698,7 @@ class Forecast(BaseModel):
     request_id:str
 
 class TopMovers(BaseModel):
+    "The latest session's `top` symbols by |p50| for one horizon, from one arm"
     horizon:int
     as_of:str
     model_version:str
@@ -706,22 +709,26 @@ class TopMovers(BaseModel):
     predictions:list[Forecast]
 
 class ForecastBatch(BaseModel):
+    "The answers of `POST /v1/predict`, in the order of the requests"
     request_id:str
     predictions:list[Forecast]
 
 class Arm(BaseModel):
+    "One registry alias as the server holds it: its version, whether it loaded, the load error and its latest forecast's date"
     version:str|None
     loaded:bool
     error:str|None
     latest_forecast:str|None
 
 class FallbackState(BaseModel):
+    "The fallback ladder's three levels (0 champion, 1 previous champion, 2 baseline) and why the model level is what it is"
     drift:int
     latency:int
     load:int
     load_reason:str|None
 
 class ModelsInfo(BaseModel):
+    "`GET /v1/models`: arms, the A/B split, accuracy per arm, drift and the fallback level served"
     arms:dict[str, Arm]
     challenger_share:float
     experiment:str
@@ -731,18 +738,22 @@ class ModelsInfo(BaseModel):
     fallback:FallbackState
 
 class Health(BaseModel):
+    "`GET /healthz`: the process answers"
     status:Literal["ok"]
 
 class Readiness(BaseModel):
+    "`GET /readyz`: ready or not, the first reason it is not, and each check's state"
     ready:bool
     reason:str|None
     checks:dict[str, str]
 
 class SplitRequest(BaseModel):
+    "`POST /v1/admin/split`'s body"
     model_config = ConfigDict(extra="forbid")
     challenger_share:float = Field(ge=0, le=routing.MAX_SHARE, description="share of clients the challenger answers (0.05 = 5 %)")
 
 class AdminResult(BaseModel):
+    "An admin operation's answer (the same for a replayed Idempotency-Key)"
     op:Literal["rollback", "split"]
     result:dict[str, Any]
     request_id:str = Field(description="the request that first ran the operation (a replay answers the same)")
@@ -753,11 +764,13 @@ def request_models(horizons:tuple[int, ...]):
     HQ = IntEnum("Horizon", {f"h{h}": h for h in horizons})   # a query value is text: an enum parses "5"
     H = Literal[tuple(horizons)]
     class PredictRequest(BaseModel):
+        "One on-demand forecast: symbol, horizon in sessions, and the session to forecast from"
         model_config = ConfigDict(extra="forbid")
         symbol:str = Field(pattern=SYMBOL_PATTERN, min_length=1, max_length=15)
         horizon:H = horizons[0]
         as_of:str|None = Field(None, pattern=DAY_PATTERN, description="a stored session YYYY-MM-DD; default the symbol's latest")
     class PredictBatch(BaseModel):
+        "Up to 100 on-demand forecasts in one request"
         model_config = ConfigDict(extra="forbid")
         requests:list[PredictRequest] = Field(min_length=1, max_length=100)
     return HQ, PredictRequest, PredictBatch
