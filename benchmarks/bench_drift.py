@@ -1,6 +1,6 @@
 """Drift detection: false alarms over a calm synthetic year, and sessions from an injected volatility shift to the alert.
 
-Prints measured figures; asserts nothing. Usage: python benchmarks/bench_drift.py [--symbols 20] [--model gbm] [--seed 42]
+Prints measured figures; asserts nothing. Usage: python benchmarks/bench_drift.py [--symbols 20] [--model gbm] [--seed 42] [--stream-only]
 A champion is fitted on the `train_days` sessions before the watched period (`lifecycle.fit_latest`), with its drift
 reference (`lifecycle.training_reference`) and the rule-based baseline (`ewma`). For each watched session, one drift window
 exactly as the EOD job computes it: `drift.feature_drift` over the last `drift_window_days` sessions' feature rows,
@@ -23,6 +23,11 @@ Rules compared (a window alerts when ...):
                (session unit). lookback<=W/3: the same with lookback at most a third of the window (adds the 5-session
                features ret_5d, rvol_5, har_rv_5d to the shipped ones: faster on a volatility shift, many more calm alarms).
   performance  performance alone (session unit).
+The stream (printed last, or alone with --stream-only): the cost of one drift computation of the streaming job
+(`drift.stream_drift_record` over `drift.DriftRowBuffer.frame()`, 500 symbols x a 390-minute session of rows) and of adding one
+predict call's rows to the buffer, against the predict call they ride with in the prediction thread (`features.build_features`
+over 500 symbols x `stream_history_days` sessions plus today's running bar, and the champion's predict; the Redis write left out),
+measured in the same run.
 """
 import argparse, time
 import numpy as np, pandas as pd
@@ -38,6 +43,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--symbols", type=int, default=20)
 ap.add_argument("--model", default="gbm")
 ap.add_argument("--seed", type=int, default=42)
+ap.add_argument("--stream-only", action="store_true", help="only the stream's drift cost against its predict call")
 a = ap.parse_args()
 S = Settings(env={"SWB_QUIET": "1"})
 TRAIN, W = int(S.train_days), int(S.drift_window_days)
@@ -115,6 +121,53 @@ def watch(data: pd.DataFrame, ref: dict, led: pd.DataFrame, sessions) -> pd.Data
     return pd.DataFrame(out)
 
 
+def median_ms(fn, repeat: int) -> float:
+    "Median wall time of `fn()` over `repeat` calls, ms"
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter(); fn(); ts.append((time.perf_counter() - t) * 1000)
+    return float(np.median(ts))
+
+
+def stream_cost(n_symbols: int = 500, minutes: int = 390, repeat: int = 5):
+    "The streaming job's drift computation per call against the predict call it rides with (same machine, same run)"
+    from stock_workbench.drift import DriftRowBuffer, stream_drift_record
+    from stock_workbench.intraday import STREAM_DRIFT_S
+    m = synthetic_market(n_symbols, (TRAIN + 300) / 252 + 1, seed=a.seed)   # the champion's training window and the history tails
+    days = np.sort(m["date"].unique()); today = days[-1]
+    syms = sorted(m["symbol"].unique())[:20]
+    train = add_targets(build_features(m[m["symbol"].isin(syms) & (m["date"] < today)]), (1,))
+    models, spans = fit_latest(train, a.model, (1,), TRAIN)
+    model, ref = models[1], training_reference(train, model_features(train.columns), spans)
+    panel = m[m["date"] >= days[-1 - int(S.stream_history_days)]].reset_index(drop=True)   # the history tails and today's running bar
+    def predict():
+        f = build_features(panel)
+        return f, model.predict(f[f["date"] == today])
+    pred_ms = median_ms(predict, 3)
+    f, _ = predict()
+    ft = f[f["date"] == today].reset_index(drop=True)
+    buf = DriftRowBuffer(list(ref))
+    t0 = pd.Timestamp(today).value // 10**6 + 14 * 3_600_000 + 30 * 60_000   # 14:30 UTC, the session's first minute
+    rng = np.random.default_rng(a.seed)
+    add_ts = []
+    for k in range(minutes):   # each minute's rows a little different, as the running bar moves
+        rows = ft.copy(); rows[list(ref)] = rows[list(ref)] * (1 + 0.01 * rng.standard_normal((len(rows), len(ref))))
+        t = time.perf_counter(); buf.add(rows, t0 + k * 60_000); add_ts.append((time.perf_counter() - t) * 1000)
+    frame_ms = median_ms(buf.frame, repeat)
+    fr = buf.frame()
+    rec_ms = median_ms(lambda: stream_drift_record(ref, fr, S, "1"), repeat)
+    drift_ms = frame_ms + rec_ms
+    add_ms = float(np.median(add_ts))
+    share = (drift_ms / STREAM_DRIFT_S) / (pred_ms / max(float(S.stream_predict_s), pred_ms / 1000))
+    print(f"stream drift: {n_symbols} symbols x {minutes} minutes = {len(fr):,} rows, {len(ref)} reference features, "
+          f"buffer {buf.values.nbytes / 1e6:.1f} MB of float32: one computation {drift_ms:.0f} ms (latest row per symbol and minute "
+          f"{frame_ms:.0f} ms, PSI/K-S and the record {rec_ms:.0f} ms); adding one predict call's {len(ft)} rows {add_ms:.2f} ms")
+    print(f"  the predict call it rides with (build_features over {n_symbols} symbols x {int(S.stream_history_days)} sessions + "
+          f"{a.model} predict of {len(ft)} rows; Redis write left out): {pred_ms:.0f} ms; one drift computation = {drift_ms / pred_ms:.2f} x "
+          f"a predict call, the buffer's add {add_ms / pred_ms:.2%} of it; at one drift computation per {STREAM_DRIFT_S:.0f} s against a "
+          f"predict call per {S.stream_predict_s:g} s: {share:.1%} added to the prediction thread's time")
+
+
 def per_symbol(max_rows: int) -> list: return [f for f, n in FEATURE_MIN_ROWS.items() if n <= max_rows and f in MODEL_FEATURES and f not in MARKET_FEATURES and f not in CALENDAR_FEATURES]
 PER_SYMBOL_W, PER_SYMBOL_W3 = per_symbol(W), per_symbol(W // 3)
 
@@ -165,6 +218,8 @@ def shift_lines(t: pd.DataFrame):
 print(f"windows of {W} sessions, performance over {S.drift_perf_days}, PSI warn {S.drift_psi_warn} / alert {S.drift_psi_alert}, "
       f"ladder trip {S.fallback_trip_windows} / recover {S.fallback_recover_windows}; features judged by the shipped rule: "
       f"per-symbol with lookback <= {W // 4}; lookback<=W rule: {', '.join(PER_SYMBOL_W)}; lookback<=W/3 rule: {', '.join(PER_SYMBOL_W3)}")
+if a.stream_only:
+    stream_cost(); raise SystemExit(0)
 t0 = time.perf_counter()
 
 # ---- calm: a year without a crash of the sample market, then the same year with its volatility doubled from mid-year
@@ -217,3 +272,4 @@ print(f"shift (A): 5-year market, volatility x2 from {shift.date()}, watched fro
       f"{[(str(pd.Timestamp(s).date()), str(pd.Timestamp(e).date())) for s, e in m.attrs.get('crashes', [])]}, in the training period)")
 shift_lines(t)
 print(f"total {time.perf_counter() - t0:.0f} s")
+stream_cost()

@@ -8,12 +8,14 @@ Prints measured figures; asserts nothing. Usage: python benchmarks/bench_serve.p
    log: requests/s, p50/p99, errors, and our throughput as a share of the bare route's. Server and load generator share the
    machine's cores.
 3. POST /v1/predict (on-demand scoring through pipeline.score_symbols) one at a time: p50/p99.
+3b. GET /v1/predictions/{symbol} at 500 requests/s while 3 keys flood POST /v1/predict: p50/p99 against step 1's, and how
+   many on-demand requests were answered or refused (429: over a key's concurrency or token-bucket limit).
 4. WebSocket /v1/stream: 50 and 200 clients subscribed to every symbol while 100 forecasts/s are published to the feed for
    --ws-seconds: delivery ratio (received / published x clients), p99 lag (publish to receive), conflations.
 The home is a synthetic market of --symbols symbols with a champion, a challenger and their and the baseline's forecasts in the
 ledger; Redis keys live under a random prefix, deleted at the end.
 """
-import argparse, asyncio, json, os, re, shutil, signal, statistics, subprocess, sys, tempfile, threading, time, uuid
+import argparse, asyncio, collections, json, os, re, shutil, signal, statistics, subprocess, sys, tempfile, threading, time, uuid
 from pathlib import Path
 import numpy as np, pandas as pd
 
@@ -143,6 +145,18 @@ if not a.ws_only:
     print(f"{'POST /v1/predict':<34} p50 {np.percentile(lat, 50):7.1f} ms  p99 {np.percentile(lat, 99):7.1f} ms")
     t = time.perf_counter(); r = c.post("/v1/predict", json={"requests": [{"symbol": f"SYN{i:03d}"} for i in range(min(a.symbols, 100))]})
     print(f"{'POST /v1/predict, batch of ' + str(min(a.symbols, 100)):<34} {(time.perf_counter() - t) * 1000:7.1f} ms")
+
+    print(f"\n3b. GET /v1/predictions/{{symbol}} at 500 req/s for {a.flat} s while 3 keys post /v1/predict flat out (4 threads each)")
+    keys3, codes, stop_at = [KeyStore(settings).create("read", note=f"bench flood {i}")[1] for i in range(3)], collections.Counter(), time.time() + a.flat
+    def flood(k):
+        with httpx.Client(base_url=URL, headers={"X-API-Key": k}, timeout=120) as fc:
+            while time.time() < stop_at: codes[fc.post("/v1/predict", json={"symbol": f"SYN{np.random.randint(a.symbols):03d}"}).status_code] += 1
+    fl = [threading.Thread(target=flood, args=(k,)) for k in keys3 for _ in range(4)]
+    for th in fl: th.start()
+    hf = hey(f"{URL}/v1/predictions/{sym}", KEY, a.flat, 500)
+    for th in fl: th.join()
+    print(line("ours at 500 req/s, predict flood", hf) + f"  status {hf['codes']}")
+    print(f"   p99 {hf['p99'] / h['p99']:.1f}x the quiet run's (section 1); the flood's answers: {dict(codes)} (429: over a key's limits)")
 
 c = httpx.Client(base_url=URL, headers={"X-API-Key": KEY}, timeout=60)
 print(f"\n4. WebSocket /v1/stream: 100 forecasts/s for {a.ws_seconds:g} s to every client (all symbols)")

@@ -127,12 +127,12 @@ def _fresh(self:KeyStore)->dict:
 @patch
 def verify(self:KeyStore,
     key:str,           # the key a caller presented
-)->ApiKey|None:        # None: unknown, wrong, malformed or revoked
+)->ApiKey|None:        # None: unknown, wrong, malformed, revoked, or stored with a scope that is not one of `SCOPES`
     "The key's identity and scope if it is valid now; constant-time in the secret"
     m = _KEY.fullmatch(key) if isinstance(key, str) and len(key) < 128 else None
     rec = self._fresh().get(m.group(1)) if m else None
     ok = hmac.compare_digest(key_hash(key if m else ""), rec["hash"] if rec else _NO_HASH)
-    if not (ok and rec) or rec.get("revoked"): return None
+    if not (ok and rec) or rec.get("revoked") or rec.get("scope") not in SCOPES: return None   # a scope this version does not know grants nothing
     return ApiKey(rec["key_id"], rec["scope"], rec.get("client_id"))
 
 # %% ../nbs/86_access.ipynb #030fb05b

@@ -147,12 +147,29 @@ def _split_html(split)->str:
     prev = f" · previous champion {v('previous_champion')}" if split.get("previous_champion") else ""
     return f"<div>champion {v('champion')} · {ch}{prev}</div>"
 
+def _stream_drift_html(sd)->str:
+    "The streaming job's drift of the session so far: status, time, window and its largest PSIs; it informs, the ladder is the EOD job's"
+    if not isinstance(sd, dict) or not sd:
+        return "<div style='font-size:12px'>stream drift: none yet (the streaming job writes it while it predicts: `swb stream`)</div>"
+    e = lambda x: html.escape(str(x))
+    n = lambda x: f"{x:,}" if isinstance(x, int) else e(x)
+    st, w = str(sd.get("status", "?")), sd.get("window") if isinstance(sd.get("window"), dict) else {}
+    feats = [f for f in sd.get("features") or [] if isinstance(f, dict) and isinstance(f.get("psi"), (int, float))]
+    top = ", ".join(f"{e(f.get('feature'))} {f['psi']:.2f}" for f in sorted(feats, key=lambda f: -f["psi"])[:3])
+    return (f"<div>stream drift <b class='{'swb-ok' if st == 'ok' else 'swb-bad'}'>{e(st.upper())}</b> at {e(w.get('last_minute'))}"
+            f" for model v{e(sd.get('model_version'))} · {n(w.get('rows'))} rows of {n(w.get('symbols'))} symbols from {e(w.get('first_minute'))}"
+            + (f": {e(sd['reason'])}" if sd.get("reason") else "")
+            + "</div><div style='font-size:12px'>" + (f"largest PSI: {top} · " if top else "")
+            + "informs only: the rows of one session are dependent; the fallback ladder is stepped by the EOD job once per session</div>")
+
 def _drift_html(dr)->str:
     if isinstance(dr, str): return message_html(f"No drift status: {dr}")
-    if not dr: return message_html("No drift status yet: the EOD job checks drift after each session (`swb run eod`).")
+    sd = dr.get("stream") if isinstance(dr, dict) else None
+    dr = {k: v for k, v in (dr or {}).items() if k != "stream"}
+    if not dr: return message_html("No drift status yet: the EOD job checks drift after each session (`swb run eod`).") + (_stream_drift_html(sd) if sd else "")
     st = str(dr.get("status", "?"))
     lvl = dr.get("fallback_level")
-    out = (f"<div>drift <b class='{'swb-ok' if st == 'ok' else 'swb-bad'}'>{html.escape(st.upper())}</b> on {html.escape(str(dr.get('as_of')))}"
+    out = (f"<div>EOD drift <b class='{'swb-ok' if st == 'ok' else 'swb-bad'}'>{html.escape(st.upper())}</b> on {html.escape(str(dr.get('as_of')))}"
            f" for model v{html.escape(str(dr.get('model_version')))} · fallback level <b>{html.escape(str(lvl))}</b>"
            f" ({html.escape(FALLBACK_LEVELS.get(lvl, 'unknown'))})" + (f": {html.escape(str(dr['reason']))}" if dr.get("reason") else "") + "</div>")
     perf = dr.get("performance") or {}
@@ -168,7 +185,7 @@ def _drift_html(dr)->str:
     if len(feats) and "psi" in feats:
         top = feats.sort_values("psi", ascending=False).head(8)[[c for c in ("feature", "psi", "ks_pvalue", "status") if c in feats]]
         out += "<div style='font-size:12px'>features with the largest PSI against the training bins:</div>" + table_html(top.reset_index(drop=True), digits=3)
-    return out
+    return out + _stream_drift_html(sd)
 
 def serving_html(
     sv:dict,   # `DashboardData.serving()`: split, drift, arms (each may be a one-line reason instead)

@@ -286,7 +286,7 @@ def quality(self:DashboardData)->dict|None: return self._cached("quality", lambd
 # %% ../nbs/90_dashboard_data.ipynb #f8c9b762
 @patch
 def serving(self:DashboardData)->dict:
-    "{split, drift, arms}: `routing.current_split`, `drift.read_drift`, the accuracy per arm the last EOD job kept (`routing.read_arm_accuracy`); a part that fails is a one-line reason"
+    "{split, drift, arms}: `routing.current_split`, `drift.read_drift` (the stream's under `drift.stream`), the accuracy per arm the last EOD job kept (`routing.read_arm_accuracy`); a part that fails is a one-line reason"
     def part(fn):
         try: return fn()
         except SwbError as e: return str(e)
@@ -300,10 +300,11 @@ def serving(self:DashboardData)->dict:
 
 # %% ../nbs/90_dashboard_data.ipynb #ff771d0b
 def data_token(settings:Settings)->tuple:
-    "Changes whenever the data the page shows does: store and ledger versions, modification times of the tracking store, the quality status and the serving state (split, drift, landed exposures)"
+    "Changes whenever the data the page shows does: store and ledger versions, modification times of the tracking store, the quality status and the serving state (split, EOD and stream drift, landed exposures)"
     mtime = lambda p: p.stat().st_mtime_ns if p.exists() else None
     u = reg.tracking_uri(settings)
     tracking = mtime(Path(u[len("sqlite:///"):])) if u.startswith("sqlite:///") else time.time()   # a remote tracking server: always stale
     sv = settings.home/"serving"
     return (OhlcvStore.from_settings(settings).version, PredictionLedger.from_settings(settings).version, tracking,
-            mtime(settings.home/"quality"/"latest.json"), mtime(sv/"split.json"), mtime(sv/"drift.json"), mtime(sv/"exposures"/"_delta_log"))
+            mtime(settings.home/"quality"/"latest.json"), mtime(sv/"split.json"), mtime(sv/"drift.json"),
+            mtime(sv/"drift_stream.json"), mtime(sv/"exposures"/"_delta_log"))

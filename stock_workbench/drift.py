@@ -16,10 +16,11 @@ from .metrics import coverage_80, dm_pvalue, metric_rows, pinball, pinball_rows
 from .util import file_lock, note, serving_dir, write_atomic
 
 # %% auto #0
-__all__ = ['PSI_EPS', 'DRIFT_STATUSES', 'JUDGE_LOOKBACKS', 'PERF_LEVEL', 'monitored_features', 'fit_reference', 'psi',
-           'psi_status', 'judge_feature', 'feature_drift', 'coverage_band', 'session_coverage_band',
-           'performance_drift', 'FallbackLadder', 'read_ladder', 'update_ladder', 'write_drift', 'read_drift',
-           'window_status', 'drift_record']
+__all__ = ['PSI_EPS', 'DRIFT_STATUSES', 'JUDGE_LOOKBACKS', 'PERF_LEVEL', 'STREAM_DRIFT_FILE', 'STREAM_DRIFT_MAX_ROWS',
+           'STREAM_LADDER', 'STREAM_WHY', 'monitored_features', 'fit_reference', 'psi', 'psi_status', 'judge_feature',
+           'feature_drift', 'coverage_band', 'session_coverage_band', 'performance_drift', 'FallbackLadder',
+           'read_ladder', 'update_ladder', 'write_drift', 'write_stream_drift', 'merge_drift', 'read_drift',
+           'window_status', 'drift_record', 'DriftRowBuffer', 'stream_drift_record']
 
 # %% ../nbs/72_drift.ipynb #c5aacc05
 def _finite(x)->np.ndarray:
@@ -99,9 +100,11 @@ def feature_drift(
     reference:dict,       # `fit_reference` output
     X:pd.DataFrame,       # the window's feature rows
     settings:Settings,    # drift_psi_warn, drift_psi_alert, drift_ks_max_rows, drift_window_days
+    window_days:int|None=None, # sessions the window spans (`judge_feature`); default `drift_window_days`
 )->pd.DataFrame:          # feature, n, psi, ks_stat, ks_pvalue (NaN when n > drift_ks_max_rows or n == 0), status, judged (bool), why (None when judged)
     "PSI and K-S of each reference feature over a window of rows, and whether the window's verdict counts it (`judge_feature`)"
-    rows, kmax, wd = [], int(settings.drift_ks_max_rows), int(settings.drift_window_days)
+    rows, kmax = [], int(settings.drift_ks_max_rows)
+    wd = int(settings.drift_window_days if window_days is None else window_days)
     for f, ref in reference.items():
         v = _finite(X[f]) if f in X.columns else np.empty(0)
         p = psi(ref, v)
@@ -265,9 +268,24 @@ def write_drift(settings:Settings, record:dict)->dict:
         _write_json(p, out)
     return out
 
+STREAM_DRIFT_FILE = "drift_stream.json"   # the streaming job's drift record, beside the EOD job's drift.json
+
+def write_stream_drift(settings:Settings, record:dict)->dict:
+    "Write the streaming job's record (`stream_drift_record`) to `serving/drift_stream.json`, whole, under the drift lock; the record"
+    with _drift_lock(settings): _write_json(serving_dir(settings)/STREAM_DRIFT_FILE, record)
+    return record
+
+def merge_drift(
+    eod:dict,      # the EOD job's record (`serving/drift.json`), {} when none
+    stream:dict,   # the streaming job's record, {} when none
+)->dict:           # `eod` with `stream` added under the key `stream` when there is one
+    "The EOD drift record with the stream's under `stream`"
+    return {**eod, "stream": stream} if stream else eod
+
 def read_drift(settings:Settings)->dict:
-    "The latest drift window (`serving/drift.json`): as_of, model_version, status, features, performance, fallback_level, reason, windows; {} when none"
-    return _read_json(Path(settings.home)/"serving"/"drift.json")
+    "The latest drift window (`serving/drift.json`: as_of, model_version, status, features, performance, fallback_level, reason, windows) and the stream's record under `stream`; {} when neither"
+    sv = Path(settings.home)/"serving"
+    return merge_drift(_read_json(sv/"drift.json"), _read_json(sv/STREAM_DRIFT_FILE))
 
 # %% ../nbs/72_drift.ipynb #9c91db4f
 def window_status(
@@ -295,3 +313,86 @@ def drift_record(
                                        for k, v in r.items()} for r in features[cols].to_dict("records")]
     return dict(as_of=as_of, model_version=None if model_version is None else str(model_version), status=window_status(features, performance),
                 features=fl, performance=performance or {}, fallback_level=int(fallback_level), reason=reason)
+
+# %% ../nbs/72_drift.ipynb #c995ae96
+STREAM_DRIFT_MAX_ROWS = 200_000   # rows a stream window keeps: 500 symbols x 390 minutes fit (~32 MB at 40 features, float32)
+STREAM_LADDER = "eod only"        # who steps the fallback ladder: the stream's record informs
+STREAM_WHY = ("rows of one session are dependent (a symbol's rows share every input but today's running bar; the symbols move together): "
+              "the stream's record informs; the fallback ladder is stepped by the EOD job only, once per session")
+
+class DriftRowBuffer:
+    "The newest `cap` feature rows of a session (symbol, candle minute, features as float32) in a ring; `frame` gives the latest per symbol and minute"
+    def __init__(self,
+        features:list[str],             # the columns kept (the reference's features)
+        cap:int=STREAM_DRIFT_MAX_ROWS,  # rows kept at most: the oldest go first
+    ):
+        if int(cap) < 1: raise SwbError(f"a drift row buffer holds at least 1 row, not {cap}")
+        self.features, self.cap = list(features), int(cap)
+        self.clear()
+
+    def clear(self):
+        "Forget every row (a new session)"
+        self.n, self.size = 0, 0   # rows added since the last clear; rows allocated (grows to `cap`)
+        self.sym, self.minute = np.empty(0, object), np.empty(0, "int64")
+        self.values = np.empty((0, len(self.features)), "float32")
+
+    def __len__(self): return min(self.n, self.cap)
+
+    def _grow(self, size:int):
+        "Room for `size` rows; before the ring is full its rows sit at 0..n"
+        sym, mi, va = np.empty(size, object), np.zeros(size, "int64"), np.full((size, len(self.features)), np.nan, "float32")
+        sym[:self.size], mi[:self.size], va[:self.size] = self.sym, self.minute, self.values
+        self.sym, self.minute, self.values, self.size = sym, mi, va, size
+
+    def add(self,
+        rows:pd.DataFrame,   # `symbol` and the features (an absent feature is NaN)
+        minute_ms,           # candle minute of each row (or one for all), ms since the epoch
+    ):
+        "Append `rows`; past `cap` rows the oldest are overwritten"
+        k = len(rows)
+        if k == 0: return
+        v = np.full((k, len(self.features)), np.nan, "float32")
+        for j, f in enumerate(self.features):
+            if f in rows.columns: v[:, j] = pd.to_numeric(rows[f], errors="coerce").to_numpy("float64")
+        s, m = rows["symbol"].astype(str).to_numpy(object), np.broadcast_to(np.asarray(minute_ms, "int64"), (k,))
+        if k > self.cap: s, m, v, k = s[-self.cap:], m[-self.cap:], v[-self.cap:], self.cap   # only the newest fit
+        need = min(self.cap, self.n + k)
+        if need > self.size: self._grow(max(need, min(self.cap, 2 * self.size)))
+        i = (self.n + np.arange(k)) % self.cap
+        self.sym[i], self.minute[i], self.values[i] = s, m, v
+        self.n += k
+
+    def frame(self)->pd.DataFrame:   # symbol (categorical), minute (datetime64[ms]), the features (float32); oldest first
+        "The rows kept, oldest first, the latest of each (symbol, minute)"
+        o = np.arange(self.n) if self.n <= self.cap else (self.n + np.arange(self.cap)) % self.cap   # full ring: the oldest at n % cap
+        codes, names = pd.factorize(self.sym[o])
+        keep = ~pd.DataFrame({"s": codes, "m": self.minute[o]}).duplicated(keep="last").to_numpy()   # on integers: 10x faster than on strings
+        o, codes = o[keep], codes[keep]
+        # column by column, each gathered contiguous: a 2-D block would be copied into pandas' layout (~70 ms at 195,000 x 30)
+        return pd.DataFrame({"symbol": pd.Categorical.from_codes(codes, names), "minute": pd.to_datetime(self.minute[o], unit="ms"),
+                             **{f: self.values[o, j] for j, f in enumerate(self.features)}}, copy=False)
+
+
+# %% ../nbs/72_drift.ipynb #cadd6112
+def _per_symbol(f:str)->bool: return not (f in CALENDAR_FEATURES or f in MARKET_FEATURES or f not in FEATURE_COLUMNS)
+
+def stream_drift_record(
+    reference:dict|None,       # `fit_reference` of the champion's training rows; None: the model has none
+    rows:pd.DataFrame,         # `DriftRowBuffer.frame()`: symbol, minute and the features the stream predicted from
+    settings:Settings,         # drift_psi_warn, drift_psi_alert, drift_ks_max_rows
+    model_version:str|None,    # the version that predicted
+    fallback_level:int=0,      # the EOD ladder's level (read, never stepped here)
+    reason:str|None=None,      # why no feature was compared (no reference ...)
+    computed_at:str|None=None, # UTC time of the computation, ISO 8601; default now
+)->dict:                       # `drift_record`'s shape + source "stream", ladder "eod only", judged False, why, window, computed_at
+    "The streaming job's drift record of the session so far: PSI and K-S of each reference feature over the rows it predicted from (informs; steps no ladder)"
+    m = pd.to_datetime(rows["minute"]) if len(rows) else pd.Series(dtype="datetime64[ms]")
+    feats = None if reference is None or rows.empty else feature_drift(reference, rows, settings, window_days=1)
+    rec = drift_record(None if m.empty else f"{m.max():%Y-%m-%d}", model_version, feats, None, fallback_level, reason)
+    rec["status"] = "ok" if feats is None else window_status(feats[feats["feature"].map(_per_symbol)].drop(columns="judged"), None)
+    hm = lambda t: None if pd.isna(t) else f"{t:%Y-%m-%d %H:%M}"
+    window = dict(first_minute=hm(m.min()) if len(m) else None, last_minute=hm(m.max()) if len(m) else None, rows=int(len(rows)),
+                  symbols=int(rows["symbol"].nunique()) if len(rows) else 0, minutes=int(m.nunique()))
+    return rec | dict(source="stream", ladder=STREAM_LADDER, judged=False, why=STREAM_WHY, window=window,
+                      computed_at=computed_at or pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"))
+

@@ -14,9 +14,10 @@ from .leases import StreamKeys, connect_redis, error_line, float_text, stream_no
 from .replay import SAMPLE_SYMBOL
 
 # %% auto #0
-__all__ = ['IntradayPredictor']
+__all__ = ['STREAM_DRIFT_S', 'IntradayPredictor']
 
 # %% ../nbs/95_intraday.ipynb #63a793f3
+STREAM_DRIFT_S = 60.0   # the session's drift is computed at most this often, seconds (and once more at a new session and at exit)
 _ALERT_ONCE = "if redis.call('set', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then redis.call('lpush', KEYS[2], ARGV[1]); return 1 else return 0 end"
 
 
@@ -35,6 +36,9 @@ class IntradayPredictor:
         self.r = self._alert_once = None   # this thread's Redis client and its alert script, made on the first prediction
         self.latency = None                # Prometheus histogram of tick arrival to prediction, set by the job's metrics
         self._tails = (None, None, None)   # (symbols and sessions, their daily history tails, market series) of the last prediction
+        self.reference = self._ref_reason = None   # the champion's drift reference (training bins), or why there is none
+        self.drift_rows = None                     # `drift.DriftRowBuffer` of the session's predicted rows, once a champion is loaded
+        self.drift_every_s, self._drift_t, self._drift_day, self._drift_errors = STREAM_DRIFT_S, None, None, set()   # _drift_t: monotonic time of the last write
 
 # %% ../nbs/95_intraday.ipynb #3a068e01
 @patch
@@ -50,6 +54,7 @@ def load_model(self:IntradayPredictor):
         from stock_workbench.lifecycle import fitted_models   # ewma, garch, deep models read earlier sessions before today's
         self.context_days = max(int(getattr(m, "context_days", 0) or 0) for m in fitted_models(self.model).values())
         if lm.fallback_level: stream_note(f"warning: {lm.reason}")
+        self.load_reference(reg)
         stream_note(f"predicting with {self.s.registered_model} version {self.version} ({'champion' if not lm.fallback_level else 'fallback'})")
     except SwbError as e: stream_note(f"no champion model ({e}); aggregating candles and features without predictions")
 
@@ -118,11 +123,12 @@ def predict(self:IntradayPredictor, todo:dict, bars:dict):
         today = (x.groupby("symbol", sort=False).cumcount(ascending=False) == 0).to_numpy()
         pred = self.model.predict(x)[today].reset_index(drop=True)
         self.write(pred, todo)
+        self.drift_add(f[today].reset_index(drop=True), todo)   # its own errors are its own: the predictions are written
     except redis.RedisError as e:   # predictions are derived: the next closed candle asks again
         stream_note(f"predictions not written ({error_line(e)})")
     except Exception as e:          # a model or data problem must not stop the candles: say so, once per kind
-        if type(e).__name__ not in self.red_errors:
-            self.red_errors.add(type(e).__name__); stream_note(f"predictions failed ({error_line(e)}); candles and features go on")
+        if type(e).__name__ not in self._pred_errors:
+            self._pred_errors.add(type(e).__name__); stream_note(f"predictions failed ({error_line(e)}); candles and features go on")
 
 # %% ../nbs/95_intraday.ipynb #4fddedf3
 @patch
@@ -153,3 +159,50 @@ def write(self:IntradayPredictor,
                        close=[float(todo[s][1]) for s in pred["symbol"].astype(str)])
     publish_forecasts(p, self.s, feed, "stream", str(self.version))   # queued on the same pipeline: the hash and the feed in one round trip
     p.execute(); self.counts["predictions"] += len(pred)
+
+# %% ../nbs/95_intraday.ipynb #a2128db5
+@patch
+def load_reference(self:IntradayPredictor, reg):
+    "The champion's drift reference (`registry.drift_reference`), or the reason there is none; a fresh row buffer"
+    from stock_workbench.drift import DriftRowBuffer
+    try: self.reference = reg.drift_reference(self.s, self.version)
+    except Exception as e: self.reference, why = None, f"its drift reference could not be read ({error_line(e)})"
+    else: why = "the rule-based baseline has no drift reference" if not str(self.version).isdigit() else \
+                f"version {self.version} has no drift reference (trained before drift references)"
+    self._ref_reason = None if self.reference is not None else f"{why}: no feature drift"
+    self.drift_rows = DriftRowBuffer(list(self.reference or {}))
+
+@patch
+def _drift_error(self:IntradayPredictor, e:Exception):
+    "One line per kind of drift error"
+    if type(e).__name__ not in self._drift_errors:
+        self._drift_errors.add(type(e).__name__); stream_note(f"stream drift not written ({error_line(e)}); candles and predictions go on")
+
+@patch
+def drift_add(self:IntradayPredictor,
+    rows:pd.DataFrame,   # today's `build_features` rows the champion predicted from, one per symbol
+    todo:dict,           # symbol -> (session YYYY-MM-DD, last close, candle minute ms, arrival ms), as `write` takes it
+):
+    "Keep the rows for the session's drift; write it at most every `drift_every_s` seconds, and the closed session once more when a new one starts"
+    if self.drift_rows is None or rows.empty: return
+    try:
+        day = rows["symbol"].astype(str).map(lambda s: todo[s][0])
+        if self._drift_day is not None and day.max() > self._drift_day:
+            self.write_drift(); self.drift_rows.clear()   # the closed session, with all its rows
+        self._drift_day = max(self._drift_day or day.max(), day.max())
+        keep = (day == self._drift_day).to_numpy()
+        self.drift_rows.add(rows[keep], [todo[s][2] for s in rows["symbol"].astype(str)[keep]])
+        if self._drift_t is None or time.monotonic() - self._drift_t >= self.drift_every_s: self.write_drift()
+    except Exception as e: self._drift_error(e)
+
+@patch
+def write_drift(self:IntradayPredictor)->dict|None:
+    "The session's drift record into `serving/drift_stream.json` (`drift.stream_drift_record`); None when there is nothing to write or it failed"
+    if self.drift_rows is None or not len(self.drift_rows): return None
+    self._drift_t = time.monotonic()
+    try:
+        from stock_workbench import drift
+        rec = drift.stream_drift_record(self.reference, self.drift_rows.frame(), self.s, self.version, drift.read_ladder(self.s).level, self._ref_reason)
+        return drift.write_stream_drift(self.s, rec)
+    except Exception as e: self._drift_error(e); return None
+

@@ -16,8 +16,8 @@ from .store import (MARK, _parse_problem, _partition, added_in, DeltaStore, Ohlc
                                    missing_files, open_delta, read_mark, write_mark)
 
 # %% auto #0
-__all__ = ['home_tables', 'Problem', 'check_table', 'check_home', 'restore_table', 'drop_symbols', 'maintain_table',
-           'maintain_home', 'cmd_store']
+__all__ = ['home_tables', 'maintained_tables', 'Problem', 'check_table', 'check_home', 'restore_table', 'drop_symbols',
+           'maintain_table', 'maintain_home', 'cmd_store']
 
 # %% ../nbs/36_storecare.ipynb #f2bab175
 def home_tables(
@@ -29,6 +29,13 @@ def home_tables(
     from stock_workbench.market import MarketSeriesStore
     return {"ohlcv": OhlcvStore.from_settings(settings), "ledger": PredictionLedger.from_settings(settings),
             "candles": CandleStore.from_settings(settings), "market": MarketSeriesStore.from_settings(settings)}
+
+def maintained_tables(
+    settings:Settings,   # the home
+)->dict:                 # `home_tables` and `exposures` -> the store object (path, `what`)
+    "The tables `swb store maintain` compacts and vacuums: the home's tables and the prediction API's exposures (`routing.ExposureStore`)"
+    from stock_workbench.routing import ExposureStore
+    return home_tables(settings) | {"exposures": ExposureStore(settings)}
 
 # %% ../nbs/36_storecare.ipynb #428e33dd
 @dataclass
@@ -256,17 +263,21 @@ def maintain_home(
     retention_hours:float|None=None,  # default: the setting
     dry_run:bool=False,               # change nothing
 )->dict:                              # `{table name: maintain_table's dict, or {table, error: line}}`
-    "`swb store maintain` for every table of the home (the scheduler runs it after the EOD job); a damaged table is named, the others maintained"
+    "`swb store maintain` for every table of the home and the exposures (`maintained_tables`; the scheduler runs it after the EOD job); a damaged table is named, the others maintained"
     h = settings.store_retention_hours if retention_hours is None else retention_hours
     if not (math.isfinite(h) and h >= 0): raise SwbError(f"--retention-hours {h} must be a number >= 0 of hours")
     from contextlib import nullcontext
     from deltalake.exceptions import DeltaError
     from tqdm.auto import tqdm
     from stock_workbench.schedule import exclusive_flock, schedule_dir
+    from stock_workbench.util import file_lock
     out = {}   # two at once: the second's compaction reads files the first's vacuum deletes (was `internal error`)
     with nullcontext() if dry_run else exclusive_flock(schedule_dir(settings)/"maintain.lock", "maintain", "`swb store maintain`"):
-        for name, st in tqdm(home_tables(settings).items(), desc="maintain", unit="table", disable=None, leave=False):
-            try: out[name] = maintain_table(name, st, h, dry_run)
+        for name, st in tqdm(maintained_tables(settings).items(), desc="maintain", unit="table", disable=None, leave=False):
+            # the exposures' landing commits to the table under this lock: compaction and vacuum wait for it (a home without it gets none)
+            lock = file_lock(st.path.parent/".exposures.lock", wait_s=600) if name == "exposures" and not dry_run and st.path.is_dir() else nullcontext()
+            try:
+                with lock: out[name] = maintain_table(name, st, h, dry_run)
             except SwbError as e: out[name] = dict(table=name, path=str(st.path), error=str(e))
             except DeltaError as e:   # a writer changed the table meanwhile: what is committed stays; the next maintain does the rest
                 out[name] = dict(table=name, path=str(st.path), error=f"{st.what} {st.path}: compaction or vacuum stopped "

@@ -428,6 +428,7 @@ def run(self:StreamJob,
     finally:
         try: self._predict(force=True)
         except Exception: pass
+        if self.predictor.model is not None: self.predictor.write_drift()   # the session's drift with every row predicted (errors: one line)
         try: self.leases.leave(list(self.shards))
         except Exception: pass
         if self._server is not None: self._server.shutdown(); self._server.server_close()

@@ -8,6 +8,7 @@ from conftest import BIN, REDIS_URL, built_once
 FAST = {"SWB_SYNTHETIC_SYMBOLS": "6", "SWB_SYNTHETIC_YEARS": "3", "SWB_TRAIN_DAYS": "252", "SWB_REFIT_DAYS": "126",
         "SWB_PROMOTE_EVAL_DAYS": "126", "SWB_BACKTEST_DAYS": "126"}
 LAST = "2018-01-02"   # the FAST sample market's last session
+FIRST = "2015-01-02"  # ... and its first
 # one process: the market, champion v1, challenger v2 promoted (v1 previous champion), challenger v3; then the EOD job
 # records every arm's forecasts (champion 2, challenger 3, previous champion 1, baseline) in the ledger
 SETUP = """
@@ -117,7 +118,12 @@ def test_health_ready_docs_metrics(api):
     spec = api.get("/openapi.json").json()
     assert {"/v1/predictions/{symbol}", "/v1/predictions", "/v1/predict", "/v1/models", "/v1/admin/rollback", "/v1/admin/split",
             "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
-    assert api.get("/docs").status_code == 200
+    for page in ("/docs", "/redoc"):   # Swagger UI and ReDoc load every script, style and icon from this server, none from a CDN
+        html = api.get(page)
+        assert html.status_code == 200, page
+        refs = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", html.text)
+        assert refs and not [u for u in refs if re.match(r"(https?:)?//", u)] and not re.search(r"https?://", html.text), (page, refs)
+        assert all(api.get(u).status_code == 200 for u in refs), refs
     api.get("/v1/predictions/SYN000", api.read)
     m = api.get("/metrics").text
     assert 'swb_serve_request_seconds_bucket{le="0.005",method="GET",route="/v1/predictions/{symbol}"}' in m
@@ -264,6 +270,11 @@ def test_websocket_delivery_resume_heartbeat(api):
     ws_url = api.srv.url.replace("http://", "ws://") + "/v1/stream"
     with pytest.raises(InvalidStatus) as e: connect(ws_url + "?symbols=SYN000", open_timeout=10)
     assert e.value.response.status_code == 401
+    with pytest.raises(InvalidStatus) as e: connect(f"{ws_url}?symbols=A..B&key={api.read}", open_timeout=10)
+    assert e.value.response.status_code == 422
+    # a refused handshake is one access-log line, never uvicorn's ERROR
+    assert wait_for(lambda: len(re.findall(r'"WS /v1/stream" (?:401|422) ', api.srv.text)) >= 2), api.srv.text[-2000:]
+    assert "ERROR" not in "".join(api.srv.err) and "Traceback" not in api.srv.text, "".join(api.srv.err)[-2000:]
     wide = pd.DataFrame({"symbol": ["SYN000", "SYN002", "SYN001"], "as_of": ["2018-01-03T14:31"] * 3, "close": [100.0, 200.0, 300.0],
                          **{f"{q}_{h}d": [v] * 3 for h in (1, 5) for q, v in (("p10", -0.02), ("p50", 0.001), ("p90", 0.02))}})
     with connect(f"{ws_url}?symbols=SYN000,SYN001&key={api.read}", open_timeout=10) as ws:
@@ -281,6 +292,93 @@ def test_websocket_delivery_resume_heartbeat(api):
     # the book took the newer stream forecast (a champion client)
     b = wait_for(lambda: (x := api.get("/v1/predictions/SYN000", api.read, headers={"X-Client-Id": "desk-c"}).json())["source"] == "stream" and x)
     assert b and b["as_of"] == "2018-01-03T14:31" and b["close"] == 100.0
+
+
+def test_websocket_unknown_symbols_and_a_key_revoked_while_streaming(api):
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+    from stock_workbench.access import KeyStore
+    ws_url = api.srv.url.replace("http://", "ws://") + "/v1/stream"
+    with connect(f"{ws_url}?symbols=ZZZ1,ZZZ2&key={api.read}", open_timeout=10) as ws:   # none known: closed, naming them
+        with pytest.raises(ConnectionClosed) as e: ws.recv(timeout=10)
+    assert e.value.rcvd.code == 1008 and "unknown symbols ZZZ1, ZZZ2" in e.value.rcvd.reason, e.value
+    with connect(f"{ws_url}?symbols=SYN000,ZZZ1&key={api.read}", open_timeout=10) as ws:   # some known: an error frame, then the stream
+        m = json.loads(ws.recv(timeout=10))
+        assert m["type"] == "error" and m["unknown"] == ["ZZZ1"] and "streaming SYN000" in m["detail"], m
+        assert json.loads(ws.recv(timeout=10))["type"] == "heartbeat"
+    ks = KeyStore(api.settings)
+    kid, key = ks.create("read", note="revoked while streaming")
+    with connect(f"{ws_url}?symbols=SYN000&key={key}", open_timeout=10) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "heartbeat"
+        ks.revoke(kid)
+        with pytest.raises(ConnectionClosed) as e:
+            for _ in range(20): ws.recv(timeout=10)   # heartbeats until the next check (every heartbeat, ws_heartbeat_s = 1 here)
+    assert e.value.rcvd.code == 1008 and "revoked" in e.value.rcvd.reason, e.value
+    assert key not in api.srv.text
+
+
+def test_body_over_1_mib_is_413_before_it_is_read(api):
+    from stock_workbench.serve import MAX_BODY_BYTES
+    big = b'{"symbol": "' + b"A" * MAX_BODY_BYTES + b'"}'
+    chunked = lambda: (big[i:i + 65536] for i in range(0, len(big), 65536))   # no Content-Length: counted as it is read
+    for path, key, body, h in [("/v1/predict", api.read, big, {}), ("/v1/predict", api.read, chunked(), {}),
+                               ("/v1/predict", None, b"x" * (8 * MAX_BODY_BYTES), {}),
+                               ("/v1/admin/split", api.admin, chunked(), {"Idempotency-Key": f"big-{uuid.uuid4().hex}"})]:
+        r = api.post(path, key, content=body, headers={"content-type": "application/json", **h})
+        assert r.status_code == 413, (path, r.status_code, r.text[:300])
+        assert "1 MiB" in r.json()["detail"] and r.json()["request_id"] == r.headers["x-request-id"]
+    assert api.get("/v1/models", api.read).json()["challenger_share"] == 0.05   # the refused split changed nothing
+
+
+def test_predict_first_session_strict_horizon_and_every_unknown_symbol(api):
+    r = api.post("/v1/predict", api.read, json={"symbol": "SYN001", "as_of": FIRST})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith(f"as_of {FIRST} is the first stored session of SYN001; features need 3 sessions"), r.text
+    for h in (True, 1.0, "1"):
+        r = api.post("/v1/predict", api.read, json={"symbol": "SYN001", "horizon": h})
+        assert r.status_code == 422 and "whole number of sessions" in r.json()["detail"], (h, r.text)
+    r = api.post("/v1/predict", api.read, json={"requests": [{"symbol": "ZZZ1"}, {"symbol": "SYN001"}, {"symbol": "ZZZ2"},
+                                                             {"symbol": "SYN002", "as_of": "2017-12-30"}, {"symbol": "ZZZ1"}]})
+    assert r.status_code == 404, r.text
+    d = r.json()["detail"]
+    assert d.startswith("unknown symbols ZZZ1, ZZZ2: they are not in the store") and "requests[3] 2017-12-30 is not a XNYS session" in d, d
+
+
+def test_predict_is_limited_per_key_and_never_blocks_reads(api):
+    from stock_workbench.access import KeyStore
+    from stock_workbench.serve import PREDICT_IN_FLIGHT
+    from stock_workbench.store import OhlcvStore
+    ks = KeyStore(api.settings)
+    (_, busy), (_, other), (_, spender) = (ks.create("read", note=n) for n in ("busy", "other", "spender"))
+    days = [f"{d:%Y-%m-%d}" for d in sorted(OhlcvStore.from_settings(api.settings).read(["SYN001"])["date"])[-9:-1]]
+    slow = {"requests": [{"symbol": "SYN001", "as_of": d} for d in days]}   # 8 sessions: 8 scorings, seconds of CPU
+    out = [None] * PREDICT_IN_FLIGHT
+    def post(i):
+        with httpx.Client(base_url=api.srv.url, timeout=120) as c: out[i] = c.post("/v1/predict", json=slow, headers={"X-API-Key": busy})
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(PREDICT_IN_FLIGHT)]
+    for t in threads: t.start()
+    assert wait_for(lambda: f"swb_serve_predict_in_flight {PREDICT_IN_FLIGHT:.1f}" in api.get("/metrics").text, timeout=30)
+    r = api.post("/v1/predict", busy, json={"symbol": "SYN001"})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1 and "PREDICT_IN_FLIGHT" in r.json()["detail"], r.text
+    assert api.get("/v1/predictions/SYN000", busy).status_code == 200   # the read routes answer meanwhile
+    assert api.get("/v1/models", busy).status_code == 200
+    assert api.post("/v1/predict", other, json={"symbol": "SYN001"}).status_code == 200   # another key is not limited by this one
+    for t in threads: t.join(120)
+    assert [(x.status_code, len(x.json()["predictions"])) for x in out] == [(200, 8)] * PREDICT_IN_FLIGHT, [x.text[:300] for x in out]
+    # the token bucket: a request costs the sessions it names; 100 at once empty it (these 404 at once, after the charge)
+    far = {"requests": [{"symbol": "SYN001", "as_of": f"{d:%Y-%m-%d}"} for d in pd.bdate_range("2019-01-01", periods=100)]}
+    assert api.post("/v1/predict", spender, json=far).status_code == 404
+    r = api.post("/v1/predict", spender, json=far)
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1 and r.json()["detail"].startswith("rate limit"), r.text
+
+
+def test_serve_port_in_use_or_bad_host_is_one_line(api):
+    port = int(api.srv.url.rsplit(":", 1)[1])
+    for args, want in [(["--port", port], [f"127.0.0.1:{port}", "Address already in use"]),
+                       (["--host", "no-such-host.invalid", "--port", "0"], ["no-such-host.invalid:0", "no such host"])]:
+        r = run(api.env, "serve", *args, timeout=60)
+        err = r.stderr.strip()
+        assert r.returncode != 0 and err.count("\n") == 0 and "Traceback" not in err and all(w in err for w in want), (args, r.stderr)
 
 
 def test_keys_cli(api):
@@ -330,6 +428,21 @@ def test_rollback_is_idempotent_then_fallback_when_the_champion_files_go(api):
     assert r.status_code == 200 and r.json()["fallback_level"] >= 1 and r.json()["model_version"] == "baseline", r.text
     assert api.get("/v1/predictions", api.read, params={"top": 2}, headers={"X-Client-Id": "desk-c"}).json()["fallback_level"] == 2
     assert "swb_serve_fallback_level 2.0" in wait_for(lambda: "swb_serve_fallback_level 2.0" in (t := api.get("/metrics").text) and t)
+    r = wait_for(lambda: (x := api.get("/readyz")).json()["checks"]["fallback"].startswith("level 2") and x)   # degraded, still serving
+    assert r and r.status_code == 200 and "champion v1 failed to load" in r.json()["checks"]["fallback"], api.get("/readyz").text
+
+
+def test_split_without_a_challenger_is_409(api):
+    from stock_workbench import registry
+    registry.client(api.settings).delete_registered_model_alias(api.settings.registered_model, "challenger")
+    h = {"Idempotency-Key": f"nochal-{uuid.uuid4().hex}"}
+    r1 = api.post("/v1/admin/split", api.admin, headers=h, json={"challenger_share": 0.1})
+    assert r1.status_code == 409 and r1.json()["detail"].startswith("no challenger registered; the split would route nobody"), r1.text
+    r2 = api.post("/v1/admin/split", api.admin, headers=h, json={"challenger_share": 0.1})   # the same key: the same answer
+    assert (r2.status_code, r2.json()) == (409, r1.json())
+    assert api.post("/v1/admin/split", api.admin, headers=h, json={"challenger_share": 0.2}).status_code == 422
+    m = wait_for(lambda: (x := api.get("/v1/models", api.read).json())["arms"]["challenger"]["version"] is None and x)
+    assert m and m["challenger_share"] == 0.0
 
 
 def test_no_auth_only_on_loopback(api):

@@ -1,4 +1,4 @@
-"swb replay / swb stream on the real Redis: stream equals batch, predictions and alerts, SIGKILL mid-stream, Redis outages, metrics"
+"swb replay / swb stream on the real Redis: stream equals batch, predictions and alerts, the stream's drift, SIGKILL mid-stream, Redis outages, metrics"
 import json, os, signal, socket, subprocess, sys, threading, time, urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -50,16 +50,18 @@ class Hook(BaseHTTPRequestHandler):
     def log_message(self, *a): pass
 
 
-def champion(home):
-    "Register a drift forecaster as champion, fitted on the sample market (fast)"
+def champion(home, reference=False):
+    "Register a drift forecaster as champion, fitted on the sample market (fast); `reference`: with its drift reference, as `swb train` logs it"
     from stock_workbench import registry as reg
     from stock_workbench.features import MODEL_FEATURES, add_targets, build_features
-    from stock_workbench.lifecycle import fit_latest
+    from stock_workbench.lifecycle import fit_latest, training_reference
     from stock_workbench.synthetic import synthetic_market
     s = Settings(home)
     data = add_targets(build_features(synthetic_market(3, s.synthetic_years, s.synthetic_seed)), (1, 5))
     models, spans = fit_latest(data, "drift", (1, 5), 252)
-    r = reg.log_forecaster(s, models, data[data["date"] == data["date"].max()], list(MODEL_FEATURES), {"symbols": 3, **spans})
+    ref = training_reference(data, list(MODEL_FEATURES), spans) if reference else None
+    r = reg.log_forecaster(s, models, data[data["date"] == data["date"].max()], list(MODEL_FEATURES), {"symbols": 3, **spans},
+                           drift_reference=ref)
     reg.set_alias(s, "champion", r["version"])
     return r["version"]
 
@@ -155,6 +157,48 @@ def expected_move_events(c, pct, minutes):
             hit = bool(ref) and max(abs(cl[i] / cl[j] - 1) for j in ref) * 100 >= pct
             n += hit and not on; on = hit
     return n
+
+
+def stream_drift_run(r, keys, s, bars, home, tmp_path):
+    "One session of ticks from the daily `bars` replayed by `swb replay --csv` at 5,000 x real time into a running `swb stream`; its drift record"
+    for k in r.scan_iter(f"{keys.prefix}:*", count=1000): r.delete(k)   # a fresh stream: the same minutes again are no late ticks
+    (home / "serving" / "drift_stream.json").unlink(missing_ok=True)
+    ticks = synthetic_ticks(bars, 300, seed=11)
+    csv = tmp_path / "drift-ticks.csv"
+    ticks.assign(event_time=ticks["event_ms"]).drop(columns="event_ms").to_csv(csv, index=False)
+    p = start_stream("--idle-exit", "3")
+    assert swb("replay", "--csv", csv, "--speed", "5000").returncode == 0   # ~4.7 s: the stream predicts (and keeps rows) all along
+    publish_ticks(r, end_ticks(ticks, s.stream_shards), keys, s.stream_shards)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0 and "Traceback" not in err and "stream drift not written" not in err and "predictions failed" not in err, err
+    return json.loads((home / "serving" / "drift_stream.json").read_text())
+
+
+def test_stream_drift_per_champion_feature_calm_and_shifted(home, rkeys, monkeypatch, tmp_path):
+    from stock_workbench import registry as reg
+    from stock_workbench.drift import read_drift
+    from stock_workbench.features import MODEL_FEATURES
+    r, keys = rkeys
+    version = champion(home, reference=True)
+    monkeypatch.setenv("SWB_STREAM_PREDICT_S", "0.2")
+    s = Settings(home)
+    ref = reg.drift_reference(s, version)
+    assert ref and set(ref) <= set(MODEL_FEATURES)
+    bars = _last_bars(s, None, 10)
+    day = f"{pd.Timestamp(bars['date'].iloc[0]):%Y-%m-%d}"
+    calm = stream_drift_run(r, keys, s, bars, home, tmp_path)
+    assert (calm["source"], calm["ladder"], calm["judged"], calm["model_version"], calm["as_of"]) == ("stream", "eod only", False, version, day), calm
+    psi = {f["feature"]: f["psi"] for f in calm["features"]}
+    assert list(psi) == list(ref) and all(v is not None and v >= 0 for v in psi.values()), psi   # a PSI per champion feature of the reference
+    w = calm["window"]
+    assert w["symbols"] == 10 and w["minutes"] >= 3 and w["rows"] >= 20 and w["first_minute"].startswith(day) and w["first_minute"] < w["last_minute"], w
+    got = read_drift(s)
+    assert got["stream"] == calm and "as_of" not in got, got     # what /v1/models and the dashboard read: no EOD window yet, the stream's under `stream`
+    up = {c: bars[c] * 1.3 for c in ("open", "high", "low", "close")}   # the session opens and trades 30 % above the stored history
+    shifted = stream_drift_run(r, keys, s, bars.assign(**up), home, tmp_path)
+    spsi = {f["feature"]: f["psi"] for f in shifted["features"]}
+    assert spsi["ret_1d"] > psi["ret_1d"] + 1 and shifted["status"] == "alert", (psi["ret_1d"], spsi["ret_1d"], shifted["status"])
+    assert np.mean(list(spsi.values())) > np.mean(list(psi.values())), (psi, spsi)
 
 
 def test_sigkill_mid_stream_loses_nothing_counts_nothing_twice(home, rkeys, monkeypatch):
