@@ -142,6 +142,15 @@ DEFAULTS = {
         fallback_trip_windows=2,      # unhealthy windows running that step the fallback ladder down
         fallback_recover_windows=5,   # healthy windows running that step it back up
     ),
+    "portfolio": dict(
+        portfolio_db_url="postgresql://postgres@127.0.0.1:5432/swb", # PostgreSQL database of client portfolios; a password in it is never shown
+        portfolio_corr_days=250,      # sessions of daily returns behind the symbols' correlation (the copula's)
+        portfolio_long_only=True,     # books hold no short positions: a negative quantity is refused at import
+        portfolio_var_level=0.95,     # confidence level of value-at-risk and expected shortfall
+        portfolio_sims=10000,         # Monte Carlo scenarios of a portfolio forecast
+        portfolio_copula="t",         # dependence of the symbols' forecast bands: t or gaussian copula
+        portfolio_t_df=5.0,           # degrees of freedom of the t copula
+    ),
 }
 
 # %% ../nbs/00_config.ipynb #5d0335c0
@@ -240,6 +249,14 @@ def _exchange(v:str):
     import exchange_calendars as xcals
     if v not in xcals.get_calendar_names(include_aliases=True): return "must be an exchange_calendars code, e.g. XNYS, XLON, XTKS"
 
+def _pg_url(v:str):
+    "A postgresql:// URL naming a database (`postgresql://user[:password]@host:port/dbname`)"
+    u = urllib.parse.urlsplit(v.strip())
+    if u.scheme.lower() not in ("postgresql", "postgres"): return "must be a postgresql:// URL, e.g. postgresql://postgres@127.0.0.1:5432/swb"
+    try: u.port
+    except ValueError: return "must be a postgresql:// URL with a numeric port"
+    if not u.path.strip("/") or "/" in u.path.strip("/"): return "must name one database after the host, e.g. postgresql://postgres@127.0.0.1:5432/swb"
+
 def _model(v:str):
     "A model name of `models.MODEL_NAMES`"
     from stock_workbench.models import MODEL_NAMES
@@ -335,6 +352,13 @@ SETTING_RULES = {
     "drift_perf_days": _whole(5, unit="of sessions"),
     "fallback_trip_windows": _whole(1, unit="of windows"),
     "fallback_recover_windows": _whole(1, unit="of windows"),
+    "portfolio_db_url": _pg_url,
+    "portfolio_corr_days": _whole(20, unit="of sessions"),
+    "portfolio_long_only": _rule(lambda v: isinstance(v, bool), "true or false"),
+    "portfolio_var_level": _rule(lambda v: 0.5 <= v < 1, "a level from 0.5 to 1 (excluded), e.g. 0.95"),
+    "portfolio_sims": _whole(100, 10_000_000, "of scenarios"),
+    "portfolio_copula": _choice("t", "gaussian", fold=True),
+    "portfolio_t_df": _rule(lambda v: math.isfinite(v) and v > 2, "a number of degrees of freedom above 2"),
 }
 
 SECRET_SETTINGS = ("alert_webhook_url", "ab_hash_key")   # never shown; credentials in other URLs are masked
@@ -342,7 +366,7 @@ SECRET_SETTINGS = ("alert_webhook_url", "ab_hash_key")   # never shown; credenti
 def _shown(key:str, v)->str:
     "The value as an error shows it: secrets hidden, URL credentials masked"
     if key in SECRET_SETTINGS: return "<hidden>"
-    if isinstance(v, str): return repr(re.sub(r"(?<=//)[^/@\s]*@", "***@", v))
+    if isinstance(v, str): return repr(re.sub(r"(?i)(password=)[^&\s]*", r"\1***", re.sub(r"(?<=//)[^/@\s]*@", "***@", v)))
     return str(v)
 
 # %% ../nbs/00_config.ipynb #943ee3f1

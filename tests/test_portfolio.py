@@ -1,0 +1,224 @@
+"Client portfolios in the real PostgreSQL (127.0.0.1:5432): `swb db upgrade`, `swb portfolio import|list|forecast` as a user runs them, bad files refused with nothing written, hostile ids, a dead server"
+import json, math, shutil, subprocess, uuid
+from pathlib import Path
+import pandas as pd, psycopg, pytest
+from psycopg import sql
+from conftest import built_once, sample, swb, write_yahoo_csv
+from test_cli import one_line_error
+from test_hostile_env import SMALL, _finished_eod
+
+SERVER = "postgresql://postgres@127.0.0.1:5432"
+EVIL = "x'); DROP TABLE positions;--"
+
+
+def _drop(name: str):
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as c:
+        c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def db():
+    "A database of this test module only (created by `swb db upgrade`), dropped at the end"
+    name = f"swbt_{uuid.uuid4().hex[:10]}"
+    yield name, f"{SERVER}/{name}"
+    _drop(name)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, db):
+    "A copy of a home where the EOD job ran (3 sample symbols, a champion, its forecasts in the ledger), plus NOFC: stored, never forecast"
+    built, _ = built_once(tmp_path_factory, "hostile-eod-home", _finished_eod)
+    home = tmp_path_factory.mktemp("portfolio") / "home"
+    shutil.copytree(built / "home", home)
+    env = {**SMALL, "SWB_HOME": str(home), "SWB_PORTFOLIO_DB_URL": db[1]}
+    r = swb("ingest", "--source", "csv", "--path", write_yahoo_csv(sample("NOFC", 40), home.parent / "NOFC.csv"), env=env)
+    assert r.returncode == 0, r.stderr
+    r = swb("db", "upgrade", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["created"] is True and json.loads(r.stdout)["applied"] == [1]
+    return home, env
+
+
+def run(env, *args):
+    return swb(*args, env=env)
+
+
+def rows(url):
+    "Every stored portfolio and position, to compare before and after"
+    with psycopg.connect(url) as c:
+        return (c.execute("SELECT * FROM portfolios ORDER BY id").fetchall(),
+                c.execute("SELECT * FROM positions ORDER BY portfolio_id, symbol, as_of").fetchall())
+
+
+def write(path: Path, frame: dict) -> Path:
+    pd.DataFrame(frame).to_csv(path, index=False)
+    return path
+
+
+# --- the schema ------------------------------------------------------------------------------------
+
+def test_upgrade_is_idempotent_and_status_shows_the_version(world, db):
+    _, env = world
+    r = run(env, "db", "upgrade")
+    assert r.returncode == 0 and "nothing to apply; schema version 1 (latest)" in r.stdout, r.stdout + r.stderr
+    st = json.loads(run(env, "db", "status", "--json").stdout)
+    assert (st["exists"], st["version"], st["latest"], st["pending"]) == (True, 1, 1, [])
+    with psycopg.connect(db[1]) as c:
+        assert c.execute("SELECT version, description FROM schema_version").fetchall() == [(1, "portfolios and positions")]
+
+
+def test_two_upgrades_at_once_on_a_new_database(tmp_path):
+    name = f"swbt_{uuid.uuid4().hex[:10]}"
+    env = {"SWB_HOME": str(tmp_path), "SWB_QUIET": "1", "SWB_PORTFOLIO_DB_URL": f"{SERVER}/{name}"}
+    try:
+        from conftest import BIN
+        import os
+        ps = [subprocess.Popen([str(BIN / "swb"), "db", "upgrade", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, **env}) for _ in range(2)]
+        outs = [p.communicate(timeout=120) for p in ps]
+        assert [p.returncode for p in ps] == [0, 0], outs
+        applied = sorted(json.loads(o)["applied"] for o, _ in outs)
+        assert applied == [[], [1]], applied                      # each migration applied once
+        with psycopg.connect(f"{SERVER}/{name}") as c:
+            assert c.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1
+    finally: _drop(name)
+
+
+def test_schema_not_upgraded_says_run_swb_db_upgrade(tmp_path):
+    name = f"swbt_{uuid.uuid4().hex[:10]}"
+    env = {"SWB_HOME": str(tmp_path), "SWB_QUIET": "1", "SWB_PORTFOLIO_DB_URL": f"{SERVER}/{name}"}
+    one_line_error(run(env, "portfolio", "list"), "does not exist: run swb db upgrade")
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as c: c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        one_line_error(run(env, "portfolio", "forecast"), "is at schema version 0, this workbench needs 1: run swb db upgrade")
+        st = run(env, "db", "status")
+        assert st.returncode == 0 and "schema version 0 of 1; pending 1: run swb db upgrade" in st.stdout, st.stdout
+    finally: _drop(name)
+
+
+# --- import ----------------------------------------------------------------------------------------
+
+def test_import_a_good_file_twice_changes_nothing_the_second_time(world, tmp_path, db):
+    _, env = world
+    f = write(tmp_path / "good.csv", {"portfolio": ["G1", "G1", "G2"], "symbol": ["SYN000", "syn001", "SYN002"], "quantity": ["10", "2.5", "0"],
+                                      "as_of": ["2016-12-01"] * 3, "client_id": ["cg", "", "cg"], "base_currency": ["USD", "", "eur"]})
+    r = run(env, "portfolio", "import", "--path", f, "--json")
+    assert r.returncode == 0, r.stderr
+    assert {k: json.loads(r.stdout)[k] for k in ("rows", "inserted", "updated", "unchanged", "books_created")} == \
+        dict(rows=3, inserted=3, updated=0, unchanged=0, books_created=2)
+    before = rows(db[1])
+    r = run(env, "portfolio", "import", "--path", f)
+    assert r.returncode == 0 and "0 inserted, 0 updated, 3 unchanged; 0 portfolio(s) created, 0 updated" in r.stdout, r.stdout + r.stderr
+    assert rows(db[1]) == before
+    assert [p for p in before[0] if p[0] in ("G1", "G2")] == [("G1", "cg", None, "USD"), ("G2", "cg", None, "EUR")]
+    listed = json.loads(run(env, "portfolio", "list", "--client", "cg", "--json").stdout)
+    assert [(b["portfolio_id"], b["positions"]) for b in listed] == [("G1", 2), ("G2", 1)]
+
+
+GOOD = {"portfolio": ["B9", "B9", "B9"], "symbol": ["SYN000", "SYN001", "SYN002"], "quantity": ["1", "2", "3"],
+        "as_of": ["2016-12-01"] * 3, "client_id": ["cb", "", ""]}
+BAD = [  # (kind, column, row index, bad value, what the line names)
+    ("unknown symbol", "symbol", 1, "ZZZZ", "row 2 of bad.csv: ZZZZ"),
+    ("hostile symbol", "symbol", 1, EVIL, "symbol known"),
+    ("negative quantity", "quantity", 2, "-3", "row 3 of bad.csv: SYN002 2016-12-01  quantity=-3"),
+    ("duplicate row", "symbol", 2, "SYN001", "one row per portfolio, symbol and as_of"),
+    ("non-numeric quantity", "quantity", 0, "ten", "row 1 of bad.csv: SYN000 2016-12-01  quantity=ten"),
+    ("non-finite quantity", "quantity", 0, "inf", "quantity is a finite number"),
+    ("bad date", "as_of", 1, "2016-02-30", "row 2 of bad.csv: SYN001 2016-02-30"),
+]
+
+
+@pytest.mark.parametrize("kind,col,i,value,needle", BAD, ids=[b[0] for b in BAD])
+def test_a_bad_file_is_refused_with_the_row_named_and_nothing_written(world, tmp_path, db, kind, col, i, value, needle):
+    _, env = world
+    frame = {k: list(v) for k, v in GOOD.items()}
+    frame[col][i] = value
+    before = rows(db[1])
+    r = run(env, "portfolio", "import", "--path", write(tmp_path / "bad.csv", frame))
+    line = one_line_error(r, "validation failed", "nothing was written")
+    assert needle in line or needle in r.stdout, (needle, line, r.stdout)
+    assert rows(db[1]) == before
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("portfolio,symbol,quantity,as_of\nB9,SYN000,1,2016-12-01,extra\n", "bad.csv line 2: 5 fields, the header has 4"),
+    ('portfolio,symbol,quantity,as_of\n"B9,SYN000,1,2016-12-01\n', "bad.csv line 2"),
+    ("portfolio,symbol,qty,as_of\nB9,SYN000,1,2016-12-01\n", "missing column(s) quantity"),
+    ("portfolio,symbol,quantity,as_of,client_id\nNEW1,SYN000,1,2016-12-01,\n", "'NEW1' new portfolio(s) without a client id"),
+    ("", "empty file"),
+], ids=["ragged", "unclosed quote", "missing column", "new book without client", "empty"])
+def test_a_malformed_file_is_one_line_and_nothing_written(world, tmp_path, db, text, needle):
+    _, env = world
+    (tmp_path / "bad.csv").write_text(text)
+    before = rows(db[1])
+    one_line_error(run(env, "portfolio", "import", "--path", tmp_path / "bad.csv"), needle)
+    assert rows(db[1]) == before
+
+
+def test_hostile_ids_names_and_clients_round_trip_unharmed(world, tmp_path, db):
+    _, env = world
+    ids = [EVIL, "a'b", 'q"uo;te', "--comment", "semi;colon"]
+    f = write(tmp_path / "evil.csv", {"portfolio": ids, "symbol": ["SYN000"] * 5, "quantity": ["1"] * 5, "as_of": ["2016-12-01"] * 5,
+                                      "client_id": [f"{EVIL}c"] * 5, "name": [EVIL, "O'Brien; --", '"; DELETE FROM portfolios;--', "", "x"]})
+    r = run(env, "portfolio", "import", "--path", f)
+    assert r.returncode == 0, r.stderr
+    got = {b["portfolio_id"]: b for b in json.loads(run(env, "portfolio", "list", "--client", f"{EVIL}c", "--json").stdout)}
+    assert sorted(got) == sorted(ids) and got[EVIL]["name"] == EVIL and got["a'b"]["name"] == "O'Brien; --"
+    r = run(env, "portfolio", "forecast", "--id", EVIL, "--id", "a'b", "--json")
+    assert r.returncode == 0, r.stderr
+    assert sorted(b["portfolio_id"] for b in json.loads(r.stdout)["books"]) == sorted([EVIL, "a'b"])
+    one_line_error(run(env, "portfolio", "forecast", "--id", "' OR '1'='1"), "no portfolio")
+    with psycopg.connect(db[1]) as c:   # every table still there, every row of the others too
+        assert c.execute("SELECT count(*) FROM positions WHERE portfolio_id = ANY(%s)", (ids,)).fetchone()[0] == 5
+
+
+# --- forecast --------------------------------------------------------------------------------------
+
+def _finite(x): return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def test_forecast_books_are_finite_and_name_what_was_left_out(world, tmp_path, db):
+    home, env = world
+    f = write(tmp_path / "f.csv", {"portfolio": ["F1", "F1", "F1", "F1", "F2"], "symbol": ["SYN000", "SYN001", "SYN002", "NOFC", "SYN001"],
+                                   "quantity": ["100", "50", "20", "30", "5"], "as_of": ["2016-12-01"] * 4 + ["2016-12-29"],
+                                   "client_id": ["cf", "", "", "", "cf"]})
+    assert run(env, "portfolio", "import", "--path", f).returncode == 0
+    r = run(env, "portfolio", "forecast", "--client", "cf", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["model_version"] and out["forecast_date"] <= out["day"] and out["method"]
+    books = {b["portfolio_id"]: b for b in out["books"]}
+    assert sorted(books) == ["F1", "F2"]
+    for b in books.values():
+        assert sorted(x["horizon"] for x in b["bands"]) == [1, 5]
+        for x in b["bands"]:
+            assert all(_finite(x[k]) for k in ("value", "p10", "p50", "p90", "var", "es")), x
+            assert x["p10"] <= x["p50"] <= x["p90"] and x["es"] >= x["var"] > 0
+    left = books["F1"]["left_out"]
+    assert {x["symbol"] for x in left} == {"NOFC"} and all(x["reason"] == "no forecast" and 0 < x["weight"] < 1 for x in left), left
+    assert books["F2"]["left_out"] == []
+    r = run(env, "portfolio", "forecast", "--id", "F1")   # the human report names the left-out position and its weight
+    assert r.returncode == 0 and "left out" in r.stdout and "NOFC (" in r.stdout and "no forecast" in r.stdout and "method: " in r.stdout, r.stdout
+    r = run(env, "portfolio", "forecast", "--id", "F2", "--date", "2016-12-28")   # positions as of that day: F2 has none yet
+    one_line_error(r, "no positions as of 2016-12-28")
+    from stock_workbench.config import Settings
+    from stock_workbench.portfolio import forecast_books, var_backtest_books
+    s = Settings(home, env=env)
+    pf = forecast_books(s, ids=["F1"])
+    assert set(pf.books["portfolio_id"]) == {"F1"} and len(pf.contributions)
+    bt = var_backtest_books(s, ids=["F1", "F2"])
+    assert list(bt["portfolio_id"]) == ["F1", "F2"] and (bt["n"] > 50).all() and bt["rate"].between(0, 1).all(), bt
+    assert set(bt["verdict"]) <= {"consistent", "too many exceedances", "too few exceedances"}
+
+
+# --- faults ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [("db", "upgrade"), ("db", "status"), ("portfolio", "list"), ("portfolio", "forecast"),
+                                  ("portfolio", "import", "--path", "POS")], ids=lambda a: " ".join(a))
+def test_a_dead_server_is_one_line_naming_the_url_without_its_password(world, tmp_path, args):
+    _, env = world
+    pos = write(tmp_path / "p.csv", {"portfolio": ["D1"], "symbol": ["SYN000"], "quantity": ["1"], "as_of": ["2016-12-01"], "client_id": ["cd"]})
+    args = [str(pos) if a == "POS" else a for a in args]
+    r = run({**env, "SWB_PORTFOLIO_DB_URL": "postgresql://bob:s3cret-pw@127.0.0.1:1/swb"}, *args)
+    one_line_error(r, "postgresql://bob:***@127.0.0.1:1/swb", "Connection refused")
+    assert "s3cret" not in r.stdout + r.stderr
