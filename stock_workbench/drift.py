@@ -282,10 +282,24 @@ def merge_drift(
     "The EOD drift record with the stream's under `stream`"
     return {**eod, "stream": stream} if stream else eod
 
+_said_levels = set()   # (file, value) already warned about: a server reads drift every few seconds
+
+def _checked_level(rec:dict, p:Path, settings:Settings)->dict:
+    "`rec` whose `fallback_level` is a whole number 0-2; another value (hand-edited, damaged) is said once and replaced by the ladder's own level"
+    v = rec.get("fallback_level", 0)
+    if not rec or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 2): return rec
+    try: lv = int(read_ladder(settings).level)
+    except Exception: lv = 0   # a damaged ladder file too: level 0, as `read_ladder` starts afresh
+    if (str(p), repr(v)) not in _said_levels:
+        _said_levels.add((str(p), repr(v)))
+        note(f"swb: warning: {p} holds fallback_level {str(v)[:40]!r}, not 0, 1 or 2; using the ladder's level {lv}")
+    return {**rec, "fallback_level": lv}
+
 def read_drift(settings:Settings)->dict:
-    "The latest drift window (`serving/drift.json`: as_of, model_version, status, features, performance, fallback_level, reason, windows) and the stream's record under `stream`; {} when neither"
+    "The latest drift window (`serving/drift.json`: as_of, model_version, status, features, performance, fallback_level, reason, windows) and the stream's record under `stream`; {} when neither. A `fallback_level` other than 0-2 is replaced by the ladder's"
     sv = Path(settings.home)/"serving"
-    return merge_drift(_read_json(sv/"drift.json"), _read_json(sv/STREAM_DRIFT_FILE))
+    return merge_drift(_checked_level(_read_json(sv/"drift.json"), sv/"drift.json", settings),
+                       _checked_level(_read_json(sv/STREAM_DRIFT_FILE), sv/STREAM_DRIFT_FILE, settings))
 
 # %% ../nbs/72_drift.ipynb #9c91db4f
 def window_status(
