@@ -23,8 +23,10 @@ sys.modules.setdefault("rfc3987_syntax", None)
 # in a process that never forecasts, and MLflow alone takes 1.5 s to import
 
 # %% auto #0
-__all__ = ['EOD_SOURCES', 'EodParams', 'StoreUpdate', 'EodForecast', 'EodBacktest', 'EodServing', 'EodJob', 'eod_remedies',
-           'score_symbols', 'RetrainJob']
+__all__ = ['EOD_SOURCES', 'EOD_DB_CONNECT_TIMEOUT_S', 'EOD_PORTFOLIO_CHART_BOOKS', 'PORTFOLIOS_MIME', 'EodParams', 'StoreUpdate',
+           'EodForecast', 'EodBacktest', 'EodServing', 'EodJob', 'eod_remedies', 'score_symbols', 'EodPortfolios',
+           'portfolio_table', 'portfolio_display_table', 'portfolio_band_figure', 'portfolio_summary',
+           'show_portfolio_summary', 'report_portfolios', 'RetrainJob']
 
 # %% ../nbs/92_pipeline.ipynb #a206e83d
 class _Timed:
@@ -545,6 +547,163 @@ def serving_lines(self:EodJob, sv:EodServing)->list[str]:
     else: out.append("No realized forecast of the champion yet: performance drift not judged.")
     out.append(f"{sv.published} forecast(s) published to the forecast feed; {sv.landed} exposure(s) landed.")
     return out + list(sv.lines)
+
+# %% ../nbs/92_pipeline.ipynb #4e962e9e
+EOD_DB_CONNECT_TIMEOUT_S = 2   # the EOD job's wait for the portfolio database to answer a connection, seconds
+EOD_PORTFOLIO_CHART_BOOKS = 6  # books drawn in the report's band chart: the largest by |value|
+PORTFOLIOS_MIME = "application/vnd.swb.portfolios+json"   # the report's machine-readable portfolios summary (`report_portfolios`)
+
+@dataclass(frozen=True, eq=False)
+class EodPortfolios:
+    "The portfolios step's output"
+    table:pd.DataFrame|None     # `portfolio_table`: one row per book; None when skipped
+    forecast:object|None        # the `risk.PortfolioForecast`; None when skipped
+    backtest:pd.DataFrame|None  # `portfolio.var_backtest_books`; None when it could not run
+    level:float=0.95            # VaR/ES confidence
+    skipped:str|None=None       # why the section was skipped, one line without a password; None when it ran
+    lines:tuple=()              # what else did not happen, and why
+
+@contextmanager
+def _db_timeout(seconds:float):
+    "`portfolio.connect`'s timeout lowered for the job (one thread: the kernel runs nothing else)"
+    from stock_workbench import portfolio
+    old, portfolio.DB_CONNECT_TIMEOUT_S = portfolio.DB_CONNECT_TIMEOUT_S, seconds
+    try: yield
+    finally: portfolio.DB_CONNECT_TIMEOUT_S = old
+
+def _fault_line(e:BaseException, url:str)->str:
+    "An exception as one line, the URL's password scrubbed (`portfolio` faults are `SwbError`s already; anything else names its type)"
+    from stock_workbench.portfolio import _cause
+    return _cause(e, url) if isinstance(e, SwbError) else f"{type(e).__name__}: {_cause(e, url)}"
+
+def _day_horizon(books:pd.DataFrame)->int:
+    "The 1-session horizon when the forecasts have it, else the shortest"
+    hs = set(books["horizon"].astype(int))
+    return 1 if 1 in hs else min(hs)
+
+def portfolio_table(
+    pf,   # a `risk.PortfolioForecast`
+)->pd.DataFrame:   # portfolio_id, value, p10, p50, p90 (value after one session), var, es, var_pct, es_pct, left_out (text); by |value| descending
+    "One row per book: the 1-session band of its value, VaR and ES, and the positions left out with their weight"
+    b = pf.books[pf.books["horizon"] == _day_horizon(pf.books)]
+    lo = pf.left_out.drop_duplicates(["portfolio_id", "symbol", "reason"]) if len(pf.left_out) else pf.left_out
+    def left(pid):
+        rows = lo[lo["portfolio_id"] == pid]
+        return ", ".join(f"{r.symbol} {'n/a' if r.weight != r.weight else f'{abs(r.weight):.1%}'} ({r.reason})" for r in rows.itertuples()) or "none"
+    out = b[["portfolio_id", "value", "p10", "p50", "p90", "var", "es", "var_pct", "es_pct"]].copy()
+    out["left_out"] = [left(p) for p in out["portfolio_id"]]
+    return out.iloc[np.argsort(-out["value"].abs().to_numpy(), kind="stable")].reset_index(drop=True)
+
+@patch
+def portfolios(self:EodJob)->EodPortfolios:
+    "Step 8: each book's 1-session value band, VaR and ES and its VaR backtest; skipped with one line when the database is down, not upgraded or empty"
+    from stock_workbench import portfolio
+    s = self.settings
+    url, level = s.portfolio_db_url, float(s.portfolio_var_level)
+    with self.timed("portfolios"), _db_timeout(EOD_DB_CONNECT_TIMEOUT_S):
+        try:
+            if portfolio.read_books(s).empty:
+                return EodPortfolios(None, None, None, level, f"no portfolios in {portfolio.redact_url(url)}: `swb portfolio import` adds them")
+            pf = portfolio.forecast_books(s, day=self.day)
+        except Exception as e:   # the portfolios are an addition to the report: their fault costs a line, never the job
+            return EodPortfolios(None, None, None, level, _fault_line(e, url))
+        lines = []
+        try: bt = portfolio.var_backtest_books(s, end=self.day)
+        except Exception as e: bt = None; lines.append(f"VaR backtest not run: {_fault_line(e, url)}")
+    return EodPortfolios(portfolio_table(pf), pf, bt, level, None, tuple(lines))
+
+# %% ../nbs/92_pipeline.ipynb #e0cb1704
+def _money(x)->str: return "n/a" if x is None or not np.isfinite(x) else f"{x:,.2f}"
+
+@patch
+def portfolio_lines(self:EodJob, pp:EodPortfolios)->list[str]:
+    "The report's sentences of the portfolios step: skipped and why, or the method and each book's VaR backtest"
+    if pp.skipped: return [f"Portfolios section skipped: {pp.skipped}."]
+    lvl = f"{pp.level:.0%}"
+    out = [f"{len(pp.table)} book(s) as of {self.day.date()}: value after one session p10/p50/p90, 1-session VaR and ES at {lvl} "
+           f"(positive losses). Method: {pp.forecast.method}."]
+    if pp.backtest is not None:
+        if pp.backtest.empty: out.append("VaR backtest: no session with both a VaR and a realized next-session P&L yet.")
+        for r in pp.backtest.itertuples():
+            out.append(f"VaR backtest of {r.portfolio_id} ({r.first} .. {r.last}): {r.exceedances} exceedance(s) in {r.n} session(s), "
+                       f"rate {r.rate:.1%} vs {r.expected_rate:.1%} expected; Kupiec LR {r.lr:.2f}, p-value {r.p_value:.3f}: **{r.verdict}**.")
+    return out + list(pp.lines)
+
+def portfolio_display_table(
+    table:pd.DataFrame,   # `portfolio_table`
+)->pd.DataFrame:          # the same rows as text: money with thousands separators, VaR/ES with their share of the value
+    "`portfolio_table` for a reader"
+    t = table
+    return pd.DataFrame({"portfolio": t["portfolio_id"], "value": t["value"].map(_money), "p10": t["p10"].map(_money),
+                         "p50": t["p50"].map(_money), "p90": t["p90"].map(_money),
+                         "VaR": [f"{_money(v)} ({p:.2%})" if np.isfinite(p) else _money(v) for v, p in zip(t["var"], t["var_pct"])],
+                         "ES": [f"{_money(v)} ({p:.2%})" if np.isfinite(p) else _money(v) for v, p in zip(t["es"], t["es_pct"])],
+                         "left out (weight, reason)": t["left_out"]})
+
+def portfolio_band_figure(
+    pf,                          # a `risk.PortfolioForecast`
+    ids:list[str],               # books drawn, one panel each
+    var_level:float=0.95,        # the VaR's level, for the legend
+):                               # a matplotlib Figure
+    "Each book's value today and its p10–p90 band and p50 at each horizon, with the 1-session VaR marked"
+    import matplotlib; matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    n = max(1, len(ids)); cols = 2 if n > 1 else 1; rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 2.3 * rows), squeeze=False)
+    for ax in axes.flat[n:]: ax.axis("off")
+    for ax, pid in zip(axes.flat, ids):
+        b = pf.books[pf.books["portfolio_id"] == pid].sort_values("horizon")
+        v = float(b["value"].iloc[0])
+        x = [0] + b["horizon"].astype(int).tolist()
+        ax.fill_between(x, [v, *b["p10"]], [v, *b["p90"]], alpha=.3, label="p10–p90")
+        ax.plot(x, [v, *b["p50"]], lw=1, ls="--", label="p50")
+        one = b[b["horizon"] == _day_horizon(b)].iloc[0]
+        if np.isfinite(one["var"]): ax.plot([one["horizon"]], [v - one["var"]], "v", color="C3", label=f"value − VaR {var_level:.0%}")
+        ax.set_title(f"{pid}: value band", fontsize=9); ax.set_xlabel("sessions ahead", fontsize=8); ax.set_xticks(x)
+        ax.tick_params(labelsize=7); ax.legend(loc="upper left", fontsize=6)
+    fig.tight_layout()
+    return fig
+
+@patch
+def portfolio_chart_ids(self:EodJob, pp:EodPortfolios)->list[str]:
+    "The books the report's chart draws: the `EOD_PORTFOLIO_CHART_BOOKS` largest by |value| (the table is sorted so)"
+    return [] if pp.table is None else pp.table["portfolio_id"].head(EOD_PORTFOLIO_CHART_BOOKS).tolist()
+
+def _num(x): return float(x) if x is not None and np.isfinite(x) else None
+
+def portfolio_summary(
+    pp:EodPortfolios,
+)->dict:   # status (ok|skipped), reason, level, method, books: [{portfolio_id, value, p10, p50, p90, var, es, left_out_weight, backtest}]
+    "The portfolios step as JSON-ready data (NaN as None), for a `--json` run"
+    if pp.skipped: return {"status": "skipped", "reason": pp.skipped, "books": []}
+    b = pp.forecast.books
+    b = b[b["horizon"] == _day_horizon(b)].set_index("portfolio_id")
+    bt = {} if pp.backtest is None else {r["portfolio_id"]: r for r in pp.backtest.to_dict("records")}
+    books = []
+    for pid in pp.table["portfolio_id"]:
+        r = b.loc[pid]
+        t = bt.get(pid)
+        books.append(dict(portfolio_id=str(pid), horizon=int(r["horizon"]), **{k: _num(r[k]) for k in ("value", "p10", "p50", "p90", "var", "es", "left_out_weight")},
+                          backtest=None if t is None else dict(sessions=int(t["n"]), exceedances=int(t["exceedances"]), rate=_num(t["rate"]),
+                                                               expected_rate=_num(t["expected_rate"]), kupiec_lr=_num(t["lr"]),
+                                                               p_value=_num(t["p_value"]), verdict=t["verdict"])))
+    return {"status": "ok", "reason": "; ".join(pp.lines) or None, "level": pp.level, "method": pp.forecast.method, "books": books}
+
+def show_portfolio_summary(pp:EodPortfolios):
+    "Put `portfolio_summary` into the executed report as a `PORTFOLIOS_MIME` output (the HTML shows nothing of it)"
+    from IPython.display import display
+    display({PORTFOLIOS_MIME: portfolio_summary(pp), "text/plain": ""}, raw=True)
+
+def report_portfolios(
+    notebook,   # an executed `eod.ipynb` (`runner.JobResult.notebook`)
+)->dict|None:   # `portfolio_summary` as the run saw it; None when the report has none (an older pipeline, a run that stopped before)
+    "The portfolios summary an EOD report holds"
+    import json
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    for c in nb.get("cells", []):
+        for o in c.get("outputs", []) if c.get("cell_type") == "code" else []:
+            if PORTFOLIOS_MIME in (o.get("data") or {}): return o["data"][PORTFOLIOS_MIME]
+    return None
 
 # %% ../nbs/92_pipeline.ipynb #f3758519
 class RetrainJob(_Timed):

@@ -4,11 +4,13 @@
 
 # %% auto #0
 __all__ = ['MAX_ABS_LOG_RETURN', 'LOAD_RETRY_S', 'GRACEFUL_S', 'PREDICTION_ROUTES', 'MAX_BODY_BYTES', 'PREDICT_IN_FLIGHT',
-           'PREDICT_RATE_PER_S', 'PREDICT_BURST', 'PREDICT_TOTAL_IN_FLIGHT', 'MIN_HISTORY_SESSIONS', 'BASELINE',
-           'LEVEL_ALIAS', 'ARMS', 'SYMBOL_PATTERN', 'CLIENT_ID_PATTERN', 'DAY_PATTERN', 'FAST_ROUTE', 'asof_rank',
-           'ForecastBook', 'ledger_book', 'feed_records', 'stream_id', 'WsClient', 'PredictLimiter', 'ServeMetrics',
-           'LatencyWindow', 'NotFound', 'ServeState', 'ErrorBody', 'Forecast', 'TopMovers', 'ForecastBatch', 'Arm',
-           'FallbackState', 'ModelsInfo', 'Health', 'Readiness', 'SplitRequest', 'AdminResult', 'request_models',
+           'PREDICT_RATE_PER_S', 'PREDICT_BURST', 'PREDICT_TOTAL_IN_FLIGHT', 'PORTFOLIO_IN_FLIGHT', 'PORTFOLIO_CACHE_S',
+           'MIN_HISTORY_SESSIONS', 'BASELINE', 'LEVEL_ALIAS', 'ARMS', 'PORTFOLIO_ID_PATTERN', 'SYMBOL_PATTERN',
+           'CLIENT_ID_PATTERN', 'DAY_PATTERN', 'FAST_ROUTE', 'asof_rank', 'ForecastBook', 'ledger_book', 'feed_records',
+           'stream_id', 'WsClient', 'PredictLimiter', 'ServeMetrics', 'LatencyWindow', 'NotFound', 'Unavailable',
+           'ServeState', 'portfolio_client', 'portfolio_body', 'ErrorBody', 'Forecast', 'TopMovers', 'ForecastBatch',
+           'Arm', 'FallbackState', 'ModelsInfo', 'Health', 'Readiness', 'SplitRequest', 'AdminResult',
+           'PortfolioHorizon', 'PortfolioContribution', 'PortfolioLeftOut', 'PortfolioForecastOut', 'request_models',
            'key_of', 'client_of', 'fast_prediction', 'create_app', 'serve_ws', 'is_loopback', 'cmd_serve']
 
 # %% ../nbs/92b_serve.ipynb #f2200bd6
@@ -149,6 +151,8 @@ PREDICT_IN_FLIGHT = 2            # on-demand scorings (`POST /v1/predict`) one k
 PREDICT_RATE_PER_S = 5.0         # sessions a key may have scored per second, sustained: the token bucket's refill
 PREDICT_BURST = 100.0            # the token bucket's size in sessions: a batch over 100 sessions passes on a full bucket
 PREDICT_TOTAL_IN_FLIGHT = 4      # on-demand scorings at once for all callers: the other worker threads stay free for the read routes
+PORTFOLIO_IN_FLIGHT = 2          # portfolio forecasts (Monte Carlo over the book's positions) computed at once for all callers; more: 429
+PORTFOLIO_CACHE_S = 30.0         # a book's forecast is reused this long per (book, date, champion, ledger and store versions), seconds
 MIN_HISTORY_SESSIONS = 3         # stored sessions up to `as_of` an on-demand forecast needs: the baseline's EWMA band needs two daily returns
 
 class PredictLimiter:
@@ -223,6 +227,9 @@ LEVEL_ALIAS = {1: "previous_champion", 2: BASELINE}
 class NotFound(Exception):
     "A 404 with its reason"
 
+class Unavailable(Exception):
+    "A 503 with its one-line reason: a service the route needs (the portfolio database) is down"
+
 def _now_iso()->str: return dt.datetime.now(_UTC).isoformat(timespec="milliseconds")
 
 class ServeState:
@@ -239,6 +246,7 @@ class ServeState:
         self._load_tries = {}   # version -> when its last failed load was tried (monotonic)
         self.ladder = drift.FallbackLadder(int(s.fallback_trip_windows), int(s.fallback_recover_windows))
         self.window, self.metrics, self.limiter = LatencyWindow(), ServeMetrics(), PredictLimiter()
+        self.portfolio_slots, self.portfolio_cache = threading.BoundedSemaphore(PORTFOLIO_IN_FLIGHT), {}
         self.store_symbols, self.store_version, self.ledger_version, self._sessions = {}, None, None, None
         self.exposures, self.ws_clients = queue.SimpleQueue(), set()
         self.feed_last = "0-0"
@@ -762,6 +770,67 @@ def admin(self:ServeState, op:str, key:str, payload:dict, actor:str, rid:str)->t
     except Exception as e: self.warn_once("split", e)
     return status, body
 
+# %% ../nbs/92b_serve.ipynb #b0e1ae45
+PORTFOLIO_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,128}$"   # the database's rule (1-128 characters), control characters excluded
+
+def portfolio_client(k)->tuple[bool, str|None]:
+    "(may see any book, client whose books it sees) of a verified key: admin (or --no-auth) every book, a bound key its client's, an unbound read key none"
+    if getattr(k, "scope", None) == "admin": return True, None
+    return False, getattr(k, "client_id", None)
+
+def _db_fault(e:BaseException, settings:Settings)->bool:
+    "True for a fault of the portfolio database itself (down, missing, not upgraded, connection lost), not of the request"
+    return type(e).__module__.split(".")[0] == "psycopg" or (isinstance(e, SwbError) and "portfolio database" in str(e))
+
+def portfolio_body(
+    pf,              # a `risk.PortfolioForecast` holding the book
+    meta:dict,       # what `portfolio` used: day, forecast_date, model_version, model, level
+    pid:str,         # the book
+)->dict:             # the `PortfolioForecastOut` fields but request_id; NaN as None
+    "One book of a portfolio forecast as the API answers it"
+    b = pf.books[pf.books["portfolio_id"] == pid].sort_values("horizon")
+    h1 = 1 if 1 in set(b["horizon"]) else int(b["horizon"].min())
+    one = b[b["horizon"] == h1].iloc[0]
+    rows = lambda df: df[df["portfolio_id"] == pid].drop(columns="portfolio_id").to_dict("records")
+    return _jsonable(dict(portfolio_id=pid, as_of=meta["day"], forecast_date=meta.get("forecast_date"), model_version=str(meta.get("model_version")),
+                          model=meta.get("model"), level=meta.get("level"), value=one["value"], var_horizon=h1, var=one["var"], es=one["es"],
+                          horizons=b[["horizon", "p10", "p50", "p90", "var", "es", "var_pct", "es_pct"]].to_dict("records"),
+                          contributions=rows(pf.contributions), left_out=rows(pf.left_out), method=pf.method))
+
+@patch
+def portfolio_forecast(self:ServeState,
+    pid:str,             # the book's id
+    date:str|None,       # YYYY-MM-DD: positions, closes and forecasts as of that session; None: the latest stored
+    k,                   # the verified key (`_OPEN` under --no-auth)
+    rid:str,             # the request id
+)->dict:
+    "A book's forecast if the key may see it; `NotFound` (the same for another client's book and an unknown id), `Unavailable` (database down), `SwbError` (a bad date)"
+    from stock_workbench import portfolio
+    every, client = portfolio_client(k)
+    hidden = NotFound("no portfolio of that id for this key")   # the same words for every hidden id: nothing is confirmed
+    if not every and client is None: raise hidden   # an unbound read key is no client's: it sees no book
+    day = parse_day(date, "date") if date else None
+    try: ids = set(portfolio.read_books(self.settings, client)["portfolio_id"])
+    except Exception as e:
+        if _db_fault(e, self.settings): raise Unavailable(portfolio._cause(e, self.settings.portfolio_db_url)) from None
+        raise
+    if pid not in ids: raise hidden
+    ck = (pid, None if day is None else str(day.date()), self.split.get("champion"), self.ledger_version, self.store_version)
+    hit = self.portfolio_cache.get(ck)
+    if hit is not None and time.monotonic() - hit[0] < PORTFOLIO_CACHE_S: return {**hit[1], "request_id": rid}
+    if not self.portfolio_slots.acquire(blocking=False):
+        raise HTTPException(429, f"the server is computing {PORTFOLIO_IN_FLIGHT} portfolio forecasts already (PORTFOLIO_IN_FLIGHT); try again shortly", {"Retry-After": "1"})
+    try: pf, meta = portfolio._forecast(self.settings, [pid], None, day)
+    except Exception as e:
+        if _db_fault(e, self.settings): raise Unavailable(portfolio._cause(e, self.settings.portfolio_db_url)) from None
+        if isinstance(e, SwbError): raise NotFound(str(e)) from None   # no positions as of the date, no forecasts then: this caller's own book
+        raise
+    finally: self.portfolio_slots.release()
+    body = portfolio_body(pf, meta, pid)
+    if len(self.portfolio_cache) > 1000: self.portfolio_cache.clear()
+    self.portfolio_cache[ck] = (time.monotonic(), body)
+    return {**body, "request_id": rid}
+
 # %% ../nbs/92b_serve.ipynb #4c3b6c17
 SYMBOL_PATTERN = SYMBOL_REGEX.replace("(?=.{1,15}$)", "")   # the repo's symbol rule without its look-ahead (pydantic's regex has none): length via max_length
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"   # `access.check_client_id`'s rule
@@ -851,6 +920,54 @@ class AdminResult(BaseModel):
     op:Literal["rollback", "split"]
     result:dict[str, Any]
     request_id:str = Field(description="the request that first ran the operation (a replay answers the same)")
+
+class PortfolioHorizon(BaseModel):
+    "A book's value band after `horizon` sessions: p10/p50/p90 of its value (currency), VaR and ES at the level (positive losses)"
+    horizon:int = Field(description="sessions ahead")
+    p10:float|None
+    p50:float|None
+    p90:float|None
+    var:float|None = Field(description="value-at-risk over the horizon at `level`, a positive loss in currency")
+    es:float|None = Field(description="expected shortfall over the horizon at `level`, a positive loss in currency")
+    var_pct:float|None = Field(description="var / |value|")
+    es_pct:float|None
+
+class PortfolioContribution(BaseModel):
+    "One forecast position's part in a horizon's answer: its value, weight, p50 change and Euler ES contribution (they sum to the book's ES)"
+    horizon:int
+    symbol:str
+    quantity:float
+    value:float|None
+    weight:float|None = Field(description="value / the book's gross |value|")
+    p50_change:float|None = Field(description="value × (exp(p50) − 1), currency")
+    es_contribution:float|None
+
+class PortfolioLeftOut(BaseModel):
+    "A position the forecast could not include at a horizon, its weight and why (no forecast, no price)"
+    horizon:int
+    symbol:str
+    quantity:float
+    value:float|None
+    weight:float|None
+    reason:str
+
+class PortfolioForecastOut(BaseModel):
+    "`GET /v1/portfolios/{id}/forecast`: a book's value, its p10/p50/p90 per horizon, VaR and ES, contributions, left-out positions and the method"
+    portfolio_id:str
+    as_of:str = Field(description="the session (YYYY-MM-DD) of the positions and closes")
+    forecast_date:str|None = Field(description="the session of the champion's forecasts used")
+    model_version:str
+    model:str|None
+    level:float = Field(description="VaR/ES confidence, e.g. 0.95")
+    value:float|None = Field(description="today's value of the forecast positions, currency")
+    var_horizon:int = Field(description="sessions of the headline var/es (1 when forecast)")
+    var:float|None
+    es:float|None
+    horizons:list[PortfolioHorizon]
+    contributions:list[PortfolioContribution]
+    left_out:list[PortfolioLeftOut]
+    method:str
+    request_id:str
 
 def request_models(horizons:tuple[int, ...]):
     "(query enum, request, batch request) of these horizons: the routes' `horizon` and `POST /v1/predict`'s bodies"
@@ -1045,6 +1162,8 @@ def create_app(
     async def _invalid(request, e): return _error(request, 422, _one_line(e))
     @app.exception_handler(NotFound)
     async def _missing(request, e): return _error(request, 404, str(e))
+    @app.exception_handler(Unavailable)
+    async def _down(request, e): return _error(request, 503, str(e))
     @app.exception_handler(SwbError)
     async def _swb(request, e): return _error(request, 422, str(e))
 
@@ -1133,6 +1252,16 @@ def create_app(
     def split(request:Request, body:SplitRequest, idempotency_key:str=IdemKey, k=Security(admin_key)):
         status, out = state.admin("split", idempotency_key, body.model_dump(), k.key_id, request.state.request_id)
         return JSONResponse(out, status)
+
+    @app.get("/v1/portfolios/{portfolio_id}/forecast", response_model=PortfolioForecastOut, responses={**E(401, 404, 422, 503), **RETRY},
+             tags=["portfolios"], summary="a client book's value band, VaR and ES",
+             description="An admin key sees every book; a key bound to a client (`swb keys create --client ID`) sees that client's books; "
+                         "a read key bound to no client sees none. Another client's book and an unknown id answer the same 404. "
+                         "The portfolio database down: 503.")
+    def portfolio_forecast(request:Request, portfolio_id:str=PathParam(pattern=PORTFOLIO_ID_PATTERN, max_length=128),
+                           date:str|None=Query(None, pattern=DAY_PATTERN, description="session YYYY-MM-DD; default the latest stored"),
+                           k=Security(principal)):
+        return JSON(state.portfolio_forecast(portfolio_id, date, k, request.state.request_id))
 
     @app.websocket("/v1/stream")
     async def stream(ws:WebSocket):

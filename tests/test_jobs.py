@@ -58,7 +58,8 @@ class _Hook(BaseHTTPRequestHandler):
 def test_eod_from_nothing_twice_gives_one_report_and_the_same_forecasts(fast):
     srv = HTTPServer(("127.0.0.1", 0), _Hook); threading.Thread(target=srv.serve_forever, daemon=True).start()
     secret = "T0KEN-s3cret"
-    env = {"SWB_ALERT_WEBHOOK_URL": f"http://127.0.0.1:{srv.server_port}/hooks/{secret}", "SWB_ALERT_MOVE_PCT": "0.01"}
+    nodb = f"postgresql://postgres@127.0.0.1:5432/swbt_none_{uuid.uuid4().hex[:8]}"   # a server that answers, a database never created
+    env = {"SWB_ALERT_WEBHOOK_URL": f"http://127.0.0.1:{srv.server_port}/hooks/{secret}", "SWB_ALERT_MOVE_PCT": "0.01", "SWB_PORTFOLIO_DB_URL": nodb}
     try:
         r = swb("run", "eod", env=env)            # no date: the sample market's last session; no champion: retrain first
         assert r.returncode == 0, r.stderr
@@ -71,6 +72,9 @@ def test_eod_from_nothing_twice_gives_one_report_and_the_same_forecasts(fast):
             assert section in html, section
         assert "EodJob(" not in html and "import " not in html          # no code cells in the analyst's report
         assert html.count("data:image/png;base64") >= 3                # fan chart, calibration, equity curve
+        assert f"Portfolios section skipped: the portfolio database {nodb} does not exist: run swb db upgrade." in html   # the job ran on
+        from stock_workbench.pipeline import report_portfolios
+        assert report_portfolios(out / "eod.ipynb") == {"status": "skipped", "reason": f"the portfolio database {nodb} does not exist: run swb db upgrade", "books": []}
         led = PredictionLedger(fast / "predictions")
         first = led.read(source="eod")
         assert sorted(first["symbol"].unique()) == [f"SYN{i:03d}" for i in range(6)] and set(first["horizon"]) == {1, 5}
