@@ -14,10 +14,10 @@ from .leases import connect_redis, float_text
 from .util import file_lock, note, serving_dir, write_atomic, write_private
 
 # %% auto #0
-__all__ = ['AB_BUCKETS', 'ROLES', 'SPLIT_TTL_S', 'MAX_SHARE', 'IDEMPOTENCY_TTL_S', 'EXPOSURE_FIELDS', 'EXPOSURE_KEY',
-           'FEED_MAXLEN', 'ARM_COLUMNS', 'ab_key', 'bucket', 'variant_for', 'current_aliases', 'stored_share',
-           'make_split', 'current_split', 'append_audit', 'read_audit', 'check_share', 'set_split', 'rollback',
-           'idempotent', 'exposure_key', 'feed_key', 'log_exposures', 'exposure_rows', 'ExposureStore',
+__all__ = ['AB_BUCKETS', 'ROLES', 'SPLIT_TTL_S', 'MAX_SHARE', 'IDEMPOTENCY_TTL_S', 'IDEMPOTENCY_KEY_MAX', 'EXPOSURE_FIELDS',
+           'EXPOSURE_KEY', 'FEED_MAXLEN', 'ARM_COLUMNS', 'ab_key', 'bucket', 'variant_for', 'current_aliases',
+           'stored_share', 'make_split', 'current_split', 'append_audit', 'read_audit', 'check_share', 'set_split',
+           'rollback', 'idempotent', 'exposure_key', 'feed_key', 'log_exposures', 'exposure_rows', 'ExposureStore',
            'land_exposures', 'score_arms', 'arm_accuracy', 'save_arm_accuracy', 'read_arm_accuracy',
            'publish_forecasts', 'parse_feed']
 
@@ -208,7 +208,8 @@ def rollback(
 
 # %% ../nbs/87_routing.ipynb #db93b02b
 IDEMPOTENCY_TTL_S = 86_400   # stored answers kept this long, seconds
-_IDEM_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+IDEMPOTENCY_KEY_MAX = 255   # an Idempotency-Key's length limit, characters: the API's header check uses this one too
+_IDEM_KEY = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}")
 
 def _fingerprint(op:str, payload:dict)->str:
     return hashlib.sha256(json.dumps({"op": op, "payload": payload}, sort_keys=True, default=str).encode()).hexdigest()
@@ -221,7 +222,7 @@ def idempotent(
     fn,                 # `fn() -> (status, body)`: runs only the first time
 )->tuple[int, dict]:    # (status, body) of the first run
     "Run `fn` once per key: a repeat with the same op and payload gets the stored answer; the same key on another request is a `SwbError`"
-    if not isinstance(key, str) or not _IDEM_KEY.fullmatch(key): raise SwbError("Idempotency-Key must be 1-255 visible ASCII characters")
+    if not isinstance(key, str) or not _IDEM_KEY.fullmatch(key): raise SwbError(f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} visible ASCII characters")
     fp, d = _fingerprint(op, payload), serving_dir(settings)
     path = d/"idempotency.json"
     with file_lock(d/".idempotency.lock", wait_s=120):   # `fn` (a rollback) may wait for the registry

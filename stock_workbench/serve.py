@@ -6,12 +6,13 @@
 __all__ = ['MAX_ABS_LOG_RETURN', 'LOAD_RETRY_S', 'GRACEFUL_S', 'PREDICTION_ROUTES', 'MAX_BODY_BYTES', 'PREDICT_IN_FLIGHT',
            'PREDICT_RATE_PER_S', 'PREDICT_BURST', 'PREDICT_TOTAL_IN_FLIGHT', 'PORTFOLIO_IN_FLIGHT', 'PORTFOLIO_CACHE_S',
            'MIN_HISTORY_SESSIONS', 'BASELINE', 'LEVEL_ALIAS', 'ARMS', 'PORTFOLIO_ID_PATTERN', 'SYMBOL_PATTERN',
-           'CLIENT_ID_PATTERN', 'DAY_PATTERN', 'FAST_ROUTE', 'asof_rank', 'ForecastBook', 'ledger_book', 'feed_records',
-           'stream_id', 'WsClient', 'PredictLimiter', 'ServeMetrics', 'LatencyWindow', 'NotFound', 'Unavailable',
-           'ServeState', 'portfolio_client', 'portfolio_body', 'ErrorBody', 'Forecast', 'TopMovers', 'ForecastBatch',
-           'Arm', 'FallbackState', 'ModelsInfo', 'Health', 'Readiness', 'SplitRequest', 'AdminResult',
-           'PortfolioHorizon', 'PortfolioContribution', 'PortfolioLeftOut', 'PortfolioForecastOut', 'request_models',
-           'key_of', 'client_of', 'fast_prediction', 'create_app', 'serve_ws', 'is_loopback', 'cmd_serve']
+           'CLIENT_ID_PATTERN', 'DAY_PATTERN', 'FAST_ROUTE', 'MAX_HEADER_BYTES', 'JSON_ROUTES', 'asof_rank',
+           'ForecastBook', 'ledger_book', 'feed_records', 'stream_id', 'WsClient', 'PredictLimiter', 'ServeMetrics',
+           'LatencyWindow', 'NotFound', 'Unavailable', 'ServeState', 'portfolio_client', 'portfolio_body', 'ErrorBody',
+           'Forecast', 'TopMovers', 'ForecastBatch', 'Arm', 'FallbackState', 'ModelsInfo', 'Health', 'Readiness',
+           'SplitRequest', 'AdminResult', 'PortfolioHorizon', 'PortfolioContribution', 'PortfolioLeftOut',
+           'PortfolioForecastOut', 'request_models', 'key_of', 'client_of', 'fast_prediction', 'create_app', 'serve_ws',
+           'is_loopback', 'cmd_serve']
 
 # %% ../nbs/92b_serve.ipynb #f2200bd6
 import asyncio, collections, datetime as dt, itertools, json, math, os, queue, re, secrets, sys, threading, time
@@ -78,8 +79,10 @@ def _rec(symbol:str, horizon:int, as_of:str, p10, p50, p90, close, source:str, v
     p10, p50, p90, close = float(p10), float(p50), float(p90), float(close)
     if not (-MAX_ABS_LOG_RETURN <= p10 <= p50 <= p90 <= MAX_ABS_LOG_RETURN) or not 0 < close < 1e12: return None
     if as_of[:10] > f"{dt.date.today() + dt.timedelta(days=1):%Y-%m-%d}": return None
+    try: rank = asof_rank(as_of)
+    except (ValueError, TypeError, AttributeError): return None   # not a date or minute: no forecast
     return dict(symbol=symbol, horizon=int(horizon), as_of=as_of, p10=float(p10), p50=float(p50), p90=float(p90), close=float(close),
-                source=source, model_version=str(version), rank=asof_rank(as_of))
+                source=source, model_version=str(version), rank=rank)
 
 def ledger_book(
     settings:Settings,
@@ -114,11 +117,15 @@ def feed_records(
     return out
 
 # %% ../nbs/92b_serve.ipynb #22376423
+_U64 = 2**64 - 1   # a stream id's parts are unsigned 64-bit numbers in Redis
+
 def stream_id(text:str)->tuple[int, int]:
     "A Redis stream id `ms-seq` as a comparable pair; `SwbError` for anything else"
     m = re.fullmatch(r"(\d{1,20})-(\d{1,20})", text or "")
-    if not m: raise SwbError(f"not a stream id: {text!r} (expected MS-SEQ, e.g. 1700000000000-0)")
-    return int(m.group(1)), int(m.group(2))
+    if not m: raise SwbError(f"not a stream id: {text[:40]!r} (expected MS-SEQ, e.g. 1700000000000-0)")
+    ms, seq = int(m.group(1)), int(m.group(2))
+    if ms > _U64 or seq > _U64: raise SwbError(f"not a stream id: {text!r}: each part is at most 2^64-1 = {_U64} (Redis's limit)")
+    return ms, seq
 
 class WsClient:
     "One WebSocket subscriber: its symbols (None: all) and a bounded queue of `(stream id, symbol, text)`"
@@ -232,6 +239,11 @@ class Unavailable(Exception):
 
 def _now_iso()->str: return dt.datetime.now(_UTC).isoformat(timespec="milliseconds")
 
+def _drift_level(d)->int:
+    "The drift ladder's level in a `drift.read_drift` record: 0, 1 or 2; 0 for a missing or malformed one (it never breaks a request)"
+    v = d.get("fallback_level") if isinstance(d, dict) else None
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v in (0, 1, 2) else 0
+
 class ServeState:
     "What the prediction API serves from, kept current by background threads (`start`/`stop`)"
     def __init__(self, settings:Settings, auth:bool=True):
@@ -260,9 +272,11 @@ class ServeState:
         self.r = connect_redis(s, check=False)
 
     def warn_once(self, kind:str, e:BaseException|str):
-        "One line on stderr per kind of background failure; the service goes on"
-        if kind in self._warned: return
-        self._warned.add(kind)
+        "One line on stderr per kind of background failure (per job and error type); the service goes on"
+        k = (kind, e if isinstance(e, str) else type(e).__name__)
+        if k in self._warned: return
+        if len(self._warned) > 1000: self._warned.clear()
+        self._warned.add(k)
         note(f"swb serve: {kind}: {e if isinstance(e, str) else error_line(e)}", always=True)
 
     def request_id(self)->str:
@@ -289,18 +303,18 @@ class ServeState:
     @property
     def fallback_level(self)->int:
         "max(drift ladder, latency ladder, model-load level), 0..2"
-        return min(2, max(int(self.drift.get("fallback_level") or 0), int(self.ladder.level), self.load_level))
+        return min(2, max(_drift_level(self.drift), int(self.ladder.level), self.load_level))
 
     def fallback_why(self)->str:
         "`ok` at level 0, else `level N: ` and what holds each ladder above 0 (as `/readyz` shows it)"
         level = self.fallback_level
         if not level: return "ok"
-        why, d = [], self.drift or {}
+        why, d = [], self.drift if isinstance(self.drift, dict) else {}
         if self.load_level:
             why.append(f"champion v{self.split.get('champion')} failed to load: {self.load_reason}"
                        + ("; the previous champion cannot serve either" if self.load_level > 1 else ""))
-        if int(d.get("fallback_level") or 0):
-            why.append(f"drift ladder at level {int(d['fallback_level'])} (status {d.get('status') or '?'}"
+        if _drift_level(d):
+            why.append(f"drift ladder at level {_drift_level(d)} (status {d.get('status') or '?'}"
                        + (f": {d['reason']}" if d.get("reason") else "") + ")")
         if self.ladder.level:
             why.append(f"latency ladder at level {self.ladder.level}: p99 of the prediction routes above "
@@ -388,7 +402,8 @@ def _every(self:ServeState, jobs:list):
             due[name] = now + every
             try: fn()
             except Exception as e: self.warn_once(name, e)
-        self.metrics.level.set(self.fallback_level)
+        try: self.metrics.level.set(self.fallback_level)   # inside a try too: the thread must outlive any bad state
+        except Exception as e: self.warn_once("fallback level gauge", e)
         self._stop.wait(0.25)
 
 @patch
@@ -399,7 +414,10 @@ def _refresh_jobs(self:ServeState)->list:
         if PredictionLedger.from_settings(s).version != self.ledger_version: self.rebuild_book()
     def accuracy():   # computed by the EOD job once a session (seconds of CPU): never inside this process
         self.accuracy = [_jsonable(r) for r in routing.read_arm_accuracy(s)[1].to_dict("records")]
-    return [("split", 1.0, self.refresh_split), ("drift", 2.0, lambda: setattr(self, "drift", drift.read_drift(s) or {})),
+    def drift_():
+        d = drift.read_drift(s)
+        self.drift = d if isinstance(d, dict) else {}
+    return [("split", 1.0, self.refresh_split), ("drift", 2.0, drift_),
             ("ledger", 2.0, ledger), ("models", 2.0, self.refresh_load_level), ("store", 5.0, self.refresh_store),
             ("latency window", float(s.serve_window_s), self._judge_later), ("accuracy", 5.0, accuracy)]
 
@@ -528,9 +546,12 @@ def replay(self:ServeState, after:str, symbols:set|None, limit:int=100000)->list
         msgs = self.r.xrange(key, min=start, max="+", count=1000)
         if not msgs: break
         for mid, fields in msgs:
-            m = routing.parse_feed(_text(fields))
-            if symbols is None or m.get("symbol") in symbols:
+            try:
+                m = routing.parse_feed(_text(fields))
+                if symbols is not None and m.get("symbol") not in symbols: continue
+                if not feed_records(m): continue   # the live feed's filter (`on_feed`): an entry without a plausible forecast goes to no one
                 out.append((stream_id(mid.decode()), str(m.get("symbol")), json.dumps({"type": "forecast", "id": mid.decode(), **_jsonable(m)})))
+            except Exception as e: self.warn_once("forecast feed message", e)   # a damaged entry is skipped, as the live reader skips it
         start = f"({msgs[-1][0].decode()}"
     return out
 
@@ -539,9 +560,9 @@ def replay(self:ServeState, after:str, symbols:set|None, limit:int=100000)->list
 def arm_chain(self:ServeState, variant:str, level:int)->list[tuple[str, str]]:
     "`(version, alias)` to try, in order, for a client routed to `variant` at fallback `level`"
     sp, out = self.split, []
-    if level == 0:
-        v = sp.get(variant) or sp.get("champion")
-        if v: out.append((str(v), variant if sp.get(variant) else "champion"))
+    if level == 0:   # the routed arm, then the champion (a challenger without a forecast yet): a model before the baseline
+        for a in dict.fromkeys((variant, "champion")):
+            if sp.get(a): out.append((str(sp[a]), a))
     if level <= 1 and sp.get("previous_champion"): out.append((str(sp["previous_champion"]), "previous_champion"))
     out.append((BASELINE, BASELINE))
     if level > 0 and sp.get("champion"): out.append((str(sp["champion"]), "champion"))   # last resort: never an error
@@ -625,6 +646,8 @@ def stored_day(self:ServeState, symbol:str, as_of:str|None)->pd.Timestamp:
     if as_of is None: day = last
     else:
         day = parse_day(as_of, "as_of")
+        if day > last: raise NotFound(f"{day.date()} is after the latest stored session {last.date()} of {symbol}")
+        if day < first: raise NotFound(f"{day.date()} is before the first stored session {first.date()} of {symbol}")
         d = np.datetime64(day.date(), "D")
         i = np.searchsorted(sess, d)
         if i >= len(sess) or sess[i] != d: raise NotFound(f"{day.date()} is not a {self.settings.exchange} session")
@@ -716,12 +739,15 @@ def models_info(self:ServeState)->dict:
         v = sp.get(a)
         m = self.models.get(str(v)) if v else None
         fc = [r["as_of"] for r in self.book.entries.values() if v and r["model_version"] == str(v)]
-        arms[a] = {"version": str(v) if v else None, "loaded": _model_ok(self, str(v)) if v else False,
-                   "error": m if isinstance(m, str) else None, "latest_forecast": max(fc) if fc else None}
-    d = self.drift or {}
+        ok = _model_ok(self, str(v)) if v else False
+        err = m if isinstance(m, str) else None
+        if v and not ok and err is None:
+            err = (f"the model files of version {v} are missing ({self._paths.get(str(v))})" if m is not None else f"version {v} is not loaded yet")
+        arms[a] = {"version": str(v) if v else None, "loaded": ok, "error": err, "latest_forecast": max(fc) if fc else None}
+    d = self.drift if isinstance(self.drift, dict) else {}
     return {"arms": arms, "challenger_share": float(sp.get("challenger_share") or 0.0), "experiment": str(sp.get("experiment") or ""),
             "accuracy": self.accuracy, "drift": _jsonable(d), "fallback_level": self.fallback_level,
-            "fallback": {"drift": int(d.get("fallback_level") or 0), "latency": int(self.ladder.level), "load": self.load_level,
+            "fallback": {"drift": _drift_level(d), "latency": int(self.ladder.level), "load": self.load_level,
                          "load_reason": self.load_reason}}
 
 @patch
@@ -910,10 +936,17 @@ class Readiness(BaseModel):
     reason:str|None
     checks:dict[str, str]
 
+def _share_number(v):
+    "A JSON number, as `challenger_share` must be: not true, not text, not NaN or infinity (pydantic's lax mode takes true and \"0.05\")"
+    if type(v) not in (int, float) or not math.isfinite(v):
+        raise ValueError(f"challenger_share must be a number from 0 to {routing.MAX_SHARE} (0.05 = 5 % of clients), not {json.dumps(v)[:20]}")
+    return v
+
 class SplitRequest(BaseModel):
     "`POST /v1/admin/split`'s body"
     model_config = ConfigDict(extra="forbid")
-    challenger_share:float = Field(ge=0, le=routing.MAX_SHARE, description="share of clients the challenger answers (0.05 = 5 %)")
+    challenger_share:Annotated[float, BeforeValidator(_share_number)] = Field(ge=0, le=routing.MAX_SHARE,
+                                                                              description="share of clients the challenger answers (0.05 = 5 %)")
 
 class AdminResult(BaseModel):
     "An admin operation's answer (the same for a replayed Idempotency-Key)"
@@ -1033,7 +1066,30 @@ def fast_prediction(state:ServeState, scope:dict, rid:str)->tuple[int, bytes]|No
     except NotFound as e: return 404, json.dumps({"detail": str(e), "request_id": rid}).encode()
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
-_TOO_LARGE = f"request body over {MAX_BODY_BYTES} bytes (1 MiB, MAX_BODY_BYTES): send at most 100 requests in a batch"
+MAX_HEADER_BYTES = 64 << 10   # request headers (names and values) over 64 KiB in total are refused with 431 (uvicorn's parser has no cap)
+JSON_ROUTES = ("/v1/predict", "/v1/admin/split", "/v1/admin/rollback")   # POST routes: a body they get must be application/json
+
+def _too_large(path:str)->str:
+    "The 413 detail of a route: its own limit in bytes"
+    hint = ": send at most 100 requests in a batch" if path == "/v1/predict" else ""
+    return f"request body over {MAX_BODY_BYTES} bytes (1 MiB, MAX_BODY_BYTES) for {path[:100]}{hint}"
+
+def _header_bytes(scope:dict)->int:
+    "Bytes of a request's header names and values"
+    return sum(len(k) + len(v) for k, v in scope["headers"])
+
+def _not_json(headers:list)->str|None:
+    "The 415 detail of a POST whose body is not declared JSON (None: fine); no Content-Type is fine only without a body"
+    ct, body = None, False
+    for k, v in headers:
+        if k == b"content-type": ct = v
+        elif k == b"content-length": body = body or v.strip() not in (b"0", b"")
+        elif k == b"transfer-encoding": body = True
+    if ct is None and not body: return None
+    mt = (ct or b"").split(b";", 1)[0].strip().lower()
+    if mt == b"application/json" or (mt.startswith(b"application/") and mt.endswith(b"+json")): return None
+    got = mt.decode("latin-1")[:60] if ct is not None else "no Content-Type"
+    return f"the body must be JSON: send Content-Type: application/json (got {got})"
 
 def _declared_bytes(headers:list)->int:
     "The request's Content-Length (0 without one: a chunked body is counted as it is read)"
@@ -1041,19 +1097,19 @@ def _declared_bytes(headers:list)->int:
         if k == b"content-length": return int(v) if v.isdigit() else 0
     return 0
 
-def _limited(receive):
+def _limited(receive, path:str):
     "`receive` that raises 413 once the body read so far passes `MAX_BODY_BYTES` (a chunked body has no Content-Length)"
     seen = [0]
     async def receive_():
         msg = await receive()
         if msg["type"] == "http.request":
             seen[0] += len(msg.get("body") or b"")
-            if seen[0] > MAX_BODY_BYTES: raise HTTPException(413, _TOO_LARGE)
+            if seen[0] > MAX_BODY_BYTES: raise HTTPException(413, _too_large(path))
         return msg
     return receive_
 
 class _Edge:
-    "ASGI edge: request id (scope state and `X-Request-Id`), a body over `MAX_BODY_BYTES` refused with 413, latency and status metrics, an access log line without the query string (a WebSocket may carry `?key=`) and never headers, and a JSON 500 naming the request id for anything unexpected"
+    "ASGI edge: request id (scope state and `X-Request-Id`), headers over `MAX_HEADER_BYTES` refused with 431, a body over `MAX_BODY_BYTES` with 413, a POST body not declared JSON with 415, latency and status metrics, an access log line without the query string (a WebSocket may carry `?key=`) and never headers, and a JSON 500 naming the request id for anything unexpected"
     def __init__(self, app, state:ServeState, access_log:bool=False): self.app, self.state, self.access_log = app, state, access_log
     async def __call__(self, scope, receive, send):
         if scope["type"] == "websocket": return await self.websocket(scope, receive, send)
@@ -1067,10 +1123,17 @@ class _Edge:
             await send(msg)
         fast, label = None, FAST_ROUTE
         try:
-            if _declared_bytes(scope["headers"]) > MAX_BODY_BYTES:   # refused before a byte of the body is read
-                fast, label = (413, json.dumps({"detail": _TOO_LARGE, "request_id": rid}).encode()), "body too large"
-            elif scope["method"] == "GET" and scope["path"].startswith("/v1/predictions/"): fast = fast_prediction(self.state, scope, rid)
-            if fast is None: await self.app(scope, receive if scope["method"] in ("GET", "HEAD") else _limited(receive), send_)
+            refuse = None   # (status, label, detail) of a request refused here, before the app
+            if _header_bytes(scope) > MAX_HEADER_BYTES:
+                refuse = 431, "headers too large", f"request headers over {MAX_HEADER_BYTES} bytes in total (64 KiB, MAX_HEADER_BYTES)"
+            elif _declared_bytes(scope["headers"]) > MAX_BODY_BYTES:   # refused before a byte of the body is read
+                refuse = 413, "body too large", _too_large(scope["path"])
+            elif scope["method"] == "GET":
+                if scope["path"].startswith("/v1/predictions/"): fast = fast_prediction(self.state, scope, rid)
+            elif scope["method"] == "POST" and scope["path"] in JSON_ROUTES and (why := _not_json(scope["headers"])):
+                refuse = 415, "not json", why
+            if refuse is not None: fast, label = (refuse[0], json.dumps({"detail": refuse[2], "request_id": rid}).encode()), refuse[1]
+            if fast is None: await self.app(scope, receive if scope["method"] in ("GET", "HEAD") else _limited(receive, scope["path"]), send_)
             else:
                 await send_({"type": "http.response.start", "status": fast[0], "headers": [*_JSON_HEADERS, (b"content-length", str(len(fast[1])).encode())]})
                 await send({"type": "http.response.body", "body": fast[1]})
@@ -1095,6 +1158,8 @@ class _Edge:
     async def websocket(self, scope, receive, send):
         "A WebSocket session: its request id, and one access-log line when it ends: 101 and the close code, or the refusal's status"
         rid = scope.setdefault("state", {})["request_id"] = self.state.request_id()
+        if _header_bytes(scope) + len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") > MAX_HEADER_BYTES:
+            return await _refuse_ws(scope, receive, send, 431, f"request headers and URL over {MAX_HEADER_BYTES} bytes in total (64 KiB, MAX_HEADER_BYTES)", rid)
         if not self.access_log: return await self.app(scope, receive, send)
         t0, status, code = time.perf_counter(), [None], [None]
         async def send_(msg):
@@ -1112,12 +1177,29 @@ class _Edge:
             end = f" close {code[0]}" if code[0] is not None else ""
             self.state.access_lines.append(f'{c[0]} "WS {shown}" {status[0] or "-"}{end} {(time.perf_counter() - t0) * 1000:.1f}ms {rid}\n')
 
+async def _refuse_ws(scope, receive, send, status:int, detail:str, rid:str):
+    "Refuse a WebSocket handshake at the edge: an HTTP status and JSON body where the server can send one, else close 1008"
+    if (await receive())["type"] != "websocket.connect": return
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = json.dumps({"detail": detail, "request_id": rid}).encode()
+        await send({"type": "websocket.http.response.start", "status": status, "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else: await send({"type": "websocket.close", "code": 1008, "reason": _reason(detail)})
+
 def _error(request:Request, status:int, detail:str, headers:dict|None=None)->JSONResponse:
     return JSONResponse({"detail": detail, "request_id": request.state.request_id}, status, headers=headers)
 
+_FORMS = ("PredictRequest", "PredictBatch")   # `POST /v1/predict`'s two bodies: an error names only the form the body was meant as
+
 def _one_line(e:RequestValidationError)->str:
-    "Validation errors as one line: `where: what; ...`"
-    return "; ".join(f"{'.'.join(str(x) for x in err.get('loc', ()) if x != 'body') or 'body'}: {err.get('msg', '')}" for err in e.errors())[:500]
+    "Validation errors as one line: `where: what; ...`; a body with `requests` is judged as a batch only, any other as a single request"
+    errs = list(e.errors())
+    if any(len(x.get("loc", ())) > 1 and x["loc"][1] in _FORMS for x in errs):
+        body = getattr(e, "body", None)
+        form = _FORMS[1] if isinstance(body, dict) and "requests" in body else _FORMS[0]
+        mine = [x for x in errs if not (len(x.get("loc", ())) > 1 and x["loc"][1] in _FORMS and x["loc"][1] != form)]
+        errs = [{**x, "loc": tuple(p for p in x.get("loc", ()) if p != form)} for x in mine] or errs
+    return "; ".join(f"{'.'.join(str(x) for x in err.get('loc', ()) if x != 'body') or 'body'}: {err.get('msg', '')}" for err in errs)[:500]
 
 _BEARER = {"WWW-Authenticate": 'Bearer realm="swb"'}
 _OPEN = type("Open", (), {"key_id": "no-auth", "scope": "admin", "client_id": None})()   # --no-auth (loopback only): every route open
@@ -1133,6 +1215,13 @@ def create_app(
     from stock_workbench import __version__
     state = ServeState(settings, auth)
     H, PredictRequest, PredictBatch = request_models(state.horizons)
+    def strict_query(request:Request, *names:str):
+        "422 for a repeated query parameter (the framework would take the last) or a `horizon` that is not plain digits (1.0, +1: the body refuses them too)"
+        for n in names:
+            if len(got := request.query_params.getlist(n)) > 1: raise HTTPException(422, f"query parameter {n} given {len(got)} times; send it once")
+        h = request.query_params.get("horizon")
+        if h is not None and not re.fullmatch(r"[0-9]{1,4}", h):
+            raise HTTPException(422, f"horizon must be a whole number of sessions ({' or '.join(map(str, state.horizons))}), not {h[:20]!r}")
     api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key (`swb keys create`); `Authorization: Bearer KEY` works too")
 
     @contextlib.asynccontextmanager
@@ -1150,6 +1239,7 @@ def create_app(
 
     # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from files it ships, not from a CDN (a trading desk may be offline)
     app = FastAPIOffline(title="stock_workbench prediction API", version=__version__, lifespan=lifespan,
+                         redirect_slashes=False,   # a trailing slash is 404: a redirect would echo the Host header, before auth
                          swagger_ui_parameters={"validatorUrl": None},   # Swagger UI's validator badge calls validator.swagger.io
                   description="Forecasts of the registered champion (and the A/B challenger) as p10/p50/p90 of the log return. "
                               "Send `X-API-Key: KEY` or `Authorization: Bearer KEY`; `swb keys create` makes keys.")
@@ -1183,8 +1273,8 @@ def create_app(
     ClientId = Header(None, alias="X-Client-Id", pattern=CLIENT_ID_PATTERN, max_length=64,
                       description="who the A/B split routes (default: the key's bound client, else the key)")
     E = lambda *codes: {c: {"model": ErrorBody} for c in codes}
-    IdemKey = Header(..., alias="Idempotency-Key", pattern=r"^[!-~]{1,200}$", max_length=200,
-                     description="1-200 visible ASCII characters; a repeat returns the first answer and changes nothing")
+    IdemKey = Header(..., alias="Idempotency-Key", pattern=rf"^[!-~]{{1,{routing.IDEMPOTENCY_KEY_MAX}}}$", max_length=routing.IDEMPOTENCY_KEY_MAX,
+                     description=f"1-{routing.IDEMPOTENCY_KEY_MAX} visible ASCII characters; a repeat returns the first answer and changes nothing")
     RETRY = {429: {"model": ErrorBody, "description": "over the key's on-demand limits (PREDICT_IN_FLIGHT, PREDICT_RATE_PER_S, PREDICT_BURST)",
                    "headers": {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer", "minimum": 1}}}}}
     JSON = lambda body, status=200: Response(json.dumps(body), status, media_type="application/json")
@@ -1210,15 +1300,17 @@ def create_app(
              summary="the latest forecast of a symbol")
     async def prediction(request:Request, symbol:str=PathParam(pattern=SYMBOL_PATTERN, max_length=15), horizon:H=Query(H(state.horizons[0])),
                          x_client_id:str|None=ClientId, k=Security(principal)):
+        strict_query(request, "horizon")
         return JSON(state.prediction(symbol, int(horizon), client_of(state.auth, k, x_client_id, request.client.host if request.client else None), request.state.request_id))
 
     @app.get("/v1/predictions", response_model=TopMovers, responses=E(401, 404, 422), tags=["predictions"],
              summary="top predicted movers of the latest session")
     async def top_movers(request:Request, top:int=Query(10, ge=1, le=1000), horizon:H=Query(H(state.horizons[0])),
                          x_client_id:str|None=ClientId, k=Security(principal)):
+        strict_query(request, "top", "horizon")
         return JSON(state.top(top, int(horizon), client_of(state.auth, k, x_client_id, request.client.host if request.client else None), request.state.request_id))
 
-    @app.post("/v1/predict", response_model=Forecast | ForecastBatch, responses={**E(401, 404, 413, 422), **RETRY}, tags=["predictions"],
+    @app.post("/v1/predict", response_model=Forecast | ForecastBatch, responses={**E(401, 404, 413, 415, 422), **RETRY}, tags=["predictions"],
               summary="score on demand from the store's history (one request, or {requests: [...]} up to 100)",
               description="A batch is answered whole or not at all. When any request names an unknown symbol the answer is 404 naming "
                           "every unknown symbol (and every other request that cannot be answered, as `requests[i] ...`); a session "
@@ -1240,13 +1332,13 @@ def create_app(
              summary="arms, split, realized accuracy per arm, drift and fallback level")
     async def models(k=Security(principal)): return state.models_info()
 
-    @app.post("/v1/admin/rollback", response_model=AdminResult, responses=E(401, 403, 409, 413, 422), tags=["admin"],
+    @app.post("/v1/admin/rollback", response_model=AdminResult, responses=E(401, 403, 409, 413, 415, 422), tags=["admin"],
               summary="champion <- previous champion (idempotent per Idempotency-Key)")
     def rollback(request:Request, idempotency_key:str=IdemKey, k=Security(admin_key)):
         status, body = state.admin("rollback", idempotency_key, {}, k.key_id, request.state.request_id)
         return JSONResponse(body, status)
 
-    @app.post("/v1/admin/split", response_model=AdminResult, responses=E(401, 403, 409, 413, 422), tags=["admin"],
+    @app.post("/v1/admin/split", response_model=AdminResult, responses=E(401, 403, 409, 413, 415, 422), tags=["admin"],
               summary="set the challenger's share of clients (idempotent per Idempotency-Key)",
               description="409 when no challenger is registered (the split would route nobody); the answer, 409 too, is kept for its Idempotency-Key.")
     def split(request:Request, body:SplitRequest, idempotency_key:str=IdemKey, k=Security(admin_key)):
@@ -1280,6 +1372,12 @@ async def _deny(ws:WebSocket, status:int, detail:str):
     try: await ws.send_denial_response(body)
     except RuntimeError: await ws.close(code=1008, reason=_reason(detail))
 
+def _ws_symbol(text:str)->str:
+    "A `symbols=` entry by the REST routes' rule (`SYMBOL_REGEX`, case as stored: `syn001` is not `SYN001`); `SwbError` otherwise"
+    s = text.strip()
+    if not _FAST_SYMBOL.fullmatch(s): raise SwbError(f"not a valid symbol: {s[:20]!r} (1-15 of A-Z 0-9 . = - ^, upper case, as the REST routes take it)")
+    return s
+
 async def serve_ws(
     state:ServeState,
     ws:WebSocket,    # `/v1/stream?symbols=A,B[&from=ID]`
@@ -1291,7 +1389,7 @@ async def serve_ws(
         return await _deny(ws, 401, "missing, invalid or revoked API key: `?key=KEY`, `X-API-Key` or `Authorization: Bearer`")
     q = ws.query_params
     try:
-        syms = {check_symbol(x) for x in q.get("symbols", "").split(",") if x.strip()} or None
+        syms = {_ws_symbol(x) for x in q.get("symbols", "").split(",") if x.strip()} or None
         after = q.get("from")
         if after: stream_id(after)
     except SwbError as e: return await _deny(ws, 422, str(e))
@@ -1312,7 +1410,14 @@ async def serve_ws(
     state.ws_clients.add(c); state.metrics.ws_clients.inc()
     try:
         if after:
-            for sid, _, text in await asyncio.to_thread(state.replay, after, syms):
+            try: backlog = await asyncio.to_thread(state.replay, after, syms)
+            except Exception as e:   # Redis down or refusing the read: say so, then stream live
+                import redis
+                if not isinstance(e, (redis.RedisError, OSError)): raise
+                state.warn_once("websocket replay", e); backlog = []
+                await ws.send_text(json.dumps({"type": "error", "detail": f"replay from {after} is unavailable: the forecast feed cannot be "
+                                               f"read ({type(e).__name__}); streaming live forecasts only", "replay": False}))
+            for sid, _, text in backlog:
                 await ws.send_text(text); c.after = sid
         async def sender():
             while True:
@@ -1337,6 +1442,10 @@ async def serve_ws(
             if not t.cancelled() and t.exception() and not isinstance(t.exception(), (WebSocketDisconnect, RuntimeError, OSError)):
                 state.warn_once("websocket", t.exception())
     except (WebSocketDisconnect, RuntimeError, OSError): pass
+    except Exception as e:   # never a traceback and a dropped connection: one line in the log, close 1011 with the request id
+        state.warn_once("websocket", e)
+        try: await ws.close(code=1011, reason=_reason(f"internal error (request {ws.scope['state']['request_id']})"))
+        except Exception: pass
     finally:
         state.ws_clients.discard(c); state.metrics.ws_clients.dec()
 
@@ -1370,11 +1479,23 @@ def _ws_protocol():
     "uvicorn's WebSocket protocol, told that a refusal sent as an HTTP response (401/403/422) completes the handshake: uvicorn 0.54 logs an ERROR for each otherwise"
     try: from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
     except ImportError: return "auto"
+    from websockets.exceptions import InvalidMessage
+    from websockets.http11 import HeaderLineTooLong, RequestLineTooLong, TooManyHeaders
     class _WsProtocol(WebSocketsSansIOProtocol):
-        "`WebSocketsSansIOProtocol` with a denial response counted as a completed handshake"
+        "`WebSocketsSansIOProtocol` with a denial response counted as a completed handshake, and websockets' own refusals sent"
         async def send(self, message):
             await super().send(message)
             if message["type"] == "websocket.http.response.body" and not message.get("more_body", False): self.handshake_complete = True
+        def data_received(self, data:bytes):
+            super().data_received(data)
+            # websockets refuses a request line or header over 8 KiB (414/431) or a malformed request, but uvicorn 0.54 never writes
+            # that answer: the client would wait in silence. Send what websockets prepared (its status), then close.
+            e = self.conn.handshake_exc
+            if not self.handshake_complete and isinstance(e, (RequestLineTooLong, HeaderLineTooLong, TooManyHeaders, InvalidMessage)):
+                self.handshake_complete = True
+                out = b"".join(self.conn.data_to_send())
+                if out and not self.transport.is_closing(): self.transport.write(out)
+                self.transport.close()
     return _WsProtocol
 
 def cmd_serve(args, settings:Settings)->int:

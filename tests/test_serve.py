@@ -399,6 +399,121 @@ def test_keys_cli(api):
     assert r.returncode == 1 and r.stderr.startswith("swb: error: no API key with id")
 
 
+def test_refresh_thread_survives_damaged_serving_files(api):
+    "A drift.json or arms.json of the wrong shape never stops the background refresh: routes answer 200 throughout, the restored files are read"
+    sv = api.home / "serving"
+    saved = {n: (sv / n).read_bytes() if (sv / n).exists() else None for n in ("drift.json", "arms.json")}
+    try:
+        for drift_text, arms_text in [('{"features": "x", "fallback_level": "two"}', '{"arms": "x"}'), ('[1, 2]', '"x"'),
+                                      ('{"fallback_level": NaN, "features": {"a": 1}}', '{"as_of": "garbage", "arms": [1]}')]:
+            (sv / "drift.json").write_text(drift_text); (sv / "arms.json").write_text(arms_text)
+            end = time.monotonic() + 2.5   # the drift and accuracy jobs run every 2 and 5 s
+            while time.monotonic() < end:
+                for path in ("/v1/predictions/SYN000", "/v1/models", "/v1/predictions"):
+                    r = api.get(path, api.read)
+                    assert r.status_code == 200, (drift_text, path, r.text)
+                assert api.get("/readyz").status_code == 200
+                time.sleep(0.2)
+        marker = f"h5-{uuid.uuid4().hex[:8]}"
+        (sv / "drift.json").write_text(json.dumps({"as_of": LAST, "model_version": "2", "status": "ok", "features": [], "performance": None,
+                                                   "fallback_level": 0, "reason": marker}))
+        assert wait_for(lambda: api.get("/v1/models", api.read).json()["drift"].get("reason") == marker), api.get("/v1/models", api.read).text
+    finally:
+        for n, b in saved.items():
+            if b is None: (sv / n).unlink(missing_ok=True)
+            else: (sv / n).write_bytes(b)
+    assert "Exception in thread" not in api.srv.text and "Traceback" not in api.srv.text, api.srv.text[-3000:]
+    assert api.get("/v1/models", api.read).json()["fallback_level"] == 0
+
+
+def test_websocket_bad_from_is_422_and_replay_skips_implausible_entries(api):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+    from stock_workbench.routing import feed_key
+    ws_url = api.srv.url.replace("http://", "ws://") + "/v1/stream"
+    for q in ("from=18446744073709551616-0", "from=0-18446744073709551616", "from=99999999999999999999-0", "symbols=syn005"):
+        with pytest.raises(InvalidStatus) as e: connect(f"{ws_url}?{q}&key={api.read}", open_timeout=10)
+        assert e.value.response.status_code == 422, q
+    # implausible feed entries (as the live reader drops them) are never replayed either
+    base = {"symbol": "SYN005", "source": "stream", "model_version": "3", "published_ms": "0"}
+    good = {"as_of": "2018-01-03T15:00", "close": "50", "p10_1d": "-0.02", "p50_1d": "0.001", "p90_1d": "0.02"}
+    bad = [{**good, "p50_1d": "nan"}, {**good, "p10_1d": "0.05"}, {**good, "as_of": "2099-01-01"}, {**good, "as_of": "garbage"},
+           {**good, "close": "-1"}, {**good, "p50_1d": "1e308", "p90_1d": "1e308"}]
+    ids = [api.r.xadd(feed_key(api.settings), {**base, **b}).decode() for b in bad]
+    ok = api.r.xadd(feed_key(api.settings), {**base, **good}).decode()
+    with connect(f"{ws_url}?symbols=SYN005&from=0-0&key={api.read}", open_timeout=10) as ws:
+        got = []
+        while (m := json.loads(ws.recv(timeout=10)))["type"] != "heartbeat": got.append((m["type"], m.get("id")))
+    assert got == [("forecast", ok)], (got, ids)
+    assert "Traceback" not in api.srv.text, api.srv.text[-3000:]
+
+
+def test_websocket_header_and_url_over_the_limit_are_refused(api):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+    from stock_workbench.serve import MAX_HEADER_BYTES
+    r = api.get("/v1/predictions/SYN000", api.read, headers={"X-Pad": "x" * MAX_HEADER_BYTES})
+    assert r.status_code == 431 and "64 KiB" in r.json()["detail"], r.text
+    ws_url = api.srv.url.replace("http://", "ws://") + "/v1/stream"
+    many = {f"X-Pad-{i}": "x" * 7000 for i in range(10)}   # each line under websockets' 8 KiB, 70 kB in all: the edge's 431
+    for url, headers, status in [(f"{ws_url}?symbols=SYN000&key={api.read}", many, 431),
+                                 (f"{ws_url}?symbols=SYN000&key={api.read}", {"X-Pad": "x" * MAX_HEADER_BYTES}, 431),   # one line over 8 KiB
+                                 (f"{ws_url}?symbols=SYN000&key={api.read}&pad={'x' * 130_000}", {}, 414)]:   # B13's 130 kB URL
+        with pytest.raises(InvalidStatus) as e: connect(url, additional_headers=headers, open_timeout=10)
+        assert e.value.response.status_code == status, (len(url), e.value.response.status_code)
+    with connect(f"{ws_url}?symbols=SYN000&key={api.read}", open_timeout=10) as ws:   # the server still streams
+        assert json.loads(ws.recv(timeout=10))["type"] == "heartbeat"
+
+
+def test_post_needs_json_content_type_and_strict_query(api):
+    for ct in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None):
+        r = api.post("/v1/predict", api.read, content=b'{"symbol": "SYN001"}', headers={"content-type": ct} if ct else {})
+        assert r.status_code == 415 and "application/json" in r.json()["detail"], (ct, r.text)
+    r = api.post("/v1/admin/split", api.admin, content=b"challenger_share=0.1",
+                 headers={"content-type": "application/x-www-form-urlencoded", "Idempotency-Key": f"ct-{uuid.uuid4().hex}"})
+    assert r.status_code == 415, r.text
+    r = api.c.get("/v1/models/", headers={"X-API-Key": api.read, "Host": "evil.example"}, follow_redirects=False)
+    assert r.status_code == 404 and "location" not in r.headers, r.headers
+    for qs in ("horizon=1.0", "horizon=1&horizon=5"):
+        for path in ("/v1/predictions/SYN000", "/v1/predictions"):
+            r = api.get(f"{path}?{qs}", api.read)
+            assert r.status_code == 422 and "horizon" in r.json()["detail"], (path, qs, r.text)
+    for as_of, want in [("2030-01-02", f"after the latest stored session {LAST} of SYN001"), ("1900-01-02", f"before the first stored session {FIRST} of SYN001")]:
+        r = api.post("/v1/predict", api.read, json={"symbol": "SYN001", "as_of": as_of})
+        assert r.status_code == 404 and want in r.json()["detail"], r.text
+    for share in (b"NaN", b"true", b'"0.05"'):
+        r = api.post("/v1/admin/split", api.admin, content=b'{"challenger_share": %s}' % share,
+                     headers={"Idempotency-Key": f"nan-{uuid.uuid4().hex}", "content-type": "application/json"})
+        assert r.status_code == 422 and "must be a number" in r.json()["detail"], (share, r.text)
+    from stock_workbench.routing import IDEMPOTENCY_KEY_MAX
+    r = api.post("/v1/admin/rollback", api.admin, headers={"Idempotency-Key": "k" * (IDEMPOTENCY_KEY_MAX + 1)})
+    assert r.status_code == 422 and "Idempotency-Key" in r.json()["detail"], r.text
+
+
+def test_a_challenger_without_forecasts_answers_with_the_champion(api):
+    "A client routed to the challenger while it has no forecast gets the champion's (alias champion, level 0), never the baseline"
+    from stock_workbench import registry, routing
+    c, name = registry.client(api.settings), api.settings.registered_model
+    v3 = c.get_model_version(name, "3")
+    fresh = c.create_model_version(name, source=v3.source, run_id=v3.run_id).version   # the same model, no forecasts in the ledger
+    registry.set_alias(api.settings, "challenger", fresh)
+    try:
+        r = api.post("/v1/admin/split", api.admin, headers={"Idempotency-Key": f"fresh-{uuid.uuid4().hex}"}, json={"challenger_share": 0.5})
+        assert r.status_code == 200, r.text
+        assert wait_for(lambda: (m := api.get("/v1/models", api.read).json())["arms"]["challenger"]["version"] == str(fresh)
+                        and m["challenger_share"] == 0.5)
+        split, key = routing.current_split(api.settings, fresh=True), routing.ab_key(api.settings)
+        cid = next(f"desk-{i}" for i in range(1000) if routing.variant_for(split, key, f"desk-{i}")[0] == "challenger")
+        b = api.get("/v1/predictions/SYN001", api.read, headers={"X-Client-Id": cid}).json()
+        assert (b["variant"], b["alias"], b["model_version"], b["fallback_level"]) == ("challenger", "champion", "2", 0), b
+        t = api.get("/v1/predictions", api.read, params={"top": 2}, headers={"X-Client-Id": cid}).json()
+        assert (t["variant"], t["alias"], t["model_version"]) == ("challenger", "champion", "2"), t
+    finally:
+        registry.set_alias(api.settings, "challenger", "3")
+        api.post("/v1/admin/split", api.admin, headers={"Idempotency-Key": f"back-{uuid.uuid4().hex}"}, json={"challenger_share": 0.05})
+    assert wait_for(lambda: api.get("/v1/models", api.read).json()["arms"]["challenger"]["version"] == "3")
+
+
 def test_rollback_is_idempotent_then_fallback_when_the_champion_files_go(api):
     from stock_workbench import registry
     h = {"Idempotency-Key": f"rb-{uuid.uuid4().hex}"}
@@ -424,6 +539,7 @@ def test_rollback_is_idempotent_then_fallback_when_the_champion_files_go(api):
     assert b and b["model_version"] == "baseline" and b["alias"] == "baseline", b   # no previous champion after the rollback: level 2
     m = api.get("/v1/models", api.read).json()
     assert m["fallback"]["load"] == 2 and "missing" in m["fallback"]["load_reason"] and not m["arms"]["champion"]["loaded"]
+    assert "missing" in (m["arms"]["champion"]["error"] or ""), m["arms"]   # the arm says why it is not loaded
     r = api.post("/v1/predict", api.read, json={"symbol": "SYN001"}, headers={"X-Client-Id": "desk-c"})
     assert r.status_code == 200 and r.json()["fallback_level"] >= 1 and r.json()["model_version"] == "baseline", r.text
     assert api.get("/v1/predictions", api.read, params={"top": 2}, headers={"X-Client-Id": "desk-c"}).json()["fallback_level"] == 2
