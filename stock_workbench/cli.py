@@ -288,6 +288,13 @@ def _predict_table(rows:list[dict], hs:list[int])->str:
     return "\n".join(line(c) for c in [head] + cells)
 
 # %% ../nbs/99_cli.ipynb #27fb302d
+def _eod_portfolios(notebook)->dict|None:
+    "The portfolios summary of an executed EOD report (`pipeline.report_portfolios`); None when there is none or it cannot be read"
+    if notebook is None or not Path(notebook).is_file(): return None
+    from stock_workbench.pipeline import report_portfolios
+    try: return report_portfolios(notebook)
+    except (OSError, ValueError): return None   # a report cut short: the run's own error says why
+
 def cmd_run(args, settings:Settings)->int:
     "Run a pipeline notebook for one session; the report goes to reports/<job>/<date>/"
     from stock_workbench.runner import run_job
@@ -297,6 +304,7 @@ def cmd_run(args, settings:Settings)->int:
     with job_lock(settings, args.job):   # a manual run and a scheduled one never overlap
         r = run_job(settings, args.job, args.date or "", params, progress=not os.environ.get("SWB_QUIET"))
     out = dict(job=r.job, session=r.session, ok=r.ok, report=str(r.html), notebook=str(r.notebook), error=r.error, seconds=r.seconds)
+    if r.job == "eod": out["portfolios"] = _eod_portfolios(r.notebook)
     if args.json: _print_json(out)
     elif r.ok: print(f"{r.job} {r.session}: done. Report: {r.html}")
     if not r.ok: raise SwbError(f"{r.job} {r.session} failed: {r.error} (report: {r.html})")
@@ -479,6 +487,11 @@ def build_parser()->argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     q = ps.add_parser("list", help="the portfolios: id, client id, currency, positions stored")
     q.add_argument("--client", help="only this client's portfolios")
+    q.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    q = ps.add_parser("backtest", help="per book: the 1-day VaR against the next session's P&L over the ledger's sessions: exceedances, "
+                                       "their rate vs the expected, Kupiec's LR and p-value, verdict")
+    q.add_argument("--id", action="append", help="a portfolio id (repeatable; default: every book)")
+    q.add_argument("--client", help="only this client's books")
     q.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     q = ps.add_parser("forecast", help="per book: value, p10/p50/p90 of value at 1 and 5 sessions, 1-day VaR and ES, positions left out")
     q.add_argument("--id", action="append", help="a portfolio id (repeatable; default: every book)")

@@ -21,7 +21,7 @@ from .dashboard_data import (DashboardData, data_token, forecast_prices, forecas
 __all__ = ['FALLBACK_LEVELS', 'READY_ENV', 'DEFERRED_WAIT_S', 'DASHBOARD_CULL_IDLE_S', 'DASHBOARD_CULL_INTERVAL_S',
            'DASHBOARD_POOL_SIZE', 'DASHBOARD_WARM_TIMEOUT_S', 'forecast_figure', 'figure_png', 'table_html',
            'movers_table', 'message_html', 'quality_html', 'calibration_html', 'serving_html', 'PredictionsApp',
-           'build_app', 'dashboard_notebook', 'voila_command', 'port_free', 'cmd_dashboard']
+           'portfolio_html', 'build_app', 'dashboard_notebook', 'voila_command', 'port_free', 'cmd_dashboard']
 
 # %% ../nbs/97_dashboard.ipynb #7d9d0e54
 def _plain_price_axis(axis):
@@ -225,6 +225,7 @@ class PredictionsApp:
         self.bt_chart, self.bt_stats = W.Image(format="png", layout=W.Layout(width="100%", max_width="1000px")), W.HTML()
         self.board, self.movers, self.quality, self.calib = W.HTML(), W.HTML(), W.HTML(), W.HTML()
         self.serving = W.HTML()
+        self.pf_pick = None
         self.calib_chart = W.Image(format="png", layout=W.Layout(width="100%", max_width="900px"))
         syms, last = d.symbols(), d.last_date()
         home = html.escape(str(d.settings.home))
@@ -235,6 +236,7 @@ class PredictionsApp:
                 f"The store at {d.store.path} is empty: there is nothing to show yet. Fill it with `swb run eod` "
                 "(the embedded sample market) or `swb ingest`, then reload this page."))])
             return
+        self.pf_section = self._portfolio_section(W)
         opts = model_options(d.versions())
         lo, hi = min(pd.Timestamp(v["first"]) for v in d.info().values()), last
         self.symbol = W.Combobox(options=syms, value=syms[0], ensure_option=True, continuous_update=False, placeholder="type a symbol",
@@ -254,12 +256,14 @@ class PredictionsApp:
                             _section("Calibration of the realized forecasts", self.calib_chart, self.calib),
                             _section("Model leaderboard (walk-forward, against the random walk)", self.board),
                             _section("Serving: A/B split, drift and fallback, accuracy per arm", self.serving),
+                            self.pf_section,
                             _section("Data quality", self.quality)], layout=W.Layout(padding="0 12px"))
         self.quality.value = quality_html(d.quality())
         self._safe(self.draw_board, self.board)
         self._safe(self.draw_serving, self.serving)
         self._lock = threading.RLock()   # one redraw at a time: the deferred backtest and the controls' callbacks
         self.redraw(backtest=not defer_backtest)
+        if self.pf_pick is not None and not defer_backtest: self._safe(self.draw_portfolio, self.pf_info)
         if defer_backtest:
             self.bt_stats.value = "<i style='color:#888'>computing the backtest…</i>"
             self.deferred = threading.Thread(target=self._deferred, daemon=True); self.deferred.start()
@@ -297,6 +301,8 @@ def redraw(self:PredictionsApp, movers:bool=True, backtest:bool=True):
 @patch
 def _deferred(self:PredictionsApp):
     with self._lock: self._safe(self.draw_backtest, self.bt_stats)
+    if self.pf_pick is not None:
+        with self._lock: self._safe(self.draw_portfolio, self.pf_info)
     for v in self.data.versions():   # then the latest forecasts of the aliased versions, so switching to one is quick
         if v["aliases"]:
             try: self.data.latest(v["version"])
@@ -411,6 +417,74 @@ def draw_board(self:PredictionsApp):
 @patch
 def draw_serving(self:PredictionsApp):
     self.serving.value = serving_html(self.data.serving())
+
+# %% ../nbs/97_dashboard.ipynb #14c1ca9a
+def portfolio_html(
+    pf,             # a `risk.PortfolioForecast` holding the book
+    meta:dict,      # `portfolio.forecast_books_meta`'s meta: day, forecast_date, model_version, model, level
+    pid:str,        # the book shown
+)->str:             # the band per horizon, VaR/ES, contributions and left-out positions
+    "One book's forecast as HTML tables: band and VaR/ES per horizon, contributions, positions left out"
+    from stock_workbench.pipeline import portfolio_display_table, portfolio_table
+    e = html.escape
+    b = pf.books[pf.books["portfolio_id"] == pid]
+    if b.empty: return message_html(f"no forecast of portfolio {pid}")
+    lvl = float(meta.get("level", 0.95))
+    head = (f"<div style='font-size:12px;margin-bottom:4px'>{e(str(pid))} as of {e(str(meta.get('day')))}: forecasts of "
+            f"{e(str(meta.get('forecast_date')))} by the champion v{e(str(meta.get('model_version')))} ({e(str(meta.get('model')))}); "
+            f"VaR and ES at {lvl:.0%} over one session (positive losses)</div>")
+    bands = pd.concat([portfolio_display_table(portfolio_table(_one_horizon(pf, pid, h))).assign(sessions=h)
+                       for h in sorted(b["horizon"].astype(int))], ignore_index=True)
+    bands = bands[["sessions", "value", "p10", "p50", "p90", "VaR", "ES"]]
+    c = pf.contributions[(pf.contributions["portfolio_id"] == pid) & (pf.contributions["horizon"] == int(b["horizon"].min()))]
+    c = c[["symbol", "quantity", "value", "weight", "p50_change", "es_contribution"]].sort_values("es_contribution", ascending=False, key=abs)
+    lo = pf.left_out[pf.left_out["portfolio_id"] == pid].drop_duplicates(["symbol", "reason"])
+    left = (message_html("no position left out: every position has a forecast and a price") if lo.empty else
+            table_html(lo[["symbol", "quantity", "value", "weight", "reason"]].reset_index(drop=True), digits=4))
+    return (_CSS + head + table_html(bands, digits=4) + "<div style='font-size:12px;margin:8px 0 2px 0'>contributions at the shortest horizon "
+            "(es_contribution: Euler share of the ES; p50_change: median change of the position's value)</div>" + table_html(c.reset_index(drop=True), digits=4)
+            + "<div style='font-size:12px;margin:8px 0 2px 0'>positions left out</div>" + left + f"<div style='font-size:11px;color:#666'>method: {e(pf.method)}</div>")
+
+def _one_horizon(pf, pid:str, h:int):
+    "`pf` narrowed to one book at one horizon, for `pipeline.portfolio_table` (which takes the shortest horizon)"
+    from dataclasses import replace
+    sel = lambda df: df[(df["portfolio_id"] == pid) & (df["horizon"] == h)] if "horizon" in df else df[df["portfolio_id"] == pid]
+    return replace(pf, books=sel(pf.books), left_out=sel(pf.left_out), contributions=sel(pf.contributions))
+
+# %% ../nbs/97_dashboard.ipynb #2ddd18ae
+@patch
+def _portfolio_section(self:PredictionsApp, W):
+    "The portfolio picker and its outputs; one line when the database has no book to show (or is down, absent, not upgraded)"
+    ids = self.data.portfolio_ids()
+    self.pf_pick = None
+    if isinstance(ids, str):
+        self.pf_note = W.HTML(f"<div style='color:#888;font-size:12px;margin-top:12px'>Client portfolios not shown: {html.escape(ids)}</div>")
+        return self.pf_note
+    self.pf_pick = W.Dropdown(options=ids, value=ids[0], description="Portfolio", layout=W.Layout(width="320px"))
+    self.pf_chart = W.Image(format="png", layout=W.Layout(width="100%", max_width="700px"))
+    self.pf_info = W.HTML("<i style='color:#888'>computing the portfolio forecast…</i>")
+    self.pf_chart.layout.display = "none"
+    self.pf_pick.observe(lambda ch: self._on_portfolio(ch), "value")
+    return _section("Client portfolios: value band, VaR and ES", self.pf_pick, self.pf_chart, self.pf_info)
+
+@patch
+def _on_portfolio(self:PredictionsApp, change):
+    if change["new"] in (None, ""): return
+    with self._lock: self._safe(self.draw_portfolio, self.pf_info)
+
+@patch
+def draw_portfolio(self:PredictionsApp):
+    "The chosen book's band chart and tables"
+    import matplotlib.pyplot as plt
+    from stock_workbench.pipeline import portfolio_band_figure
+    pid = self.pf_pick.value
+    self.pf_chart.layout.display = "none"
+    pf, meta = self.data.portfolio(pid)
+    fig = portfolio_band_figure(pf, [pid], float(meta.get("level", 0.95)))
+    try: self.pf_chart.value = figure_png(fig)
+    finally: plt.close(fig)
+    self.pf_chart.layout.display = None
+    self.pf_info.value = portfolio_html(pf, meta, pid)
 
 # %% ../nbs/97_dashboard.ipynb #ced20dc4
 def _prefetch(settings:Settings):

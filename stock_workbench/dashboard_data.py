@@ -21,8 +21,8 @@ from .sessions import exchange_sessions, session_after
 from . import registry as reg
 
 # %% auto #0
-__all__ = ['LEADERBOARD_COLUMNS', 'model_options', 'resolve_ref', 'leaderboard', 'forecast_prices', 'forecast_summary',
-           'realized_accuracy', 'symbol_backtest', 'DashboardData', 'data_token']
+__all__ = ['LEADERBOARD_COLUMNS', 'DASHBOARD_DB_TIMEOUT_S', 'model_options', 'resolve_ref', 'leaderboard', 'forecast_prices',
+           'forecast_summary', 'realized_accuracy', 'symbol_backtest', 'DashboardData', 'data_token']
 
 # %% ../nbs/90_dashboard_data.ipynb #6180af96
 def _roles(
@@ -297,6 +297,29 @@ def serving(self:DashboardData)->dict:
         return dict(split=part(lambda: routing.current_split(self.settings)), drift=part(lambda: read_drift(self.settings)),
                     arms=part(lambda: routing.read_arm_accuracy(self.settings)[1]))
     return self._cached("serving", load)
+
+# %% ../nbs/90_dashboard_data.ipynb #560fd59e
+DASHBOARD_DB_TIMEOUT_S = 2   # longest the page waits for the portfolio database to answer a connection, seconds (libpq's floor is 2)
+
+@patch
+def portfolio_ids(self:DashboardData)->list[str]|str:
+    "The books' ids, sorted; or one line saying why there are none to show (database absent, down, not upgraded, empty)"
+    def load():
+        from stock_workbench import portfolio
+        try:
+            url = self.settings.portfolio_db_url
+            portfolio.connect(self.settings, timeout_s=DASHBOARD_DB_TIMEOUT_S).close()   # a dead server costs at most the timeout, once
+            ids = [str(i) for i in portfolio.read_books(self.settings)["portfolio_id"]]
+        except SwbError as e: return str(e)
+        except Exception as e: return f"the portfolio database failed: {type(e).__name__}: {portfolio._cause(e, url)}"
+        return ids or f"no portfolios in {portfolio.redact_url(url)}: `swb portfolio import` adds them"
+    return self._cached("portfolio_ids", load)
+
+@patch
+def portfolio(self:DashboardData, pid:str)->tuple:
+    "(`risk.PortfolioForecast`, meta) of one book as of the latest stored session (`portfolio.forecast_books_meta`); SwbError says why not"
+    from stock_workbench import portfolio
+    return self._cached(("portfolio", pid), lambda: portfolio.forecast_books_meta(self.settings, [pid]))
 
 # %% ../nbs/90_dashboard_data.ipynb #ff771d0b
 def data_token(settings:Settings)->tuple:

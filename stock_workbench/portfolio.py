@@ -16,7 +16,8 @@ from .util import committed
 __all__ = ['DB_CONNECT_TIMEOUT_S', 'MIGRATIONS', 'SCHEMA_VERSION', 'POSITION_COLUMNS', 'BOOK_COLUMNS', 'VAR_BACKTEST_SIMS',
            'redact_url', 'connect', 'upgrade_db', 'db_status', 'portfolio_db', 'read_positions_csv',
            'position_check_columns', 'known_position_symbols', 'validate_positions', 'import_positions', 'read_books',
-           'read_positions', 'forecast_books', 'var_backtest_books', 'cmd_db', 'cmd_portfolio']
+           'read_positions', 'forecast_books_meta', 'forecast_books', 'var_backtest_books', 'cmd_db', 'backtest_lines',
+           'cmd_portfolio']
 
 # %% ../nbs/88_portfolio.ipynb #157406df
 def redact_url(
@@ -39,10 +40,16 @@ def _secrets(url:str)->list[str]:
     q = [v for k, vs in urllib.parse.parse_qs(u.query).items() if k.lower() == "password" for v in vs]
     return sorted({p for p in [pw, urllib.parse.unquote(pw), *q] if p}, key=len, reverse=True)
 
+def _mask(text:str, secret:str)->str:
+    "`text` with `secret` as `***` where it stands as a URL's password (`user:SECRET@`) or as a whole word, never inside another word"
+    s = re.escape(secret)
+    text = re.sub(rf"(?<=:){s}(?=@)", "***", text)
+    return re.sub(rf"(?<!\w){s}(?!\w)", "***", text)
+
 def _cause(e:BaseException, url:str)->str:
     "The driver's message on one line, without the URL's password"
     text = "; ".join(l.strip() for l in str(e).strip().splitlines() if l.strip()) or type(e).__name__
-    for s in _secrets(url): text = text.replace(s, "***")
+    for s in _secrets(url): text = _mask(text, s)
     return re.sub(r"^connection failed: ", "", text)[:300]
 
 # %% ../nbs/88_portfolio.ipynb #d1c7fac6
@@ -51,12 +58,15 @@ DB_CONNECT_TIMEOUT_S = 5   # longest wait for the server to answer a connection
 def connect(
     settings:Settings,
     dbname:str|None=None,   # another database on the same server (e.g. `postgres`, to create ours); default the URL's
+    timeout_s:float|None=None, # longest wait for the server to answer, seconds (whole, at least 2: libpq's floor); None: `DB_CONNECT_TIMEOUT_S`
 ):                          # an open `psycopg.Connection` in autocommit mode
     "A connection to the portfolio database; SwbError (one line, no password) when it cannot be opened"
     try: import psycopg
     except ImportError: raise SwbError("portfolios need psycopg 3: pip install 'stock_workbench[portfolio]'") from None
+    t = DB_CONNECT_TIMEOUT_S if timeout_s is None else timeout_s   # read at call time: the EOD job lowers the module's default
+    if not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0): raise SwbError(f"timeout_s must be a positive number of seconds, not {t!r}")
     url = settings.portfolio_db_url
-    try: return psycopg.connect(url, autocommit=True, connect_timeout=DB_CONNECT_TIMEOUT_S, application_name="swb",
+    try: return psycopg.connect(url, autocommit=True, connect_timeout=max(2, math.ceil(t)), application_name="swb",
                                 **({"dbname": dbname} if dbname else {}))
     except psycopg.Error as e:
         cause = _cause(e, url)
@@ -409,8 +419,13 @@ def _market(settings:Settings, symbols:list[str], day:pd.Timestamp, sessions:int
     returns = np.log(adj / adj.shift(1)).iloc[1:].tail(sessions)
     return prices.reindex(symbols), returns, closes
 
-def _forecast(settings:Settings, ids=None, client=None, day=None):
-    "`forecast_books` and what it used: the day, the positions, the forecasts' model and date"
+def forecast_books_meta(
+    settings:Settings,
+    ids:list[str]|None=None,  # only these portfolios (SwbError naming one that does not exist, or not `client`'s)
+    client:str|None=None,     # only this client's books
+    day=None,                 # positions, closes and forecasts as of this session; default the latest stored one
+):                            # (`risk.PortfolioForecast`, meta): meta = day (as-of), forecast_date, model_version, model, horizons, level, positions_as_of, prices_date
+    "`forecast_books` and what it used: the as-of day, the forecasts' date and the champion's version and model"
     from stock_workbench import risk
     with portfolio_db(settings): pass   # a database fault is named before the market data is read
     day = _store_day(settings, day)
@@ -427,6 +442,8 @@ def _forecast(settings:Settings, ids=None, client=None, day=None):
     return pf, dict(day=str(day.date()), horizons=list(hs), level=settings.portfolio_var_level, positions_as_of=str(pos["as_of"].max().date()),
                     prices_date=str(returns.index.max().date()) if len(returns) else None, **meta)
 
+_forecast = forecast_books_meta   # the API's route still calls it by this name
+
 def forecast_books(
     settings:Settings,
     ids:list[str]|None=None,  # only these portfolios (SwbError naming one that does not exist)
@@ -434,7 +451,7 @@ def forecast_books(
     day=None,                 # positions, closes and forecasts as of this session; default the latest stored one
 ):                            # a `risk.PortfolioForecast`: books (value, p10/p50/p90 of value per horizon, VaR, ES), contributions, left_out, method
     "Each book's forecast value band, 1-day VaR and ES from the champion's forecasts and the symbols' dependence (`risk.portfolio_forecast`)"
-    return _forecast(settings, ids, client, day)[0]
+    return forecast_books_meta(settings, ids, client, day)[0]
 
 # %% ../nbs/88_portfolio.ipynb #b2a190c1
 VAR_BACKTEST_SIMS = 2000   # Monte Carlo scenarios per session of a VaR backtest (a session's VaR, not a report's band)
@@ -443,11 +460,13 @@ def var_backtest_books(
     settings:Settings,
     ids:list[str]|None=None,  # only these portfolios
     end=None,                 # holdings as of this session and forecasts up to it; default the latest stored session
+    client:str|None=None,     # only this client's books
 )->pd.DataFrame:              # per book: portfolio_id, first, last, n, exceedances, rate, expected_rate, lr, p_value, verdict
     "Each book's 1-day VaR against its next-session P&L over the ledger's sessions, with Kupiec's test"
     from stock_workbench import risk
+    with portfolio_db(settings): pass   # a database fault is named before the market data is read
     day = _store_day(settings, end)
-    pos = read_positions(settings, day, ids)
+    pos = read_positions(settings, day, ids, client)
     if pos.empty: raise SwbError(f"no positions as of {day.date()}: nothing to backtest")
     fc, _ = _champion_rows(settings, day, horizon=1, latest=False)
     first = fc["date"].min()
@@ -519,8 +538,27 @@ def _book_lines(pf, pid:str, meta:dict)->list[str]:
                      + ", ".join(f"{r.symbol} ({format_pct(r.weight * 100) if r.weight == r.weight else 'weight n/a'}, {r.reason})" for r in lo.itertuples()))
     return lines
 
+def backtest_lines(
+    bt:pd.DataFrame,   # `var_backtest_books` output
+    level:float,       # the VaR's confidence level
+)->list[str]:          # one line per book
+    "The VaR backtest of each book as a reader sees it: sessions, exceedances, rate against the expected, Kupiec's LR and p-value, verdict"
+    if bt.empty: return ["no book has a session with both a VaR and a realized next-session P&L yet"]
+    return [f"{r.portfolio_id} ({r.first} .. {r.last}): {r.exceedances} exceedance(s) of the {level:.0%} VaR in {r.n} session(s), "
+            f"rate {r.rate:.1%} vs {r.expected_rate:.1%} expected; Kupiec LR {r.lr:.2f}, p-value {r.p_value:.3f}: {r.verdict}" for r in bt.itertuples()]
+
+def _cmd_backtest(args, settings:Settings, day)->int:
+    "`swb portfolio backtest`"
+    bt = var_backtest_books(settings, args.id, day, args.client)
+    level = float(settings.portfolio_var_level)
+    if args.json: _print_json(dict(level=level, books=bt.to_dict(orient="records"))); return 0
+    print(f"VaR backtest at {level:.0%} (1 session, the books' current holdings, the champion's forecasts of each session; "
+          "Kupiec's proportion-of-failures test at the 5 % level):")
+    print("\n".join(backtest_lines(bt, level)))
+    return 0
+
 def cmd_portfolio(args, settings:Settings)->int:
-    "`swb portfolio import|list|forecast`"
+    "`swb portfolio import|list|forecast|backtest`"
     if args.portfolio_cmd == "import":
         r = import_positions(settings, args.path, args.client)
         rep = r.pop("report")
@@ -540,7 +578,8 @@ def cmd_portfolio(args, settings:Settings)->int:
         return 0
     from stock_workbench.parse import parse_day
     day = parse_day(args.date, "--date") if args.date else None
-    pf, meta = _forecast(settings, args.id, args.client, day)
+    if args.portfolio_cmd == "backtest": return _cmd_backtest(args, settings, day)
+    pf, meta = forecast_books_meta(settings, args.id, args.client, day)
     if args.json:
         books = []
         for pid, b in pf.books.groupby("portfolio_id", sort=True):

@@ -108,6 +108,7 @@ def _renders_and_redraws(page):
     assert "champion: v1 · gbm" in options and "challenger:" not in options, options   # v1 is champion only: a challenger is another version
     assert "no challenger" in text and ("No drift status yet" in text or "fallback level" in text), text[:3000]   # the serving section
     assert "PASSED" in text and "40 of 40 checks passed" in text                       # data quality
+    assert "Client portfolios" in text                                                  # the picker, or one line saying why there is none
     assert "the best baseline (" in text or "the best baseline on these rows" in text    # leaderboard verdict: against the best baseline
     assert page.locator("input[type=date]").count() == 2 and page.locator("button", has_text="5 days").count() == 1
     assert "import " not in text and "build_app" not in text                             # no code shown

@@ -214,7 +214,7 @@ def test_forecast_books_are_finite_and_name_what_was_left_out(world, tmp_path, d
 # --- faults ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args", [("db", "upgrade"), ("db", "status"), ("portfolio", "list"), ("portfolio", "forecast"),
-                                  ("portfolio", "import", "--path", "POS")], ids=lambda a: " ".join(a))
+                                  ("portfolio", "backtest"), ("portfolio", "import", "--path", "POS")], ids=lambda a: " ".join(a))
 def test_a_dead_server_is_one_line_naming_the_url_without_its_password(world, tmp_path, args):
     _, env = world
     pos = write(tmp_path / "p.csv", {"portfolio": ["D1"], "symbol": ["SYN000"], "quantity": ["1"], "as_of": ["2016-12-01"], "client_id": ["cd"]})
@@ -222,3 +222,69 @@ def test_a_dead_server_is_one_line_naming_the_url_without_its_password(world, tm
     r = run({**env, "SWB_PORTFOLIO_DB_URL": "postgresql://bob:s3cret-pw@127.0.0.1:1/swb"}, *args)
     one_line_error(r, "postgresql://bob:***@127.0.0.1:1/swb", "Connection refused")
     assert "s3cret" not in r.stdout + r.stderr
+
+
+# --- VaR backtest, the EOD job's --json, the dashboard's picker -----------------------------------
+
+def _books_k(env, tmp_path):
+    "Two books of client ck (K1 holds NOFC too, which has no forecast)"
+    f = write(tmp_path / "k.csv", {"portfolio": ["K1", "K1", "K1", "K2"], "symbol": ["SYN000", "SYN001", "NOFC", "SYN002"],
+                                   "quantity": ["40", "60", "10", "25"], "as_of": ["2016-12-01"] * 4, "client_id": ["ck", "", "", "ck"],
+                                   "name": ["Mrs K. Private", "", "", "Mr K. Private"]})
+    r = run(env, "portfolio", "import", "--path", f)
+    assert r.returncode == 0, r.stderr
+
+
+def test_backtest_per_book_with_kupiec(world, tmp_path):
+    _, env = world
+    _books_k(env, tmp_path)
+    r = run(env, "portfolio", "backtest", "--client", "ck", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["level"] == 0.95 and [b["portfolio_id"] for b in out["books"]] == ["K1", "K2"], out
+    for b in out["books"]:
+        assert b["n"] > 50 and 0 <= b["exceedances"] <= b["n"] and math.isclose(b["rate"], b["exceedances"] / b["n"]), b
+        assert math.isclose(b["expected_rate"], 0.05) and b["lr"] >= 0 and 0 <= b["p_value"] <= 1, b
+        assert b["verdict"] in {"consistent", "too many exceedances", "too few exceedances"} and b["first"] < b["last"], b
+    r = run(env, "portfolio", "backtest", "--id", "K2")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("K2 (") and "Kupiec LR" in lines[1] and "p-value" in lines[1] and "expected" in lines[1], r.stdout
+    assert "Private" not in r.stdout
+    one_line_error(run(env, "portfolio", "backtest", "--id", "K1", "--client", "someone-else"), "no portfolio 'K1'")
+
+
+def test_eod_json_reports_the_portfolios(world, tmp_path):
+    _, env = world
+    _books_k(env, tmp_path)
+    r = run(env, "run", "eod", "--json")
+    assert r.returncode == 0, r.stderr
+    pf = json.loads(r.stdout)["portfolios"]
+    assert pf["status"] == "ok" and pf["method"], pf
+    books = {b["portfolio_id"]: b for b in pf["books"]}
+    assert {"K1", "K2"} <= set(books) and books["K1"]["left_out_weight"] > 0 and books["K1"]["backtest"]["sessions"] > 50, books.get("K1")
+    assert "Private" not in r.stdout and '"ck"' not in r.stdout   # ids only, never a client's details
+    r = run({**env, "SWB_PORTFOLIO_DB_URL": "postgresql://bob:s3cret-pw@127.0.0.1:1/swb"}, "run", "eod", "--json")
+    assert r.returncode == 0, r.stderr
+    pf = json.loads(r.stdout)["portfolios"]
+    assert pf["status"] == "skipped" and "postgresql://bob:***@127.0.0.1:1/swb" in pf["reason"] and "s3cret" not in r.stdout, pf
+
+
+def test_dashboard_portfolio_picker(world, tmp_path):
+    home, env = world
+    _books_k(env, tmp_path)
+    from stock_workbench.config import Settings
+    from stock_workbench.dashboard import PredictionsApp
+    from stock_workbench.dashboard_data import DashboardData
+    app = PredictionsApp(DashboardData(Settings(home, env=env)), defer_backtest=True)
+    app.deferred.join(120)
+    assert {"K1", "K2"} <= set(app.pf_pick.options) and "ck" not in app.pf_pick.options
+    app.pf_pick.value = "K1"
+    assert app.pf_chart.value[:4] == b"\x89PNG", app.pf_info.value
+    for s in ("K1 as of", "<th>VaR</th>", "<th>es_contribution</th>", "<td>SYN000</td>", "<td>NOFC</td>", "no forecast", "method: "):
+        assert s in app.pf_info.value, (s, app.pf_info.value)
+    assert "Private" not in app.pf_info.value
+    dead = PredictionsApp(DashboardData(Settings(home, env={**env, "SWB_PORTFOLIO_DB_URL": "postgresql://bob:s3cret-pw@127.0.0.1:1/swb"})), defer_backtest=True)
+    dead.deferred.join(120)
+    assert dead.pf_pick is None and "Client portfolios not shown: cannot reach the portfolio database postgresql://bob:***@127.0.0.1:1/swb" in dead.pf_note.value
+    assert "s3cret" not in dead.pf_note.value
