@@ -10,7 +10,7 @@ import csv, io, json, math, re, urllib.parse
 from contextlib import contextmanager
 import numpy as np, pandas as pd
 from .config import Settings, SwbError, interrupts_held, settings_horizons
-from .util import committed
+from .util import committed, jsonable
 
 # %% auto #0
 __all__ = ['DB_CONNECT_TIMEOUT_S', 'MIGRATIONS', 'SCHEMA_VERSION', 'POSITION_COLUMNS', 'BOOK_COLUMNS', 'VAR_BACKTEST_SIMS',
@@ -483,16 +483,7 @@ def var_backtest_books(
     return pd.DataFrame(out, columns=["portfolio_id", "first", "last", "n", "exceedances", "rate", "expected_rate", "lr", "p_value", "verdict"])
 
 # %% ../nbs/88_portfolio.ipynb #17000733
-def _jsonable(x):
-    "NaN and infinities as null, numpy scalars as Python numbers, for `--json`"
-    if isinstance(x, dict): return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
-    if isinstance(x, (np.integer,)): return int(x)
-    if isinstance(x, (float, np.floating)): return float(x) if math.isfinite(x) else None
-    if isinstance(x, (pd.Timestamp,)): return str(x.date())
-    return x
-
-def _print_json(obj): print(json.dumps(_jsonable(obj), indent=2, default=str))
+def _print_json(obj): print(json.dumps(jsonable(obj), indent=2, default=str))
 
 def cmd_db(args, settings:Settings)->int:
     "`swb db upgrade` / `swb db status`"

@@ -31,7 +31,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from .config import Settings, SwbError, settings_horizons
 from .parse import SYMBOL_REGEX, check_symbol, parse_day
-from .util import note
+from .util import jsonable, note
 from .leases import error_line
 from . import access, drift, registry, routing
 
@@ -413,7 +413,7 @@ def _refresh_jobs(self:ServeState)->list:
         from stock_workbench.ledger import PredictionLedger
         if PredictionLedger.from_settings(s).version != self.ledger_version: self.rebuild_book()
     def accuracy():   # computed by the EOD job once a session (seconds of CPU): never inside this process
-        self.accuracy = [_jsonable(r) for r in routing.read_arm_accuracy(s)[1].to_dict("records")]
+        self.accuracy = [jsonable(r) for r in routing.read_arm_accuracy(s)[1].to_dict("records")]
     def drift_():
         d = drift.read_drift(s)
         self.drift = d if isinstance(d, dict) else {}
@@ -426,20 +426,6 @@ def _judge_later(self:ServeState):
     "The first call only starts the first window"
     if getattr(self, "_window_open", False): self.judge_window()
     else: self._window_open = True; self.window.roll()
-
-def _jsonable(x):
-    "`x` with NaN/inf as None, numpy scalars and timestamps as plain JSON values"
-    if isinstance(x, dict): return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
-    if isinstance(x, (np.integer,)): return int(x)
-    if isinstance(x, (float, np.floating)): return float(x) if math.isfinite(x) else None
-    if isinstance(x, (pd.Timestamp, dt.date)): return x.isoformat()
-    if x is None or isinstance(x, (str, int, bool)): return x
-    if isinstance(x, np.bool_): return bool(x)
-    try:
-        if pd.isna(x): return None
-    except (TypeError, ValueError): pass
-    return str(x)
 
 @patch
 def _log_exposures_loop(self:ServeState):
@@ -496,7 +482,7 @@ def on_feed(self:ServeState, mid:str, fields:dict):
     self.feed_last = mid
     if not self.ws_clients or not recs: return   # an entry without a plausible forecast goes to no one
     sid, sym = stream_id(mid), str(msg.get("symbol"))
-    text = json.dumps({"type": "forecast", "id": mid, **_jsonable(msg)})
+    text = json.dumps({"type": "forecast", "id": mid, **jsonable(msg)})
     n = sum(c.push(sid, sym, text) for c in list(self.ws_clients))
     if n: self.metrics.conflations.inc(n)
 
@@ -550,7 +536,7 @@ def replay(self:ServeState, after:str, symbols:set|None, limit:int=100000)->list
                 m = routing.parse_feed(_text(fields))
                 if symbols is not None and m.get("symbol") not in symbols: continue
                 if not feed_records(m): continue   # the live feed's filter (`on_feed`): an entry without a plausible forecast goes to no one
-                out.append((stream_id(mid.decode()), str(m.get("symbol")), json.dumps({"type": "forecast", "id": mid.decode(), **_jsonable(m)})))
+                out.append((stream_id(mid.decode()), str(m.get("symbol")), json.dumps({"type": "forecast", "id": mid.decode(), **jsonable(m)})))
             except Exception as e: self.warn_once("forecast feed message", e)   # a damaged entry is skipped, as the live reader skips it
         start = f"({msgs[-1][0].decode()}"
     return out
@@ -746,7 +732,7 @@ def models_info(self:ServeState)->dict:
         arms[a] = {"version": str(v) if v else None, "loaded": ok, "error": err, "latest_forecast": max(fc) if fc else None}
     d = self.drift if isinstance(self.drift, dict) else {}
     return {"arms": arms, "challenger_share": float(sp.get("challenger_share") or 0.0), "experiment": str(sp.get("experiment") or ""),
-            "accuracy": self.accuracy, "drift": _jsonable(d), "fallback_level": self.fallback_level,
+            "accuracy": self.accuracy, "drift": jsonable(d), "fallback_level": self.fallback_level,
             "fallback": {"drift": _drift_level(d), "latency": int(self.ladder.level), "load": self.load_level,
                          "load_reason": self.load_reason}}
 
@@ -790,7 +776,7 @@ def admin(self:ServeState, op:str, key:str, payload:dict, actor:str, rid:str)->t
                              "request_id": rid}
             res = (routing.rollback(s, actor, key) if op == "rollback" else routing.set_split(s, float(payload["challenger_share"]), actor, key))
         except SwbError as e: return 409, {"detail": str(e), "request_id": rid}
-        return 200, {"op": op, "result": _jsonable(res), "request_id": rid}
+        return 200, {"op": op, "result": jsonable(res), "request_id": rid}
     status, body = routing.idempotent(s, key, op, payload, fn)
     try: self.refresh_split()
     except Exception as e: self.warn_once("split", e)
@@ -818,7 +804,7 @@ def portfolio_body(
     h1 = 1 if 1 in set(b["horizon"]) else int(b["horizon"].min())
     one = b[b["horizon"] == h1].iloc[0]
     rows = lambda df: df[df["portfolio_id"] == pid].drop(columns="portfolio_id").to_dict("records")
-    return _jsonable(dict(portfolio_id=pid, as_of=meta["day"], forecast_date=meta.get("forecast_date"), model_version=str(meta.get("model_version")),
+    return jsonable(dict(portfolio_id=pid, as_of=meta["day"], forecast_date=meta.get("forecast_date"), model_version=str(meta.get("model_version")),
                           model=meta.get("model"), level=meta.get("level"), value=one["value"], var_horizon=h1, var=one["var"], es=one["es"],
                           horizons=b[["horizon", "p10", "p50", "p90", "var", "es", "var_pct", "es_pct"]].to_dict("records"),
                           contributions=rows(pf.contributions), left_out=rows(pf.left_out), method=pf.method))

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from .config import Settings, SwbError
 
 # %% auto #0
-__all__ = ['LOCK_WAIT_S', 'note', 'write_atomic', 'write_private', 'file_lock', 'serving_dir', 'retry', 'committed',
+__all__ = ['LOCK_WAIT_S', 'note', 'write_atomic', 'write_private', 'file_lock', 'serving_dir', 'jsonable', 'retry', 'committed',
            'committed_so_far']
 
 # %% ../nbs/01_util.ipynb #1a2c78f4
@@ -72,6 +72,23 @@ def serving_dir(settings:Settings)->Path:
     try: p.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as e: raise SwbError(f"cannot create {p} ({e.strerror or e}): give this user write access to the home") from None
     return p
+
+# %% ../nbs/01_util.ipynb #d7d9a861
+def jsonable(x:Any)->Any:
+    "`x` as plain JSON values: dicts and lists converted inside, NaN/inf and missing as None, numpy scalars as Python numbers, a midnight timestamp as its date YYYY-MM-DD, other timestamps ISO 8601, anything else as its text"
+    import datetime as dt, math
+    import numpy as np, pandas as pd
+    if isinstance(x, dict): return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return [jsonable(v) for v in x]
+    if x is None or isinstance(x, (str, bool, np.bool_)): return x if not isinstance(x, np.bool_) else bool(x)
+    if isinstance(x, (int, np.integer)): return int(x)
+    if isinstance(x, (float, np.floating)): return float(x) if math.isfinite(x) else None
+    try:
+        if pd.isna(x): return None   # NaT is a datetime too
+    except (TypeError, ValueError): pass
+    if isinstance(x, pd.Timestamp): return str(x.date()) if x.tz is None and x == x.normalize() else x.isoformat()
+    if isinstance(x, (dt.date, dt.datetime)): return x.isoformat()
+    return str(x)
 
 # %% ../nbs/01_util.ipynb #b28a15a6
 def retry(
