@@ -1,7 +1,7 @@
 """The prediction API (`swb serve`) on loopback next to a bare FastAPI route, both on uvicorn in this run.
 
 Prints measured figures; asserts nothing. Usage: python benchmarks/bench_serve.py [--symbols 20] [--seconds 30] [--flat 10]
-    [--ws-seconds 10] [--predict 40] [--ws-only]
+    [--ws-seconds 10] [--predict 40] [--ws-only] [--ws-procs 4]
 1. GET /v1/predictions/{symbol} at a held 500 requests/s for --seconds (hey -q: wrk cannot hold a rate): p50/p99, errors; the
    bare route at the same rate for reference.
 2. Flat out (wrk -t2 -c32 for --flat s) against the bare route (a constant, the reference) and ours, with and without the access
@@ -11,7 +11,10 @@ Prints measured figures; asserts nothing. Usage: python benchmarks/bench_serve.p
 3b. GET /v1/predictions/{symbol} at 500 requests/s while 3 keys flood POST /v1/predict: p50/p99 against step 1's, and how
    many on-demand requests were answered or refused (429: over a key's concurrency or token-bucket limit).
 4. WebSocket /v1/stream: 50 and 200 clients subscribed to every symbol while 100 forecasts/s are published to the feed for
-   --ws-seconds: delivery ratio (received / published x clients), p99 lag (publish to receive), conflations.
+   --ws-seconds, one forecast per frame and with `?batch=1`: delivery ratio (received / published x clients), lag at the client
+   (publish to receive, p50/p99), lag at the server's send call (the `swb_serve_ws_lag_seconds` histogram: the bucket p50/p99 fall
+   in), conflations. The clients run in --ws-procs processes (default 4) so one Python process parsing every frame is not what
+   is measured.
 The home is a synthetic market of --symbols symbols with a champion, a challenger and their and the baseline's forecasts in the
 ledger; Redis keys live under a random prefix, deleted at the end.
 """
@@ -26,6 +29,7 @@ ap.add_argument("--flat", type=int, default=10)
 ap.add_argument("--ws-seconds", type=float, default=10)
 ap.add_argument("--predict", type=int, default=40)
 ap.add_argument("--ws-only", action="store_true", help="only the WebSocket figures")
+ap.add_argument("--ws-procs", type=int, default=4, help="processes the WebSocket clients are spread over")
 a = ap.parse_args()
 for tool in ("wrk", "hey"):
     if not shutil.which(tool): sys.exit(f"{tool} is missing: apt-get install -y wrk hey")
@@ -159,14 +163,26 @@ if not a.ws_only:
     print(f"   p99 {hf['p99'] / h['p99']:.1f}x the quiet run's (section 1); the flood's answers: {dict(codes)} (429: over a key's limits)")
 
 c = httpx.Client(base_url=URL, headers={"X-API-Key": KEY}, timeout=60)
-print(f"\n4. WebSocket /v1/stream: 100 forecasts/s for {a.ws_seconds:g} s to every client (all symbols)")
+print(f"\n4. WebSocket /v1/stream: 100 forecasts/s for {a.ws_seconds:g} s to every client (all symbols); clients in {a.ws_procs} processes")
 import redis
-from websockets.asyncio.client import connect
 R = redis.Redis.from_url(settings.redis_url)
 
-def conflations():
-    m = re.search(r"^swb_serve_ws_conflations_total ([\d.e+]+)", c.get("/metrics").text, re.M)
-    return float(m.group(1)) if m else 0.0
+def scrape():
+    "The server's conflation count and its send-lag histogram (cumulative bucket counts by upper bound, seconds)"
+    text = c.get("/metrics").text
+    m = re.search(r"^swb_serve_ws_conflations_total ([\d.e+]+)", text, re.M)
+    buckets = {float(b): float(v) for b, v in re.findall(r'^swb_serve_ws_lag_seconds_bucket\{le="([^"]+)"\} ([\d.e+]+)', text, re.M) if b != "+Inf"}
+    return (float(m.group(1)) if m else 0.0), buckets
+
+def bucket_pct(before:dict, after:dict, q:float)->str:
+    "The q-th percentile of the lag observed between two scrapes, as the histogram bucket it falls in (an upper bound)"
+    if not after: return "n/a (no swb_serve_ws_lag_seconds)"
+    d = {b: after[b] - before.get(b, 0.0) for b in sorted(after)}
+    total = max(d.values()) if d else 0
+    obs = None
+    for b, v in d.items():
+        if total and v >= q / 100 * total: obs = b; break
+    return f"<= {obs * 1000:g} ms" if obs is not None else "> 10 s"
 
 PUBLISHER = """
 import sys, time, pandas as pd, redis
@@ -183,29 +199,49 @@ while time.time() - t0 < seconds:
     time.sleep(max(0.0, t0 + sent / rate - time.time()))
 print(sent)
 """
-
-async def ws_run(n):
-    "n clients on every symbol; a separate process publishes 100 forecasts/s; lag = receive time - published_ms"
-    url = f"ws://127.0.0.1:{port}/v1/stream?key={KEY}"
-    conns = [await connect(url, max_queue=None, compression=None) for _ in range(n)]
-    got, lags = [0] * n, []
-    pat = re.compile(rb'"published_ms": (\d+)')
-    before = conflations()
-    pub = await asyncio.create_subprocess_exec(sys.executable, "-c", PUBLISHER, str(a.symbols), str(a.ws_seconds), "100",
-                                               env=env, stdout=asyncio.subprocess.PIPE)
+CLIENTS = """
+import asyncio, json, re, sys, time
+from websockets.asyncio.client import connect
+url, n = sys.argv[1], int(sys.argv[2])
+pat = re.compile(rb'"published_ms": (\\d+)')
+async def main():
+    # max_queue: the client library holds at most 64 frames, then stops reading the socket: a lagging client pushes back on the
+    # server (max_queue=None would buffer without bound inside this process and measure this process, not the server)
+    conns = [await connect(url, max_queue=64, compression=None) for _ in range(n)]
+    got, frames, lags = [0] * n, [0] * n, []
+    print("ready", flush=True)
     async def reader(i, ws):
         while True:
-            try: m = await asyncio.wait_for(ws.recv(decode=False), timeout=3.0 if got[i] else 30.0)
+            try: m = await asyncio.wait_for(ws.recv(decode=False), timeout=3.0 if got[i] else 60.0)
             except Exception: return
-            if (x := pat.search(m)): got[i] += 1; lags.append(time.time() * 1000 - int(x.group(1)))
+            now, frames[i] = time.time() * 1000, frames[i] + 1
+            for x in pat.finditer(m): got[i] += 1; lags.append(now - int(x.group(1)))
     await asyncio.gather(*(reader(i, ws) for i, ws in enumerate(conns)))
-    sent = int((await pub.communicate())[0] or 0)
     for ws in conns: await ws.close()
-    conf = conflations() - before
-    print(f"{n:>4} clients: published {sent:,}, delivered {sum(got):,} of {sent * n:,} ({sum(got) / max(1, sent * n):.1%}), "
-          f"p50 lag {np.percentile(lags, 50):6.1f} ms, p99 lag {np.percentile(lags, 99):7.1f} ms, conflations {conf:,.0f}")
+    print(json.dumps({"got": got, "frames": frames, "lags": lags}))
+asyncio.run(main())
+"""
 
-for n in (50, 200): asyncio.run(ws_run(n))
+async def ws_run(n, batch):
+    "n clients on every symbol, spread over --ws-procs processes; a separate process publishes 100 forecasts/s; lag = receive time - published_ms"
+    url = f"ws://127.0.0.1:{port}/v1/stream?key={KEY}" + ("&batch=1" if batch else "")
+    per = [n // a.ws_procs + (i < n % a.ws_procs) for i in range(a.ws_procs)]
+    procs = [await asyncio.create_subprocess_exec(sys.executable, "-c", CLIENTS, url, str(k), env=env, stdout=asyncio.subprocess.PIPE)
+             for k in per if k]
+    for p in procs: assert (await p.stdout.readline()).strip() == b"ready"
+    conf0, lag0 = scrape()
+    pub = await asyncio.create_subprocess_exec(sys.executable, "-c", PUBLISHER, str(a.symbols), str(a.ws_seconds), "100",
+                                               env=env, stdout=asyncio.subprocess.PIPE)
+    outs = [json.loads((await p.communicate())[0]) for p in procs]
+    sent = int((await pub.communicate())[0] or 0)
+    conf1, lag1 = scrape()
+    got, frames, lags = sum(sum(o["got"]) for o in outs), sum(sum(o["frames"]) for o in outs), [x for o in outs for x in o["lags"]]
+    print(f"{n:>4} clients{' batch=1' if batch else '        '}: published {sent:,}, delivered {got:,} of {sent * n:,} ({got / max(1, sent * n):.1%}) "
+          f"in {frames:,} frames; lag at the client p50 {np.percentile(lags, 50):6.1f} ms, p99 {np.percentile(lags, 99):7.1f} ms; "
+          f"at the server's send p50 {bucket_pct(lag0, lag1, 50)}, p99 {bucket_pct(lag0, lag1, 99)}; conflations {conf1 - conf0:,.0f}")
+
+for n in (50, 200):
+    for batch in (False, True): asyncio.run(ws_run(n, batch))
 for p in (bare, quiet):
     if p.poll() is None: stop(p)
 code = stop(ours)

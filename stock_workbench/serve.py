@@ -6,13 +6,13 @@
 __all__ = ['MAX_ABS_LOG_RETURN', 'LOAD_RETRY_S', 'GRACEFUL_S', 'PREDICTION_ROUTES', 'MAX_BODY_BYTES', 'PREDICT_IN_FLIGHT',
            'PREDICT_RATE_PER_S', 'PREDICT_BURST', 'PREDICT_TOTAL_IN_FLIGHT', 'PORTFOLIO_IN_FLIGHT', 'PORTFOLIO_CACHE_S',
            'MIN_HISTORY_SESSIONS', 'BASELINE', 'LEVEL_ALIAS', 'ARMS', 'PORTFOLIO_ID_PATTERN', 'SYMBOL_PATTERN',
-           'CLIENT_ID_PATTERN', 'DAY_PATTERN', 'FAST_ROUTE', 'MAX_HEADER_BYTES', 'JSON_ROUTES', 'asof_rank',
-           'ForecastBook', 'ledger_book', 'feed_records', 'stream_id', 'WsClient', 'PredictLimiter', 'ServeMetrics',
-           'LatencyWindow', 'NotFound', 'Unavailable', 'ServeState', 'portfolio_client', 'portfolio_body', 'ErrorBody',
-           'Forecast', 'TopMovers', 'ForecastBatch', 'Arm', 'FallbackState', 'ModelsInfo', 'Health', 'Readiness',
-           'SplitRequest', 'AdminResult', 'PortfolioHorizon', 'PortfolioContribution', 'PortfolioLeftOut',
-           'PortfolioForecastOut', 'request_models', 'key_of', 'client_of', 'fast_prediction', 'create_app', 'serve_ws',
-           'is_loopback', 'cmd_serve']
+           'CLIENT_ID_PATTERN', 'DAY_PATTERN', 'FAST_ROUTE', 'MAX_HEADER_BYTES', 'JSON_ROUTES', 'WS_WRITE_BUFFER_BYTES',
+           'WS_SNDBUF_BYTES', 'asof_rank', 'ForecastBook', 'ledger_book', 'feed_records', 'stream_id', 'WsClient',
+           'PredictLimiter', 'ServeMetrics', 'LatencyWindow', 'NotFound', 'Unavailable', 'ServeState',
+           'portfolio_client', 'portfolio_body', 'ErrorBody', 'Forecast', 'TopMovers', 'ForecastBatch', 'Arm',
+           'FallbackState', 'ModelsInfo', 'Health', 'Readiness', 'SplitRequest', 'AdminResult', 'PortfolioHorizon',
+           'PortfolioContribution', 'PortfolioLeftOut', 'PortfolioForecastOut', 'request_models', 'key_of', 'client_of',
+           'fast_prediction', 'create_app', 'serve_ws', 'is_loopback', 'cmd_serve']
 
 # %% ../nbs/92b_serve.ipynb #f2200bd6
 import asyncio, collections, datetime as dt, itertools, json, math, os, queue, re, secrets, sys, threading, time
@@ -129,8 +129,8 @@ def stream_id(text:str)->tuple[int, int]:
 
 class WsClient:
     "One WebSocket subscriber: its symbols (None: all) and a bounded queue of `(stream id, symbol, text)`"
-    def __init__(self, symbols:set[str]|None, maxlen:int):
-        self.symbols, self.maxlen = symbols, max(1, int(maxlen))
+    def __init__(self, symbols:set[str]|None, maxlen:int, batch:bool=False):
+        self.symbols, self.maxlen, self.batch = symbols, max(1, int(maxlen)), batch   # batch: `?batch=1`, one frame per drain
         self.q, self.event, self.after = collections.deque(), None, (0, 0)
         self.last, self.heartbeat = time.monotonic(), None   # when it was last sent something; a heartbeat waiting to go
     def push(self, sid:tuple, symbol:str, text:str)->int:
@@ -148,6 +148,18 @@ class WsClient:
         self.q.append((sid, symbol, text))
         if self.event is not None: self.event.set()
         return n
+    def take(self)->tuple[list[tuple], int]:
+        "Everything queued and not yet sent (after `after`): the latest per symbol in stream order, and the conflations (older ones dropped)"
+        items, self.q = self.q, collections.deque()
+        latest = {}
+        for item in items:
+            if item[0] > self.after: latest[item[1]] = item
+        kept = sorted(latest.values())
+        return kept, sum(1 for item in items if item[0] > self.after) - len(kept)
+    def frames(self, items:list[tuple])->list[str]:
+        "The text frames for `items`: one `forecast` frame each, or with `batch` one `{\"type\": \"batch\", \"forecasts\": [...]}` for two or more"
+        if self.batch and len(items) > 1: return ['{"type": "batch", "forecasts": [' + ", ".join(t for _, _, t in items) + "]}"]
+        return [t for _, _, t in items]
 
 # %% ../nbs/92b_serve.ipynb #ae2edba1
 LOAD_RETRY_S = 30.0        # a model that failed to load is tried again this often, seconds
@@ -215,6 +227,8 @@ class ServeMetrics:
         self.ws_clients = Gauge("swb_serve_ws_clients", "WebSocket clients connected", registry=reg)
         self.ws_sent = Counter("swb_serve_ws_messages", "forecasts sent to WebSocket clients", registry=reg)
         self.conflations = Counter("swb_serve_ws_conflations", "forecasts a lagging WebSocket client skipped for a newer one of the same symbol", registry=reg)
+        self.ws_lag = Histogram("swb_serve_ws_lag_seconds", "a forecast's age when handed to a WebSocket client's connection: feed entry id time to the send call",
+                                buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10), registry=reg)
         self.exposures_dropped = Counter("swb_serve_exposures_dropped", "exposure rows not logged (Redis unreachable)", registry=reg)
         self.predict_in_flight = Gauge("swb_serve_predict_in_flight", "on-demand scorings (POST /v1/predict) running now", registry=reg)
 
@@ -1228,7 +1242,15 @@ def create_app(
                          redirect_slashes=False,   # a trailing slash is 404: a redirect would echo the Host header, before auth
                          swagger_ui_parameters={"validatorUrl": None},   # Swagger UI's validator badge calls validator.swagger.io
                   description="Forecasts of the registered champion (and the A/B challenger) as p10/p50/p90 of the log return. "
-                              "Send `X-API-Key: KEY` or `Authorization: Bearer KEY`; `swb keys create` makes keys.")
+                              "Send `X-API-Key: KEY` or `Authorization: Bearer KEY`; `swb keys create` makes keys.\n\n"
+                              "**WebSocket** `GET /v1/stream?symbols=A,B[&from=ID][&batch=1]` (key in `?key=` or a header; not listed below, "
+                              "OpenAPI has no WebSocket operations): text frames `{\"type\": \"forecast\", \"id\": ...}` as forecasts land, "
+                              "`{\"type\": \"heartbeat\", \"id\": ...}` when idle, `{\"type\": \"error\", ...}`. `from=ID` replays the feed after "
+                              "that stream id first. A client that lags gets only the latest forecast per symbol (the older ones are counted "
+                              "in `swb_serve_ws_conflations_total`), never a backlog. With `batch=1` the forecasts waiting when the server sends "
+                              "come as one frame `{\"type\": \"batch\", \"forecasts\": [forecast, ...]}` (stream order, one per symbol) when "
+                              "there are two or more, as a plain forecast frame when there is one; opt-in, so a client reading one forecast "
+                              "per frame keeps working.")
     app.state.swb = state
     app.add_middleware(_Edge, state=state, access_log=access_log)
 
@@ -1366,7 +1388,7 @@ def _ws_symbol(text:str)->str:
 
 async def serve_ws(
     state:ServeState,
-    ws:WebSocket,    # `/v1/stream?symbols=A,B[&from=ID]`
+    ws:WebSocket,    # `/v1/stream?symbols=A,B[&from=ID][&batch=1]`
     key:str|None,    # the API key from a header or `?key=`
 ):
     "One WebSocket client: replay after `from`, then live forecasts from its bounded queue, and a heartbeat when idle"
@@ -1378,6 +1400,9 @@ async def serve_ws(
         syms = {_ws_symbol(x) for x in q.get("symbols", "").split(",") if x.strip()} or None
         after = q.get("from")
         if after: stream_id(after)
+        batch = q.get("batch", "0").strip().lower()
+        if batch not in ("0", "1", "false", "true"): raise SwbError(f"batch must be 1 or 0 (true or false), not {batch[:20]!r}")
+        batch = batch in ("1", "true")
     except SwbError as e: return await _deny(ws, 422, str(e))
     unknown = sorted(syms - state.store_symbols.keys() - state.book.symbols()) if syms else []
     await ws.accept()
@@ -1387,7 +1412,7 @@ async def serve_ws(
         syms -= set(unknown)
         if not syms: return await ws.close(code=1008, reason=_reason(why))
         await ws.send_text(json.dumps({"type": "error", "detail": f"{why}; streaming {', '.join(sorted(syms))}", "unknown": unknown}))
-    c = WsClient(syms, state.settings.ws_queue); c.event = asyncio.Event()
+    c = WsClient(syms, state.settings.ws_queue, batch); c.event = asyncio.Event()
     hb, checked = float(state.settings.ws_heartbeat_s), [time.monotonic()]
     def key_gone(heartbeat:bool)->bool:   # a revoked, expired or deleted key closes the stream: at each heartbeat, else every `hb` seconds
         if not state.auth or (not heartbeat and time.monotonic() - checked[0] < hb): return False
@@ -1413,9 +1438,14 @@ async def serve_ws(
                     text, c.heartbeat = c.heartbeat, None
                     await ws.send_text(text); c.last = time.monotonic()
                 elif c.q:
-                    sid, _, text = c.q.popleft()
-                    if sid <= c.after: continue   # already sent by the replay
-                    await ws.send_text(text); c.last = time.monotonic(); state.metrics.ws_sent.inc()
+                    items, n = c.take()   # all queued at once: the latest per symbol (older ones are conflations)
+                    if n: state.metrics.conflations.inc(n)
+                    if not items: continue
+                    now_ms = time.time() * 1000
+                    for sid, _, _ in items: state.metrics.ws_lag.observe(max(0.0, now_ms - sid[0]) / 1000)
+                    c.after = items[-1][0]
+                    for text in c.frames(items): await ws.send_text(text)
+                    c.last = time.monotonic(); state.metrics.ws_sent.inc(len(items))
                 else:
                     c.event.clear()
                     await c.event.wait()
@@ -1461,14 +1491,25 @@ def _listen(host:str, port:int):
     sock.set_inheritable(True)
     return sock
 
+WS_WRITE_BUFFER_BYTES = 32 << 10   # a WebSocket connection's send waits while more than this is unwritten in the process (asyncio's default: 64 KiB)
+WS_SNDBUF_BYTES = 64 << 10         # its kernel send buffer (SO_SNDBUF; Linux autotunes up to tcp_wmem's 4 MiB: minutes of forecasts)
+
 def _ws_protocol():
     "uvicorn's WebSocket protocol, told that a refusal sent as an HTTP response (401/403/422) completes the handshake: uvicorn 0.54 logs an ERROR for each otherwise"
     try: from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
     except ImportError: return "auto"
     from websockets.exceptions import InvalidMessage
     from websockets.http11 import HeaderLineTooLong, RequestLineTooLong, TooManyHeaders
+    import socket
     class _WsProtocol(WebSocketsSansIOProtocol):
-        "`WebSocketsSansIOProtocol` with a denial response counted as a completed handshake, and websockets' own refusals sent"
+        "`WebSocketsSansIOProtocol` with a denial response counted as a completed handshake, websockets' own refusals sent, small write buffers"
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            # a lagging client's backlog waits in its queue (conflated there), not in buffers where it only ages
+            try: transport.set_write_buffer_limits(high=WS_WRITE_BUFFER_BYTES)
+            except Exception: pass
+            try: transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, WS_SNDBUF_BYTES)
+            except Exception: pass
         async def send(self, message):
             await super().send(message)
             if message["type"] == "websocket.http.response.body" and not message.get("more_body", False): self.handshake_complete = True

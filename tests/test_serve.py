@@ -448,6 +448,59 @@ def test_websocket_bad_from_is_422_and_replay_skips_implausible_entries(api):
     assert "Traceback" not in api.srv.text, api.srv.text[-3000:]
 
 
+def test_websocket_a_lagging_client_gets_the_latest_per_symbol_and_batch_frames(api):
+    "Clients that stop reading while 6,000 forecasts land, then read: the latest per symbol (conflated), not the backlog; `?batch=1` frames"
+    import socket
+    from urllib.parse import urlparse
+    from websockets.sync.client import connect
+    from stock_workbench import routing
+    from stock_workbench.serve import stream_id
+    u, syms, rounds = urlparse(api.srv.url), ["SYN003", "SYN004"], 3000
+    url = f"ws://{u.hostname}:{u.port}/v1/stream?symbols={','.join(syms)}&key={api.read}"
+    def lagging(q=""):   # its socket takes 4 KiB and its library holds one frame: it stops reading until the test reads
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096); s.connect((u.hostname, u.port))
+        return connect(url + q, sock=s, max_queue=1, open_timeout=10)
+    def conflations(): return float(re.search(r"^swb_serve_ws_conflations_total ([\d.e+]+)", api.get("/metrics", api.read).text, re.M).group(1))
+    def wide(close):   # as_of before the ledger's: the book keeps its forecasts, the clients still get these
+        return pd.DataFrame({"symbol": syms, "as_of": ["2017-12-01T15:00"] * 2, "close": [close] * 2,
+                             **{f"{q}_{h}d": [v] * 2 for h in (1, 5) for q, v in (("p10", -0.02), ("p50", 0.001), ("p90", 0.02))}})
+    def read_to_the_end(ws):   # frames as (type, forecasts) until the last round (close 999) of every symbol has come
+        frames, done = [], set()
+        while done != set(syms):
+            m = json.loads(ws.recv(timeout=30))
+            fc = m["forecasts"] if m["type"] == "batch" else [m] if m["type"] == "forecast" else []
+            frames.append((m["type"], fc)); done |= {f["symbol"] for f in fc if f["close"] == 999.0}
+        return frames
+    before = conflations()
+    with lagging() as slow, lagging("&batch=1") as slow_batch, connect(url + "&batch=1", open_timeout=10) as probe:
+        time.sleep(0.3)   # subscribed before the publish
+        p = api.r.pipeline(transaction=False)
+        for i in range(rounds): routing.publish_forecasts(p, api.settings, wide(100.0 + i % 50), "stream", "2")
+        routing.publish_forecasts(p, api.settings, wide(999.0), "stream", "2")
+        p.execute()
+        last = {routing.parse_feed({k.decode(): v.decode() for k, v in f.items()})["symbol"]: mid.decode()
+                for mid, f in api.r.xrevrange(routing.feed_key(api.settings), count=2)}
+        read_to_the_end(probe)   # a reading client has the last round: the server has fanned out the whole burst
+        got = {"one per frame": read_to_the_end(slow), "batch=1": read_to_the_end(slow_batch)}
+    published = len(syms) * (rounds + 1)
+    for name, frames in got.items():
+        fc = [f for _, fs in frames for f in fs]
+        assert len(fc) < published / 4, (name, len(fc))   # what the socket buffers held, then the latest: not the backlog
+        for s in syms:
+            ids = [stream_id(f["id"]) for f in fc if f["symbol"] == s]
+            assert ids == sorted(set(ids)) and ids[-1] == stream_id(last[s]), (name, s)
+    assert {t for t, _ in got["one per frame"]} <= {"forecast", "heartbeat"}
+    batches = [fs for t, fs in got["batch=1"] if t == "batch"]
+    assert batches, got["batch=1"][-5:]
+    for fs in batches:   # two or more, one per symbol, in stream order, each a whole forecast
+        assert len(fs) >= 2 and len({f["symbol"] for f in fs}) == len(fs) and [f["id"] for f in fs] == sorted((f["id"] for f in fs), key=stream_id)
+        assert all(f["type"] == "forecast" and f["model_version"] == "2" and {"p10_1d", "p50_1d", "p90_1d"} <= f.keys() for f in fs)
+    assert conflations() - before > published / 2   # the skipped forecasts are counted
+    from websockets.exceptions import InvalidStatus
+    with pytest.raises(InvalidStatus) as e: connect(f"{url}&batch=maybe", open_timeout=10)
+    assert e.value.response.status_code == 422
+
+
 def test_websocket_header_and_url_over_the_limit_are_refused(api):
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
