@@ -11,7 +11,9 @@
     and Kupiec's proportion-of-failures p-value.
 Prints figures; asserts nothing about time.
 Usage: python benchmarks/bench_portfolio.py [--symbols 500] [--books 1000] [--positions 50] [--sims 10000]
-       [--bt-symbols 30] [--bt-years 10] [--bt-books 5] [--bt-sims 2000] [--skip-a] [--skip-b]
+       [--bt-symbols 30] [--bt-years 10] [--bt-books 5] [--bt-sims 2000] [--skip-a] [--skip-b] [--skip-c]
+(c) end to end through `portfolio`: the books imported into a real PostgreSQL database (created and dropped), read back,
+    closes and returns from a store of the synthetic market, `risk.portfolio_forecast`, the CLI's report lines: seconds per part.
 """
 import argparse, os, time
 
@@ -27,6 +29,7 @@ ap.add_argument("--bt-sims", type=int, default=2_000)
 ap.add_argument("--seed", type=int, default=1)
 ap.add_argument("--skip-a", action="store_true")
 ap.add_argument("--skip-b", action="store_true")
+ap.add_argument("--skip-c", action="store_true")
 a = ap.parse_args()
 os.environ["SWB_QUIET"] = "1"
 TARGET_S = 10.0
@@ -128,3 +131,63 @@ if not a.skip_b:
     ok = 0.035 <= r["rate"] <= 0.065
     print(f"  {'pooled':<8} {r['n']:>6} {r['exceedances']:>7} {r['rate']:>7.2%} {r['lr']:>10.2f} {r['p_value']:>8.3f}  {r['verdict']}"
           f"   (target 3.5-6.5 %: {'met' if ok else 'NOT met'}; pooled Kupiec treats the books' sessions as independent, which they are not)")
+
+if not a.skip_c:
+    # (c) end to end through the portfolio module: positions from a real PostgreSQL database, closes/returns from the store,
+    # risk.portfolio_forecast, then the CLI's per-book report lines and --json grouping (once quadratic in the number of books).
+    # The champion's forecasts (the ledger read) are replaced by the EWMA band here: a champion needs a trained registry.
+    import contextlib, io, tempfile, uuid
+    from pathlib import Path
+    import psycopg
+    from psycopg import sql
+    from stock_workbench.config import Settings
+    from stock_workbench.store import OhlcvStore
+    from stock_workbench import portfolio as P
+    print(f"\n(c) end to end: {a.books:,} books x {a.positions} positions over {a.symbols} symbols in a real PostgreSQL database")
+    home = Path(tempfile.mkdtemp())
+    name = f"swb_bench_{uuid.uuid4().hex[:8]}"
+    s = Settings(home, env={"SWB_PORTFOLIO_DB_URL": f"postgresql://postgres@127.0.0.1:5432/{name}", "SWB_PORTFOLIO_LONG_ONLY": "false"})
+    try:
+        panel = synthetic_market(a.symbols, years=2, seed=a.seed)
+        OhlcvStore.from_settings(s).write(panel, source="bench")
+        data, wide_r, wide_c = ewma_inputs(panel)
+        last = data.date.max()
+        fc = []
+        for h in (1, 5):
+            m = EwmaModel(horizon=h).fit(data, None, data.date.unique()[251])
+            p = m.predict(data[data.date > data.date.unique()[-251]])
+            fc.append(p[p.date == last].assign(horizon=h))
+        forecasts = pd.concat(fc, ignore_index=True)
+        rng = np.random.default_rng(a.seed)
+        syms = wide_c.columns.to_numpy()
+        n = a.books * a.positions
+        pos = pd.DataFrame({"portfolio": np.repeat([f"P{i:04d}" for i in range(a.books)], a.positions),
+                            "symbol": np.concatenate([rng.choice(syms, a.positions, replace=False) for _ in range(a.books)]),
+                            "quantity": rng.integers(1, 1000, n) * np.where(rng.random(n) < 0.2, -1, 1),
+                            "as_of": str(last.date()), "client_id": "bench"})
+        pos.to_csv(home / "pos.csv", index=False)
+        P.upgrade_db(s)
+        t = time.perf_counter(); P.import_positions(s, home / "pos.csv"); imp = time.perf_counter() - t
+        t0 = time.perf_counter(); held = P.read_positions(s, last); t_db = time.perf_counter() - t0
+        t = time.perf_counter(); empty = P._empty_books(s, last, None, None, set(held["portfolio_id"])); t_db += time.perf_counter() - t
+        t = time.perf_counter(); prices, returns, _ = P._market(s, sorted(held["symbol"].unique()), last, s.portfolio_corr_days); t_store = time.perf_counter() - t
+        t = time.perf_counter()
+        pf = portfolio_forecast(held[["portfolio_id", "symbol", "quantity"]], forecasts, returns, prices, horizons=(1, 5),
+                                n_sims=a.sims, seed=0, copula="t")
+        t_risk = time.perf_counter() - t
+        t = time.perf_counter()
+        bk, lo = P._by_book(pf.books), P._by_book(pf.left_out)
+        meta = dict(level=0.95, horizons=[1, 5])
+        lines = [l for pid in sorted(bk) for l in P._book_lines(pf, pid, meta, bk, lo)]
+        t_report = time.perf_counter() - t
+        total = t_db + t_store + t_risk + t_report
+        print(f"  {f'import of {n:,} rows (not in the total)':<42}{imp:8.2f} s")
+        print(f"  DB read (positions, empty books)          {t_db:8.2f} s")
+        print(f"  store read (closes, returns)              {t_store:8.2f} s")
+        print(f"  risk.portfolio_forecast                   {t_risk:8.2f} s")
+        print(f"  {f'CLI report lines ({len(lines):,})':<42}{t_report:8.2f} s")
+        print(f"  whole                                     {total:8.2f} s   ratio to the {TARGET_S:g} s target: {total / TARGET_S:.2f}; "
+              f"{len(empty)} book(s) without positions")
+    finally:
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+            c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

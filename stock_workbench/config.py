@@ -251,7 +251,8 @@ def _exchange(v:str):
 
 def _pg_url(v:str):
     "A postgresql:// URL naming a database (`postgresql://user[:password]@host:port/dbname`)"
-    u = urllib.parse.urlsplit(v.strip())
+    try: u = urllib.parse.urlsplit(v.strip())
+    except ValueError as e: return f"must be a well-formed postgresql:// URL ({e})"   # e.g. an unclosed [IPv6 host; the message names no password
     if u.scheme.lower() not in ("postgresql", "postgres"): return "must be a postgresql:// URL, e.g. postgresql://postgres@127.0.0.1:5432/swb"
     try: u.port
     except ValueError: return "must be a postgresql:// URL with a numeric port"

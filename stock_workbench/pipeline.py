@@ -23,10 +23,10 @@ sys.modules.setdefault("rfc3987_syntax", None)
 # in a process that never forecasts, and MLflow alone takes 1.5 s to import
 
 # %% auto #0
-__all__ = ['EOD_SOURCES', 'EOD_DB_CONNECT_TIMEOUT_S', 'EOD_PORTFOLIO_CHART_BOOKS', 'PORTFOLIOS_MIME', 'EodParams', 'StoreUpdate',
-           'EodForecast', 'EodBacktest', 'EodServing', 'EodJob', 'eod_remedies', 'score_symbols', 'EodPortfolios',
-           'portfolio_table', 'portfolio_display_table', 'portfolio_band_figure', 'portfolio_summary',
-           'show_portfolio_summary', 'report_portfolios', 'RetrainJob']
+__all__ = ['EOD_SOURCES', 'EOD_DB_CONNECT_TIMEOUT_S', 'EOD_PORTFOLIO_CHART_BOOKS', 'EOD_REPORT_BOOKS', 'PORTFOLIOS_MIME',
+           'EodParams', 'StoreUpdate', 'EodForecast', 'EodBacktest', 'EodServing', 'EodJob', 'eod_remedies',
+           'score_symbols', 'EodPortfolios', 'portfolio_table', 'portfolio_display_table', 'portfolio_band_figure',
+           'portfolio_summary', 'show_portfolio_summary', 'report_portfolios', 'RetrainJob']
 
 # %% ../nbs/92_pipeline.ipynb #a206e83d
 class _Timed:
@@ -551,6 +551,7 @@ def serving_lines(self:EodJob, sv:EodServing)->list[str]:
 # %% ../nbs/92_pipeline.ipynb #4e962e9e
 EOD_DB_CONNECT_TIMEOUT_S = 2   # the EOD job's wait for the portfolio database to answer a connection, seconds
 EOD_PORTFOLIO_CHART_BOOKS = 6  # books drawn in the report's band chart: the largest by |value|
+EOD_REPORT_BOOKS = 20          # books with a table row and a backtest line in the report: the largest by |value|; the rest in one line (all in the JSON summary)
 PORTFOLIOS_MIME = "application/vnd.swb.portfolios+json"   # the report's machine-readable portfolios summary (`report_portfolios`)
 
 @dataclass(frozen=True, eq=False)
@@ -572,7 +573,7 @@ def _db_timeout(seconds:float):
     finally: portfolio.DB_CONNECT_TIMEOUT_S = old
 
 def _fault_line(e:BaseException, url:str)->str:
-    "An exception as one line, the URL's password scrubbed (`portfolio` faults are `SwbError`s already; anything else names its type)"
+    "An exception as one line, every secret of the URL scrubbed (`portfolio` faults are `SwbError`s already; anything else names its type)"
     from stock_workbench.portfolio import _cause
     return _cause(e, url) if isinstance(e, SwbError) else f"{type(e).__name__}: {_cause(e, url)}"
 
@@ -587,11 +588,10 @@ def portfolio_table(
     "One row per book: the 1-session band of its value, VaR and ES, and the positions left out with their weight"
     b = pf.books[pf.books["horizon"] == _day_horizon(pf.books)]
     lo = pf.left_out.drop_duplicates(["portfolio_id", "symbol", "reason"]) if len(pf.left_out) else pf.left_out
-    def left(pid):
-        rows = lo[lo["portfolio_id"] == pid]
-        return ", ".join(f"{r.symbol} {'n/a' if r.weight != r.weight else f'{abs(r.weight):.1%}'} ({r.reason})" for r in rows.itertuples()) or "none"
+    text = {pid: ", ".join(f"{s} {'n/a' if w != w else f'{abs(w):.1%}'} ({r})" for s, w, r in zip(g["symbol"], g["weight"], g["reason"]))
+            for pid, g in lo.groupby("portfolio_id", sort=False)} if len(lo) else {}   # one pass: a filter per book is quadratic
     out = b[["portfolio_id", "value", "p10", "p50", "p90", "var", "es", "var_pct", "es_pct"]].copy()
-    out["left_out"] = [left(p) for p in out["portfolio_id"]]
+    out["left_out"] = [text.get(p) or "none" for p in out["portfolio_id"]]
     return out.iloc[np.argsort(-out["value"].abs().to_numpy(), kind="stable")].reset_index(drop=True)
 
 @patch
@@ -609,7 +609,7 @@ def portfolios(self:EodJob)->EodPortfolios:
             return EodPortfolios(None, None, None, level, _fault_line(e, url))
         lines = []
         try: bt = portfolio.var_backtest_books(s, end=self.day)
-        except Exception as e: bt = None; lines.append(f"VaR backtest not run: {_fault_line(e, url)}")
+        except Exception as e: bt = None; lines.append(f"VaR backtest not run: {portfolio.md_code(_fault_line(e, url), None)}")
     return EodPortfolios(portfolio_table(pf), pf, bt, level, None, tuple(lines))
 
 # %% ../nbs/92_pipeline.ipynb #e0cb1704
@@ -617,28 +617,46 @@ def _money(x)->str: return "n/a" if x is None or not np.isfinite(x) else f"{x:,.
 
 @patch
 def portfolio_lines(self:EodJob, pp:EodPortfolios)->list[str]:
-    "The report's sentences of the portfolios step: skipped and why, or the method and each book's VaR backtest"
-    if pp.skipped: return [f"Portfolios section skipped: {pp.skipped}."]
+    "The report's Markdown sentences of the portfolios step: skipped and why, or the method and the VaR backtest of the `EOD_REPORT_BOOKS` largest books; user text only as code spans"
+    from stock_workbench.portfolio import md_code
+    if pp.skipped: return [f"Portfolios section skipped: {md_code(pp.skipped, None)}."]
     lvl = f"{pp.level:.0%}"
     out = [f"{len(pp.table)} book(s) as of {self.day.date()}: value after one session p10/p50/p90, 1-session VaR and ES at {lvl} "
            f"(positive losses). Method: {pp.forecast.method}."]
     if pp.backtest is not None:
         if pp.backtest.empty: out.append("VaR backtest: no session with both a VaR and a realized next-session P&L yet.")
-        for r in pp.backtest.itertuples():
-            out.append(f"VaR backtest of {r.portfolio_id} ({r.first} .. {r.last}): {r.exceedances} exceedance(s) in {r.n} session(s), "
-                       f"rate {r.rate:.1%} vs {r.expected_rate:.1%} expected; Kupiec LR {r.lr:.2f}, p-value {r.p_value:.3f}: **{r.verdict}**.")
+        shown = pp.table["portfolio_id"].head(EOD_REPORT_BOOKS).tolist()
+        bt = pp.backtest.set_index("portfolio_id")
+        for pid in [p for p in shown if p in bt.index]:
+            r = bt.loc[pid]
+            out.append(f"VaR backtest of {md_code(pid)} ({r['first']} .. {r['last']}): {r['exceedances']} exceedance(s) in {r['n']} session(s), "
+                       f"rate {r['rate']:.1%} vs {r['expected_rate']:.1%} expected; Kupiec LR {r['lr']:.2f}, p-value {r['p_value']:.3f}: **{r['verdict']}**.")
+        rest = bt.drop(index=[p for p in shown if p in bt.index])
+        if len(rest):
+            rej = int((rest["verdict"] != "consistent").sum())
+            out.append(f"VaR backtest of the other {len(rest):,} book(s): {rej:,} not consistent with the {lvl} VaR (Kupiec); "
+                       "every book is in the report's portfolios summary (`swb run eod --json`).")
     return out + list(pp.lines)
+
+def _cell(x)->str:
+    "User text for an HTML table cell: one visible line (`shown_text`), `$` escaped so MathJax typesets nothing"
+    from stock_workbench.portfolio import shown_text
+    return shown_text(x).replace("$", "\\$")
 
 def portfolio_display_table(
     table:pd.DataFrame,   # `portfolio_table`
-)->pd.DataFrame:          # the same rows as text: money with thousands separators, VaR/ES with their share of the value
+    max_books:int|None=EOD_REPORT_BOOKS, # rows shown (the table is sorted by |value|); the rest in one last row; None: all
+)->pd.DataFrame:          # the same rows as text: money with thousands separators, VaR/ES with their share of the value; ids visible on one line
     "`portfolio_table` for a reader"
-    t = table
-    return pd.DataFrame({"portfolio": t["portfolio_id"], "value": t["value"].map(_money), "p10": t["p10"].map(_money),
-                         "p50": t["p50"].map(_money), "p90": t["p90"].map(_money),
-                         "VaR": [f"{_money(v)} ({p:.2%})" if np.isfinite(p) else _money(v) for v, p in zip(t["var"], t["var_pct"])],
-                         "ES": [f"{_money(v)} ({p:.2%})" if np.isfinite(p) else _money(v) for v, p in zip(t["es"], t["es_pct"])],
-                         "left out (weight, reason)": t["left_out"]})
+    more = 0 if max_books is None else max(0, len(table) - max_books)
+    t = table.head(max_books) if more else table
+    out = pd.DataFrame({"portfolio": t["portfolio_id"].map(_cell), "value": t["value"].map(_money), "p10": t["p10"].map(_money),
+                        "p50": t["p50"].map(_money), "p90": t["p90"].map(_money),
+                        "VaR": [f"{_money(v)} ({p:.2%})" if np.isfinite(p) else _money(v) for v, p in zip(t["var"], t["var_pct"])],
+                        "ES": [f"{_money(v)} ({p:.2%})" if np.isfinite(p) else _money(v) for v, p in zip(t["es"], t["es_pct"])],
+                        "left out (weight, reason)": t["left_out"].map(lambda s: _cell(str(s)[:300]))})
+    if more: out.loc[len(out)] = [f"{more:,} more book(s)", _money(float(table["value"].iloc[max_books:].sum())), "", "", "", "", "", "in the portfolios summary"]
+    return out
 
 def portfolio_band_figure(
     pf,                          # a `risk.PortfolioForecast`
@@ -648,6 +666,7 @@ def portfolio_band_figure(
     "Each book's value today and its p10–p90 band and p50 at each horizon, with the 1-session VaR marked"
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from stock_workbench.portfolio import shown_text
     n = max(1, len(ids)); cols = 2 if n > 1 else 1; rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 2.3 * rows), squeeze=False)
     for ax in axes.flat[n:]: ax.axis("off")
@@ -659,7 +678,7 @@ def portfolio_band_figure(
         ax.plot(x, [v, *b["p50"]], lw=1, ls="--", label="p50")
         one = b[b["horizon"] == _day_horizon(b)].iloc[0]
         if np.isfinite(one["var"]): ax.plot([one["horizon"]], [v - one["var"]], "v", color="C3", label=f"value − VaR {var_level:.0%}")
-        ax.set_title(f"{pid}: value band", fontsize=9); ax.set_xlabel("sessions ahead", fontsize=8); ax.set_xticks(x)
+        ax.set_title(f"{shown_text(pid, 40)}: value band", fontsize=9, usetex=False, parse_math=False); ax.set_xlabel("sessions ahead", fontsize=8); ax.set_xticks(x)
         ax.tick_params(labelsize=7); ax.legend(loc="upper left", fontsize=6)
     fig.tight_layout()
     return fig
@@ -677,11 +696,11 @@ def portfolio_summary(
     "The portfolios step as JSON-ready data (NaN as None), for a `--json` run"
     if pp.skipped: return {"status": "skipped", "reason": pp.skipped, "books": []}
     b = pp.forecast.books
-    b = b[b["horizon"] == _day_horizon(b)].set_index("portfolio_id")
+    b = {r["portfolio_id"]: r for r in b[b["horizon"] == _day_horizon(b)].to_dict("records")}
     bt = {} if pp.backtest is None else {r["portfolio_id"]: r for r in pp.backtest.to_dict("records")}
     books = []
     for pid in pp.table["portfolio_id"]:
-        r = b.loc[pid]
+        r = b[pid]
         t = bt.get(pid)
         books.append(dict(portfolio_id=str(pid), horizon=int(r["horizon"]), **{k: _num(r[k]) for k in ("value", "p10", "p50", "p90", "var", "es", "left_out_weight")},
                           backtest=None if t is None else dict(sessions=int(t["n"]), exceedances=int(t["exceedances"]), rate=_num(t["rate"]),

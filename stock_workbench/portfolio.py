@@ -13,32 +13,83 @@ from .config import Settings, SwbError, interrupts_held, settings_horizons
 from .util import committed, jsonable
 
 # %% auto #0
-__all__ = ['DB_CONNECT_TIMEOUT_S', 'MIGRATIONS', 'SCHEMA_VERSION', 'POSITION_COLUMNS', 'BOOK_COLUMNS', 'VAR_BACKTEST_SIMS',
-           'redact_url', 'connect', 'upgrade_db', 'db_status', 'portfolio_db', 'read_positions_csv',
-           'position_check_columns', 'known_position_symbols', 'validate_positions', 'import_positions', 'read_books',
-           'read_positions', 'forecast_books_meta', 'forecast_books', 'var_backtest_books', 'cmd_db', 'backtest_lines',
-           'cmd_portfolio']
+__all__ = ['SHOWN_ID_CHARS', 'DB_CONNECT_TIMEOUT_S', 'MIGRATIONS', 'SCHEMA_VERSION', 'POSITION_COLUMNS', 'MAX_QUANTITY',
+           'NAME_CHARS', 'BOOK_COLUMNS', 'VAR_BACKTEST_SIMS', 'shown_text', 'md_code', 'redact_url', 'connect',
+           'upgrade_db', 'db_status', 'portfolio_db', 'read_positions_csv', 'position_check_columns',
+           'known_position_symbols', 'validate_positions', 'import_positions', 'read_books', 'read_positions',
+           'forecast_books_meta', 'forecast_books', 'var_backtest_books', 'cmd_db', 'backtest_lines', 'cmd_portfolio']
 
 # %% ../nbs/88_portfolio.ipynb #157406df
+SHOWN_ID_CHARS = 60   # longest id echoed in a message or report; longer ones end in `…(N chars)`
+
+def shown_text(
+    text,                  # any user-given text: a portfolio id, client id, symbol
+    limit:int|None=SHOWN_ID_CHARS, # longest shown, characters; None: all
+)->str:                    # one line: control, format (bidi overrides, zero-width) and line-separator characters as `\n`, `\u202e`; cut at `limit`
+    "User text safe to print on one line of a terminal table, a message or a report"
+    import unicodedata
+    s = "" if text is None else str(text)
+    cut = limit is not None and len(s) > limit
+    def vis(c):
+        if c in "\n\r\t": return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}[c]
+        return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
+    out = "".join(vis(c) if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn") else c for c in (s[:limit] if cut else s))
+    return out + (f"…({len(s):,} chars)" if cut else "")
+
+def md_code(
+    text,                  # user-given text shown inside a Markdown line (an id, a database's message)
+    limit:int|None=SHOWN_ID_CHARS,
+)->str:                    # an inline code span: no HTML, link, emphasis or math is rendered inside it
+    "User text as a Markdown code span: `shown_text`, fenced by more backticks than it holds"
+    s = shown_text(text, limit)
+    run = max((len(m) for m in re.findall(r"`+", s)), default=0)
+    fence = "`" * (run + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") or run else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+_SECRET_NAME = re.compile(r"(?i)pass|secret|key")   # query or conninfo parameters whose value is hidden (password, sslpassword, sslkey, ...)
+
+def _userinfo(url:str)->tuple[str, str, str]|None:
+    "(scheme://, userinfo, rest) of a URL, userinfo up to the LAST '@' before the path (what its writer meant; libpq splits at the first)"
+    m = re.match(r"(?s)^(\s*[A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)@([^/?#@]*)(.*)$", url)
+    return (m.group(1), m.group(2), m.group(3) + m.group(4)) if m else None
+
 def redact_url(
-    url:str,   # a database URL, e.g. `postgresql://user:secret@host:5432/db?sslmode=require`
-)->str:        # the same URL with any password (user part or `password=` parameter) as `***`
-    "A database URL safe to show in messages, logs and reports"
-    u = urllib.parse.urlsplit(str(url).strip())
-    netloc = u.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        if ":" in user: user = user.split(":", 1)[0] + ":***"
-        netloc = f"{user}@{host}"
-    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", u.query)
-    return urllib.parse.urlunsplit((u.scheme, netloc, u.path, query, u.fragment))
+    url:str,   # a database URL (`postgresql://user:secret@host:5432/db?sslmode=require`) or a libpq conninfo (`host=h password=secret`)
+)->str:        # the same text with every secret as `***`: the userinfo's password, `password=`, `sslpassword=`, any `*pass*`/`*secret*`/`*key*` parameter
+    "A database URL safe to show in messages, logs and reports; never raises, even on a malformed URL"
+    s = str(url).strip()
+    if "://" not in s:   # conninfo: key=value pairs, values quoted with '' or bare
+        return re.sub(r"(?i)\b(\w*(?:pass|secret|key)\w*)(\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1\2***", s)
+    ui = _userinfo(s)
+    if ui:
+        user = ui[1].split(":", 1)[0] + (":***" if ":" in ui[1] else "")
+        s = f"{ui[0]}{user}@{ui[2]}"
+    head, q, query = s.partition("?")
+    if q:
+        frag = ""
+        if "#" in query: query, frag = query.split("#", 1); frag = "#" + frag
+        parts = [p.split("=", 1)[0] + "=***" if "=" in p and _SECRET_NAME.search(urllib.parse.unquote(p.split("=", 1)[0])) else p for p in query.split("&")]
+        s = head + "?" + "&".join(parts) + frag
+    return s
 
 def _secrets(url:str)->list[str]:
-    "The password(s) in `url`, raw and decoded, to scrub from any text a driver returns"
-    u = urllib.parse.urlsplit(str(url).strip())
-    pw = u.netloc.rpartition("@")[0].partition(":")[2] if "@" in u.netloc else ""
-    q = [v for k, vs in urllib.parse.parse_qs(u.query).items() if k.lower() == "password" for v in vs]
-    return sorted({p for p in [pw, urllib.parse.unquote(pw), *q] if p}, key=len, reverse=True)
+    "Every secret in `url` (raw and decoded) and the pieces libpq may quote back (a password split at '@' or ':'), to scrub from a driver's text"
+    s = str(url).strip()
+    found = []
+    if "://" not in s:
+        found += [v.strip("'") for v in re.findall(r"(?i)\b\w*(?:pass|secret|key)\w*\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", s)]
+    else:
+        ui = _userinfo(s)
+        if ui and ":" in ui[1]:
+            pw = ui[1].split(":", 1)[1]
+            found += [pw, *re.split(r"[@:]", pw)]
+        query = s.partition("?")[2].split("#", 1)[0]
+        for p in query.split("&"):
+            k, eq, v = p.partition("=")
+            if eq and _SECRET_NAME.search(urllib.parse.unquote(k)): found.append(v)
+    found += [urllib.parse.unquote(p) for p in found]
+    return sorted({p for p in found if p}, key=len, reverse=True)
 
 def _mask(text:str, secret:str)->str:
     "`text` with `secret` as `***` where it stands as a URL's password (`user:SECRET@`) or as a whole word, never inside another word"
@@ -47,10 +98,10 @@ def _mask(text:str, secret:str)->str:
     return re.sub(rf"(?<!\w){s}(?!\w)", "***", text)
 
 def _cause(e:BaseException, url:str)->str:
-    "The driver's message on one line, without the URL's password"
+    "The driver's message on one line, without any secret of the URL"
     text = "; ".join(l.strip() for l in str(e).strip().splitlines() if l.strip()) or type(e).__name__
     for s in _secrets(url): text = _mask(text, s)
-    return re.sub(r"^connection failed: ", "", text)[:300]
+    return shown_text(re.sub(r"^connection failed: ", "", text), 300)
 
 # %% ../nbs/88_portfolio.ipynb #d1c7fac6
 DB_CONNECT_TIMEOUT_S = 5   # longest wait for the server to answer a connection
@@ -68,15 +119,23 @@ def connect(
     url = settings.portfolio_db_url
     try: return psycopg.connect(url, autocommit=True, connect_timeout=max(2, math.ceil(t)), application_name="swb",
                                 **({"dbname": dbname} if dbname else {}))
+    except ValueError as e:   # urllib/psycopg on a malformed URL (e.g. an unclosed IPv6 bracket)
+        raise SwbError(_bad_url(url, e)) from None
     except psycopg.Error as e:
         cause = _cause(e, url)
         if dbname is None and re.search(r'database ".*" does not exist', cause):
             raise SwbError(f"the portfolio database {redact_url(url)} does not exist: run swb db upgrade") from None
         raise SwbError(f"cannot reach the portfolio database {redact_url(url)}: {cause}") from None
 
+def _bad_url(url:str, e:BaseException)->str:
+    "The one line for a setting that is not a database URL"
+    return f"the setting portfolio_db_url (SWB_PORTFOLIO_DB_URL) is not a valid database URL: {redact_url(url)} ({_cause(e, url)})"
+
 def _db_name(settings:Settings)->str:
     "The database the URL names"
-    return urllib.parse.unquote(urllib.parse.urlsplit(settings.portfolio_db_url.strip()).path.lstrip("/"))
+    url = settings.portfolio_db_url
+    try: return urllib.parse.unquote(urllib.parse.urlsplit(url.strip()).path.lstrip("/"))
+    except ValueError as e: raise SwbError(_bad_url(url, e)) from None
 
 # %% ../nbs/88_portfolio.ipynb #eb9199c3
 MIGRATIONS = (
@@ -122,6 +181,14 @@ def _applied(conn)->dict[int, str]:
     try: return dict(conn.execute("SELECT version, description FROM schema_version ORDER BY version").fetchall())
     except psycopg.errors.UndefinedTable: return {}
 
+_TABLES = ("portfolios", "positions")   # what schema version 1 creates
+
+def _check_tables(conn, settings:Settings):
+    "SwbError naming a table the schema should have and the database lacks (dropped by hand)"
+    gone = [t for t in _TABLES if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0] is None]
+    if gone: raise SwbError(f"the portfolio database {redact_url(settings.portfolio_db_url)}: database schema damaged: table {', '.join(gone)} missing; "
+                            "restore it from a backup, or drop the database, run swb db upgrade and import the positions again")
+
 def upgrade_db(
     settings:Settings,
 )->dict:   # url (no password), created, applied [versions], version, latest
@@ -138,11 +205,13 @@ def upgrade_db(
                                f"newer than this workbench's {SCHEMA_VERSION}: upgrade stock_workbench")
             for version, description, text in MIGRATIONS:
                 if version in done: continue
-                with interrupts_held(), conn.transaction():
-                    conn.execute(text)
-                    conn.execute("INSERT INTO schema_version (version, description) VALUES (%s, %s)", (version, description))
-                committed(f"portfolio schema version {version}")
+                with interrupts_held():   # an interrupt waits until the commit is recorded, so the CLI says what committed
+                    with conn.transaction():
+                        conn.execute(text)
+                        conn.execute("INSERT INTO schema_version (version, description) VALUES (%s, %s)", (version, description))
+                    committed(f"portfolio schema version {version}")
                 applied.append(version)
+            _check_tables(conn, settings)   # a version recorded is not a table present
         finally: conn.execute("SELECT pg_advisory_unlock(%s)", (_UPGRADE_LOCK,))
     return dict(url=redact_url(settings.portfolio_db_url), created=created, applied=applied, version=SCHEMA_VERSION, latest=SCHEMA_VERSION)
 
@@ -158,6 +227,7 @@ def db_status(
     with _db_errors(settings), conn:
         done = _applied(conn)
         v = max(done, default=0)
+        if v >= 1: _check_tables(conn, settings)
         n = conn.execute("SELECT (SELECT count(*) FROM portfolios), (SELECT count(*) FROM positions)").fetchone() if v >= 1 else (None, None)
     return dict(url=url, exists=True, version=v, latest=SCHEMA_VERSION, pending=[(x, d) for x, d, _ in MIGRATIONS if x not in done],
                 portfolios=n[0], positions=n[1])
@@ -181,10 +251,13 @@ def portfolio_db(
         if v != SCHEMA_VERSION:
             raise SwbError(f"the portfolio database {redact_url(settings.portfolio_db_url)} is at schema version {v}, this workbench needs "
                            f"{SCHEMA_VERSION}: " + ("run swb db upgrade" if v < SCHEMA_VERSION else "upgrade stock_workbench"))
+        _check_tables(conn, settings)
         yield conn
 
 # %% ../nbs/88_portfolio.ipynb #409f9465
 POSITION_COLUMNS = ("portfolio", "symbol", "quantity", "as_of")
+MAX_QUANTITY = 1e12   # largest |quantity| a position may hold, shares: keeps every value and scenario P&L finite
+NAME_CHARS = 200      # longest book name, characters
 BOOK_COLUMNS = ("client_id", "name", "base_currency")
 
 def read_positions_csv(
@@ -193,6 +266,8 @@ def read_positions_csv(
     "The rows of a positions file; SwbError naming the file for one that cannot be read"
     from stock_workbench.parse import read_csv_text
     text = read_csv_text(path)   # missing, not text, empty, ragged: one line
+    if "\x00" in text:   # pandas' parser (and PostgreSQL text) would cut the value at the NUL: a different id, silently
+        raise SwbError(f"{path}: row {text[:text.index(chr(0))].count(chr(10))} holds a NUL character (\\x00): ids, names and symbols must be plain text; nothing was written")
     try: header = next(csv.reader(io.StringIO(text)))
     except (csv.Error, StopIteration) as e: raise SwbError(f"{path}: not a CSV file ({e})") from None
     cols = [c.strip().lower() for c in header]
@@ -215,14 +290,15 @@ def read_positions_csv(
 # %% ../nbs/88_portfolio.ipynb #fa7fbdfa
 def position_check_columns(
     df:pd.DataFrame,   # `read_positions_csv` rows
-)->pd.DataFrame:       # `df` plus quantity_value (float, NaN unless a finite number) and as_of_day (NaT unless YYYY-MM-DD)
+)->pd.DataFrame:       # `df` plus quantity_value (float, NaN unless a finite number), quantity_abs, as_of_day (NaT unless YYYY-MM-DD), as_of_days_ahead (days after today UTC)
     "The parsed columns the positions suite checks"
     q = pd.to_numeric(df["quantity"].map(lambda v: v if isinstance(v, str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", v) else None),
                       errors="coerce").astype("float64")
     q = q.where(np.isfinite(q))
     text = df["as_of"].map(lambda v: v if isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", v) else None)
     day = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-    return df.assign(quantity_value=q, as_of_day=day)
+    today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
+    return df.assign(quantity_value=q, quantity_abs=q.abs(), as_of_day=day, as_of_days_ahead=(day - today).dt.days.astype("float64"))
 
 def known_position_symbols(
     settings:Settings,
@@ -236,11 +312,11 @@ def known_position_symbols(
 def _row(data:pd.DataFrame, i:int, columns:list[str])->dict:
     "An offending row as the report names it: its 1-based row, symbol and date, then the checked value first"
     from stock_workbench.validate import _fmt
-    raw = {"quantity_value": "quantity", "as_of_day": "as_of"}
+    raw = {"quantity_value": "quantity", "quantity_abs": "quantity", "as_of_day": "as_of", "as_of_days_ahead": "as_of"}
     first = [raw.get(c, c) for c in columns if raw.get(c, c) in ("portfolio", "quantity", "base_currency")]
     keys = list(dict.fromkeys(first + ["portfolio", "quantity"]))
     r = data.loc[i]
-    return {"row": int(i) + 1, "symbol": _fmt(r["symbol"]), "date": _fmt(r["as_of"]), **{k: _fmt(r[k]) for k in keys}}
+    return {"row": int(i) + 1, "symbol": shown_text(_fmt(r["symbol"])), "date": shown_text(_fmt(r["as_of"])), **{k: shown_text(_fmt(r[k])) for k in keys}}
 
 def validate_positions(
     df:pd.DataFrame,        # `read_positions_csv` rows
@@ -253,7 +329,7 @@ def validate_positions(
     from stock_workbench.validate import ValidationReport, _fmt, gx_batch_definition, load_suite_json
     spec = load_suite_json("positions", settings)
     data = position_check_columns(df.reset_index(drop=True))
-    params = dict(known_symbols=sorted(known), min_quantity=0.0 if settings.portfolio_long_only else -1e308)
+    params = dict(known_symbols=sorted(known), min_quantity=0.0 if settings.portfolio_long_only else -1e308, max_quantity=MAX_QUANTITY, max_name_chars=NAME_CHARS)
     res = gx_batch_definition().get_batch(batch_parameters={"dataframe": data}).validate(
         gx.ExpectationSuite(name=spec["name"], expectations=spec["expectations"]), expectation_parameters=params,
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": settings.report_rows})
@@ -312,32 +388,36 @@ def import_positions(
     if client is not None:
         client = str(client).strip()
         if not 1 <= len(client) <= 128: raise SwbError("--client must be a client id of 1 to 128 characters")
+        if shown_text(client, None) != client: raise SwbError("--client must not hold control characters (NUL, line breaks, bidi overrides)")
     rep = validate_positions(df, settings, known_position_symbols(settings), where)
     if not rep.success: raise ValidationFailed(rep)
     rows = position_check_columns(df)
     with portfolio_db(settings) as conn:
-        with interrupts_held(), conn.transaction():
-            stored = {r[0]: dict(zip(BOOK_COLUMNS, r[1:])) for r in conn.execute(
-                "SELECT id, client_id, name, rtrim(base_currency) FROM portfolios WHERE id = ANY(%s::text[]) FOR UPDATE", (sorted(df["portfolio"].unique()),))}
-            books = _book_details(df, client, stored, where)
-            ch = books[books["changed"]]
-            with conn.cursor() as cur:
-                if len(ch): cur.executemany("INSERT INTO portfolios (id, client_id, name, base_currency) VALUES (%s, %s, %s, %s) "
-                                "ON CONFLICT (id) DO UPDATE SET client_id = EXCLUDED.client_id, name = EXCLUDED.name, base_currency = EXCLUDED.base_currency",
-                                [tuple(None if pd.isna(v) else str(v) for v in r) for r in ch[["id", *BOOK_COLUMNS]].itertuples(index=False)])
-                cur.execute("CREATE TEMP TABLE swb_import (portfolio_id text, symbol text, quantity double precision, as_of date) ON COMMIT DROP")
-                with cur.copy("COPY swb_import (portfolio_id, symbol, quantity, as_of) FROM STDIN") as cp:
-                    for p, s, q, d in zip(rows["portfolio"], rows["symbol"], rows["quantity_value"], rows["as_of_day"]):
-                        cp.write_row((p, s, float(q), d.date()))
-                got = cur.execute("INSERT INTO positions AS p (portfolio_id, symbol, quantity, as_of) "
-                                  "SELECT portfolio_id, symbol, quantity, as_of FROM swb_import "
-                                  "ON CONFLICT (portfolio_id, symbol, as_of) DO UPDATE SET quantity = EXCLUDED.quantity "
-                                  "WHERE p.quantity IS DISTINCT FROM EXCLUDED.quantity RETURNING (xmax = 0)").fetchall()
-        inserted = sum(1 for (new,) in got if new)
-        if len(got) or len(ch): committed(f"portfolio positions {where} ({inserted} inserted, {len(got) - inserted} updated)")
+        with interrupts_held():   # an interrupt waits until the commit is recorded, so the CLI says what committed
+            with conn.transaction():
+                stored = {r[0]: dict(zip(BOOK_COLUMNS, r[1:])) for r in conn.execute(
+                    "SELECT id, client_id, name, rtrim(base_currency) FROM portfolios WHERE id = ANY(%s::text[]) FOR UPDATE", (sorted(df["portfolio"].unique()),))}
+                books = _book_details(df, client, stored, where)
+                ch = books[books["changed"]]
+                with conn.cursor() as cur:
+                    cols = [[None if pd.isna(v) else str(v) for v in ch[c]] for c in ["id", *BOOK_COLUMNS]]
+                    made = cur.execute("INSERT INTO portfolios (id, client_id, name, base_currency) "
+                                       "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
+                                       "ON CONFLICT (id) DO UPDATE SET client_id = EXCLUDED.client_id, name = EXCLUDED.name, base_currency = EXCLUDED.base_currency "
+                                       "RETURNING (xmax = 0)", cols).fetchall() if len(ch) else []   # xmax = 0: this transaction created the row
+                    cur.execute("CREATE TEMP TABLE swb_import (portfolio_id text, symbol text, quantity double precision, as_of date) ON COMMIT DROP")
+                    with cur.copy("COPY swb_import (portfolio_id, symbol, quantity, as_of) FROM STDIN") as cp:
+                        for p, s, q, d in zip(rows["portfolio"], rows["symbol"], rows["quantity_value"], rows["as_of_day"]):
+                            cp.write_row((p, s, float(q), d.date()))
+                    got = cur.execute("INSERT INTO positions AS p (portfolio_id, symbol, quantity, as_of) "
+                                      "SELECT portfolio_id, symbol, quantity, as_of FROM swb_import "
+                                      "ON CONFLICT (portfolio_id, symbol, as_of) DO UPDATE SET quantity = EXCLUDED.quantity "
+                                      "WHERE p.quantity IS DISTINCT FROM EXCLUDED.quantity RETURNING (xmax = 0)").fetchall()
+            inserted = sum(1 for (new,) in got if new)
+            if len(got) or len(ch): committed(f"portfolio positions {where} ({inserted} inserted, {len(got) - inserted} updated)")
     return dict(rows=len(rows), portfolios=int(rows["portfolio"].nunique()), symbols=int(rows["symbol"].nunique()), first=rep.first, last=rep.last,
                 inserted=inserted, updated=len(got) - inserted, unchanged=len(rows) - len(got),
-                books_created=int(ch["new"].astype(bool).sum()), books_updated=int((~ch["new"].astype(bool)).sum()), report=rep)
+                books_created=sum(1 for (new,) in made if new), books_updated=sum(1 for (new,) in made if not new), report=rep)
 
 # %% ../nbs/88_portfolio.ipynb #3185ab1a
 def read_books(
@@ -366,7 +446,7 @@ def read_positions(
             found = {r[0] for r in conn.execute("SELECT id FROM portfolios WHERE id = ANY(%(ids)s::text[]) AND (%(client)s::text IS NULL OR client_id = %(client)s)",
                                                 {"ids": list(ids), "client": client})}
             missing = [i for i in ids if i not in found]
-            if missing: raise SwbError(f"no portfolio {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            if missing: raise SwbError(f"no portfolio '{shown_text(missing[0])}'" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
         rows = conn.execute(
             "SELECT DISTINCT ON (p.portfolio_id, p.symbol) p.portfolio_id, p.symbol, p.quantity, p.as_of "
             "FROM positions p JOIN portfolios b ON b.id = p.portfolio_id "
@@ -379,13 +459,21 @@ def read_positions(
 
 # %% ../nbs/88_portfolio.ipynb #00ecc804
 def _store_day(settings:Settings, day=None)->pd.Timestamp:
-    "`day`, else the latest stored session; SwbError on an empty store"
+    "`day` if the store holds it as a session, else the latest stored session; SwbError for an empty store, a day after the latest session or not a session"
     from stock_workbench.store import OhlcvStore
     store = OhlcvStore.from_settings(settings)
-    if day is not None: return pd.Timestamp(day).normalize()
     info = store.info()["symbols"]
     if not info: raise SwbError(f"store {store.path} is empty: run `swb ingest` or `swb run eod` first")
-    return max(pd.Timestamp(v["last"]) for v in info.values())
+    last = max(pd.Timestamp(v["last"]) for v in info.values())
+    if day is None: return last
+    d = pd.Timestamp(day).normalize()
+    if d > last: raise SwbError(f"{d.date()} is after the latest stored session {last.date()}: use --date {last.date()} or earlier (or ingest later prices)")
+    near = store.read(start=d - pd.Timedelta(days=14), end=d)
+    if not (near["date"] == d).any():
+        before = near["date"].max() if len(near) else None
+        raise SwbError(f"{d.date()} is not a session in the store (weekend, holiday or no prices)"
+                       + (f"; the one before is {pd.Timestamp(before).date()}" if before is not None and before == before else ""))
+    return d
 
 def _champion_rows(settings:Settings, end:pd.Timestamp, horizon:int|None=None, latest:bool=True)->tuple[pd.DataFrame, dict]:
     "The champion's ledger rows up to `end` (`latest`: only its latest session's, live `eod` forecasts) and which model made them"
@@ -419,28 +507,44 @@ def _market(settings:Settings, symbols:list[str], day:pd.Timestamp, sessions:int
     returns = np.log(adj / adj.shift(1)).iloc[1:].tail(sessions)
     return prices.reindex(symbols), returns, closes
 
+def _empty_books(settings:Settings, day:pd.Timestamp, ids, client, held:set)->dict:
+    "Requested books (or every book of the client / database) without a non-zero position on or before `day`: id -> why"
+    b = read_books(settings, client)
+    if ids: b = b[b["portfolio_id"].isin(ids)]
+    out = {}
+    for r in b[~b["portfolio_id"].isin(held)].itertuples():
+        if r.positions == 0: out[r.portfolio_id] = "no positions stored"
+        elif pd.Timestamp(r.first_as_of) > day: out[r.portfolio_id] = f"no positions as of {day.date()} (none on or before it; the first is of {pd.Timestamp(r.first_as_of).date()})"
+        else: out[r.portfolio_id] = f"only zero quantities on or before {day.date()}"
+    return out
+
 def forecast_books_meta(
     settings:Settings,
     ids:list[str]|None=None,  # only these portfolios (SwbError naming one that does not exist, or not `client`'s)
     client:str|None=None,     # only this client's books
     day=None,                 # positions, closes and forecasts as of this session; default the latest stored one
-):                            # (`risk.PortfolioForecast`, meta): meta = day (as-of), forecast_date, model_version, model, horizons, level, positions_as_of, prices_date
+):                            # (`risk.PortfolioForecast`, meta): meta = day (as-of), forecast_date, model_version, model, horizons, level, positions_as_of, prices_date, empty_books {id: why}
     "`forecast_books` and what it used: the as-of day, the forecasts' date and the champion's version and model"
     from stock_workbench import risk
     with portfolio_db(settings): pass   # a database fault is named before the market data is read
     day = _store_day(settings, day)
     pos = read_positions(settings, day, ids, client)
+    empty = _empty_books(settings, day, ids, client, set(pos["portfolio_id"]))
     if pos.empty:
-        who = f"portfolio(s) {', '.join(map(repr, ids))}" if ids else f"client {client!r}" if client else "any portfolio"
-        raise SwbError(f"no positions as of {day.date()} in {who}: import them with swb portfolio import")
+        if empty: raise SwbError("; ".join(f"{shown_text(p)}: {why}" for p, why in list(empty.items())[:3]) + (f"; and {len(empty) - 3} more" if len(empty) > 3 else ""))
+        who = f"client {shown_text(client)!r}" if client else "any portfolio"
+        raise SwbError(f"no positions on or before {day.date()} in {who}: import them with swb portfolio import")
     fc, meta = _champion_rows(settings, day)
     hs = tuple(h for h in settings_horizons(settings) if h in set(fc["horizon"])) or tuple(sorted(set(fc["horizon"])))
     prices, returns, _ = _market(settings, sorted(pos["symbol"].unique()), day, settings.portfolio_corr_days)
+    if len(returns) < 2:
+        raise SwbError(f"only {len(returns)} session(s) of returns on or before {day.date()}: the books' dependence needs at least 2 "
+                       f"(each symbol {risk.MIN_CORR_SESSIONS} for its own correlation); ingest a longer history")
     pf = risk.portfolio_forecast(pos[["portfolio_id", "symbol", "quantity"]], fc[["symbol", "horizon", "p10", "p50", "p90", "close"]],
                                  returns, prices, horizons=hs, level=settings.portfolio_var_level, n_sims=settings.portfolio_sims,
                                  copula=settings.portfolio_copula.strip().lower(), t_df=settings.portfolio_t_df, seed=0)
     return pf, dict(day=str(day.date()), horizons=list(hs), level=settings.portfolio_var_level, positions_as_of=str(pos["as_of"].max().date()),
-                    prices_date=str(returns.index.max().date()) if len(returns) else None, **meta)
+                    prices_date=str(returns.index.max().date()) if len(returns) else None, empty_books=empty, **meta)
 
 _forecast = forecast_books_meta   # the API's route still calls it by this name
 
@@ -506,21 +610,29 @@ def cmd_db(args, settings:Settings)->int:
 # %% ../nbs/88_portfolio.ipynb #2b8dae85
 def _money(x)->str: return "n/a" if x is None or not math.isfinite(x) else f"{x:,.2f}"
 
-def _book_lines(pf, pid:str, meta:dict)->list[str]:
-    "The human report of one book: value, band per horizon, VaR/ES, what was left out"
+def _by_book(frame:pd.DataFrame)->dict:
+    "portfolio_id -> its rows as dicts, in one pass (a filter per book is quadratic in the number of books)"
+    out = {}
+    for r in frame.to_dict("records"): out.setdefault(r["portfolio_id"], []).append(r)
+    return out
+
+def _book_lines(pf, pid:str, meta:dict, books:dict|None=None, left:dict|None=None)->list[str]:
+    "The human report of one book: value, band per horizon, VaR/ES, what was left out (`books`/`left`: `_by_book` of pf's frames)"
     from stock_workbench.display import format_pct
-    b = pf.books[pf.books["portfolio_id"] == pid].sort_values("horizon")
-    first = b.iloc[0]
-    lines = [f"{pid}: value {_money(first['value'])}, {int(first['n_positions'])} position(s) forecast"]
-    for r in b.itertuples():
-        lines.append(f"  {r.horizon} session(s): p10 {_money(r.p10)}  p50 {_money(r.p50)}  p90 {_money(r.p90)}")
-    one = b[b["horizon"] == 1]
-    if len(one):
-        r = one.iloc[0]
+    rows = books[pid] if books is not None else pf.books[pf.books["portfolio_id"] == pid].to_dict("records")
+    b = sorted(rows, key=lambda r: r["horizon"])
+    first = b[0]
+    cover = f" ({_money(first['forecast_value'])} of it forecast; the rest held at today's value)" if first["forecast_value"] != first["value"] else ""
+    lines = [f"{shown_text(pid)}: value {_money(first['value'])}{cover}, {int(first['n_positions'])} position(s) forecast"]
+    for r in b:
+        lines.append(f"  {r['horizon']} session(s): p10 {_money(r['p10'])}  p50 {_money(r['p50'])}  p90 {_money(r['p90'])}")
+    one = [r for r in b if r["horizon"] == 1]
+    if one:
+        r = one[0]
         lvl = f"{meta['level'] * 100:g} %"
         lines.append(f"  1-day VaR {lvl}: {_money(r['var'])} ({format_pct(r['var_pct'] * 100)})  ES {lvl}: {_money(r['es'])} ({format_pct(r['es_pct'] * 100)})")
-    lo = pf.left_out[pf.left_out["portfolio_id"] == pid]
-    if "horizon" in lo.columns:   # one row per horizon a position misses: name it once, with the horizons when not all
+    lo = pd.DataFrame(left.get(pid, []), columns=pf.left_out.columns) if left is not None else pf.left_out[pf.left_out["portfolio_id"] == pid]
+    if len(lo) and "horizon" in lo.columns:   # one row per horizon a position misses: name it once, with the horizons when not all
         hs = lo.groupby(["symbol", "reason"])["horizon"].agg(lambda h: sorted(set(h)))
         lo = lo.drop_duplicates(["symbol", "reason"]).assign(reason=lambda d: [
             r if hs[(s, r)] == sorted(meta["horizons"]) else f"{r} at {', '.join(map(str, hs[(s, r)]))} session(s)" for s, r in zip(d["symbol"], d["reason"])])
@@ -562,7 +674,7 @@ def cmd_portfolio(args, settings:Settings)->int:
         b = read_books(settings, args.client)
         if args.json: _print_json(b.to_dict(orient="records")); return 0
         if b.empty: print("no portfolios" + (f" of client {args.client!r}" if args.client else "") + ": import some with swb portfolio import"); return 0
-        show = b.drop(columns=["name"]).fillna("").astype(str)
+        show = b.drop(columns=["name"]).fillna("").astype(str).map(shown_text)   # one visible line per book, whatever its id holds
         w = {c: max(len(c), show[c].str.len().max()) for c in show.columns}
         print("  ".join(c.ljust(w[c]) for c in show.columns).rstrip())
         for r in show.itertuples(index=False): print("  ".join(str(v).ljust(w[c]) for c, v in zip(show.columns, r)).rstrip())
@@ -572,15 +684,16 @@ def cmd_portfolio(args, settings:Settings)->int:
     if args.portfolio_cmd == "backtest": return _cmd_backtest(args, settings, day)
     pf, meta = forecast_books_meta(settings, args.id, args.client, day)
     if args.json:
-        books = []
-        for pid, b in pf.books.groupby("portfolio_id", sort=True):
-            books.append(dict(portfolio_id=pid, bands=b.drop(columns=["portfolio_id", "method"]).to_dict(orient="records"),
-                              contributions=pf.contributions[pf.contributions["portfolio_id"] == pid].drop(columns="portfolio_id").to_dict(orient="records"),
-                              left_out=pf.left_out[pf.left_out["portfolio_id"] == pid].drop(columns="portfolio_id").to_dict(orient="records")))
-        _print_json(dict(meta, method=pf.method, books=books))
+        bk, co, lo = (_by_book(f) for f in (pf.books, pf.contributions, pf.left_out))
+        drop = lambda rows, *cols: [{k: v for k, v in r.items() if k not in ("portfolio_id", *cols)} for r in rows]
+        books = [dict(portfolio_id=pid, bands=drop(bk[pid], "method"), contributions=drop(co.get(pid, [])), left_out=drop(lo.get(pid, [])))
+                 for pid in sorted(bk)]
+        _print_json(dict(meta, method=pf.method, books=books, empty_books=[dict(portfolio_id=p, reason=w) for p, w in meta["empty_books"].items()]))
         return 0
     print(f"portfolios as of {meta['day']}: closes of {meta['prices_date']}, forecasts of {meta['forecast_date']} by the champion "
           f"(version {meta['model_version']}, {meta['model']}); value bands p10/p50/p90 at {', '.join(map(str, meta['horizons']))} session(s)")
     print(f"method: {pf.method}")
-    for pid in sorted(pf.books["portfolio_id"].unique()): print("\n".join(_book_lines(pf, pid, meta)))
+    bk, lo = _by_book(pf.books), _by_book(pf.left_out)
+    for pid in sorted(bk): print("\n".join(_book_lines(pf, pid, meta, bk, lo)))
+    for pid, why in meta["empty_books"].items(): print(f"{shown_text(pid)}: {why}")
     return 0

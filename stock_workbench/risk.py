@@ -17,8 +17,9 @@ from threadpoolctl import threadpool_limits
 from .config import SwbError
 
 # %% auto #0
-__all__ = ['Z90', 'MIN_CORR_SESSIONS', 'COPULAS', 'split_normal_params', 'split_normal_ppf', 'shrunk_correlation',
-           'copula_scores', 'PortfolioForecast', 'portfolio_forecast', 'kupiec_pof', 'var_backtest', 'rolling_var']
+__all__ = ['Z90', 'MIN_CORR_SESSIONS', 'COPULAS', 'MAX_POSITION_VALUE', 'split_normal_params', 'split_normal_ppf',
+           'shrunk_correlation', 'copula_scores', 'PortfolioForecast', 'portfolio_forecast', 'kupiec_pof',
+           'var_backtest', 'rolling_var']
 
 # %% ../nbs/56_risk.ipynb #r005
 Z90 = float(ndtri(0.9))  # 1.2815515655446004: the standard normal 90 % quantile
@@ -214,7 +215,9 @@ def _method(copula, t_df, n_days, n_sims, seed, thin, shrinkage)->tuple[str, lis
 
 # %% ../nbs/56_risk.ipynb #r025
 _BOOK_COLS = ["portfolio_id", "horizon", "value", "p10", "p50", "p90", "var", "es", "var_pct", "es_pct",
-              "n_positions", "n_left_out", "left_out_weight", "method"]
+              "n_positions", "n_left_out", "left_out_weight", "forecast_value", "method"]
+MAX_POSITION_VALUE = 1e18   # largest |quantity × price| a position may have (currency): every scenario P&L stays finite
+_BOOK_BLOCK = 512           # books simulated at once: their P&L matrix is _BOOK_BLOCK × n_sims
 _CONTRIB_COLS = ["portfolio_id", "horizon", "symbol", "quantity", "value", "weight", "p50_change", "es_contribution"]
 _LEFT_COLS = ["portfolio_id", "horizon", "symbol", "quantity", "value", "weight", "reason"]
 
@@ -239,13 +242,17 @@ def portfolio_forecast(
     seed:int=0,               # same inputs and seed, same result
     corr_days:int|None=None,  # use only the last `corr_days` rows of `returns` (default: all)
 )->PortfolioForecast:
-    "Books' value p10/p50/p90, VaR, ES and Euler contributions over each horizon: two-piece normal marginals joined by a t or Gaussian copula"
+    "Books' value p10/p50/p90, VaR, ES and Euler contributions over each horizon: two-piece normal marginals joined by a t or Gaussian copula; `value` is every priced position's, positions without a forecast are held at today's value (`forecast_value`: the simulated part)"
     hs, level, n_sims, copula, t_df = _check_options(horizons, level, n_sims, copula, t_df)
     pos, fc, px = _check_positions(positions), _check_forecasts(forecasts, hs), _check_prices(prices)
     if not isinstance(returns, pd.DataFrame): raise SwbError(f"returns: expected a DataFrame of daily log returns, not {type(returns).__name__}")
     if corr_days is not None: returns = returns.iloc[-int(corr_days):]
 
-    pos["value"] = pos.quantity * px.reindex(pos.symbol).to_numpy()
+    with np.errstate(over="ignore"): pos["value"] = pos.quantity * px.reindex(pos.symbol).to_numpy()
+    big = (pos.value.abs() > MAX_POSITION_VALUE).to_numpy()
+    if big.any():
+        r = pos[big].iloc[0]
+        raise SwbError(f"positions: {r.portfolio_id[:60]!r} holds {r.quantity:.6g} × {r.symbol}: a value beyond ±{MAX_POSITION_VALUE:.0e} cannot be simulated")
     gross = pos.value.abs().groupby(pos.portfolio_id, sort=False).sum()
     pos["weight"] = pos.value / pos.portfolio_id.map(gross).to_numpy()
     priced = pos.value.notna().to_numpy()
@@ -253,6 +260,9 @@ def portfolio_forecast(
     union = pd.Index(pos.symbol[np.logical_or.reduce(list(has.values()))].unique())
     corr, thin, shrinkage = shrunk_correlation(returns, union)
     method, notes = _method(copula, t_df, len(returns), n_sims, seed, thin, shrinkage)
+    method += "; positions without a forecast or price: held at today's value (priced) or left out (unpriced)"
+    bi_all = pd.Index(pos.portfolio_id.unique()).get_indexer(pos.portfolio_id[priced])
+    total = np.bincount(bi_all, weights=pos.value[priced].to_numpy(), minlength=len(pos.portfolio_id.unique()))
     x = copula_scores(corr, n_sims, copula, t_df, seed)
 
     book_ids = pd.Index(pos.portfolio_id.unique())
@@ -261,14 +271,24 @@ def portfolio_forecast(
         ok = has[h]
         f = fc[fc.horizon == h].set_index("symbol").reindex(union)
         m, sl, sr = split_normal_params(f.p10.fillna(0), f.p50.fillna(0), f.p90.fillna(0))
-        gain = np.expm1(m + np.where(x < 0, sl, sr) * x)          # n_sims × k simple returns
+        with np.errstate(over="ignore", invalid="ignore"): gain = np.expm1(m + np.where(x < 0, sl, sr) * x)   # n_sims × k simple returns
         inc = pos[ok]
         si, bi = union.get_indexer(inc.symbol), book_ids.get_indexer(inc.portfolio_id)
         vmat = np.zeros((len(union), len(book_ids)))
         vmat[si, bi] = inc.value.to_numpy()
-        q, var, es, tail_gain = _tail_stats(vmat.T @ gain.T, gain, level)
+        if not np.isfinite(gain).all():
+            raise SwbError(f"forecasts at horizon {h}: a band (p10/p50/p90 log returns) too wide: scenario values overflow; check the forecasts")
+        parts = []
+        for j in range(0, len(book_ids), _BOOK_BLOCK):   # books in blocks: memory stays ~ block × n_sims, not books × n_sims
+            with np.errstate(over="ignore", invalid="ignore"): pnl = vmat[:, j:j + _BOOK_BLOCK].T @ gain.T
+            if not np.isfinite(pnl).all():
+                raise SwbError(f"forecasts at horizon {h}: a position too large for its band: scenario P&L overflows; check the quantities")
+            parts.append(_tail_stats(pnl, gain, level))
+            del pnl
+        q, var, es, tail_gain = (np.concatenate([p[0] for p in parts], axis=1), *(np.concatenate([p[i] for p in parts]) for i in (1, 2, 3)))
         del gain
-        value = vmat.sum(axis=0)
+        fvalue = vmat.sum(axis=0)
+        value = total + 0.                                         # the whole priced book; left-out positions move by 0
         lo = pos[~ok].assign(horizon=h, reason=np.where(pos.value[~ok].isna(), "no price", "no forecast"))
         n_pos = np.bincount(bi, minlength=len(book_ids))
         n_lo = np.bincount(book_ids.get_indexer(lo.portfolio_id), minlength=len(book_ids))
@@ -278,7 +298,7 @@ def portfolio_forecast(
             b = pd.DataFrame({"portfolio_id": book_ids.to_numpy(dtype=object), "horizon": h, "value": value,
                               "p10": value + q[1], "p50": value + q[2], "p90": value + q[3], "var": var, "es": es,
                               "var_pct": np.where(value != 0, var / np.abs(value), np.nan), "es_pct": np.where(value != 0, es / np.abs(value), np.nan),
-                              "n_positions": n_pos, "n_left_out": n_lo, "left_out_weight": lo_w, "method": method})
+                              "n_positions": n_pos, "n_left_out": n_lo, "left_out_weight": lo_w, "forecast_value": fvalue, "method": method})
         b.loc[empty, ["p10", "p50", "p90", "var", "es", "var_pct", "es_pct"]] = np.nan
         books.append(b)
         contribs.append(inc.assign(horizon=h, p50_change=inc.value.to_numpy() * np.expm1(m[si]),

@@ -143,7 +143,7 @@ def test_the_eod_report_has_a_portfolios_section_and_skips_it_in_one_line_when_t
     html = (out / "eod.html").read_text()
     sec = html[html.index("7. Portfolios"):html.index("8. Model and data lineage")]
     assert "Method: t copula" in sec and sec.count("data:image/png;base64") == 1, sec[:3000]
-    for pid in ("E1", "E2"): assert f"<td>{pid}</td>" in sec and f"VaR backtest of {pid} (" in sec
+    for pid in ("E1", "E2"): assert f"<td>{pid}</td>" in sec and f"VaR backtest of <code>{pid}</code> (" in sec
     assert sec.count("Kupiec LR") == 2 and ">c1<" not in sec and ">c2<" not in sec, sec[:3000]   # one Kupiec line per book; ids only
     s = report_portfolios(out / "eod.ipynb")
     assert s["status"] == "ok" and sorted(b["portfolio_id"] for b in s["books"]) == ["E1", "E2"]
@@ -152,6 +152,6 @@ def test_the_eod_report_has_a_portfolios_section_and_skips_it_in_one_line_when_t
     r = run({**env, "SWB_PORTFOLIO_DB_URL": "postgresql://bob:s3cret-pw@127.0.0.1:1/swb"}, "run", "eod", timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     html = (out / "eod.html").read_text()
-    assert "Portfolios section skipped: cannot reach the portfolio database postgresql://bob:***@127.0.0.1:1/swb" in html, html[-3000:]
+    assert "Portfolios section skipped: <code>cannot reach the portfolio database postgresql://bob:***@127.0.0.1:1/swb" in html, html[-3000:]
     assert "s3cret" not in html + r.stdout + r.stderr + (out / "eod.ipynb").read_text()
     assert report_portfolios(out / "eod.ipynb")["status"] == "skipped"
