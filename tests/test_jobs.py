@@ -72,7 +72,7 @@ def test_eod_from_nothing_twice_gives_one_report_and_the_same_forecasts(fast):
             assert section in html, section
         assert "EodJob(" not in html and "import " not in html          # no code cells in the analyst's report
         assert html.count("data:image/png;base64") >= 3                # fan chart, calibration, equity curve
-        assert f"Portfolios section skipped: the portfolio database {nodb} does not exist: run swb db upgrade." in html   # the job ran on
+        assert f"Portfolios section skipped: <code>the portfolio database {nodb} does not exist: run swb db upgrade</code>" in html   # the job ran on; fault text shown as code
         from stock_workbench.pipeline import report_portfolios
         assert report_portfolios(out / "eod.ipynb") == {"status": "skipped", "reason": f"the portfolio database {nodb} does not exist: run swb db upgrade", "books": []}
         led = PredictionLedger(fast / "predictions")
