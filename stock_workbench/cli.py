@@ -189,6 +189,7 @@ def _date_arg(text:str|None, flag:str)->pd.Timestamp|None:
 
 def cmd_features(args, settings:Settings)->int:
     "Write the feature table for stored symbols to a csv or parquet file"
+    if getattr(args, "engine", "local") == "spark": return _delegate("spark", "cmd_features_spark", args, settings)
     out = Path(args.output)
     if out.suffix.lower() not in (".csv", ".parquet"): raise SwbError(f"--output {out}: must end in .csv or .parquet")
     start, end = _date_arg(args.start, "--start"), _date_arg(args.end, "--end")
@@ -250,6 +251,8 @@ def cmd_train(args, settings:Settings)->int:
 # %% ../nbs/99_cli.ipynb #5b579f0c
 def cmd_predict(args, settings:Settings)->int:
     "Next-session (and h-session) forecasts for the universe from a registered model"
+    if getattr(args, "engine", "local") == "spark": return _delegate("spark", "cmd_predict_spark", args, settings)
+    if getattr(args, "output", None): raise SwbError("--output is for --engine spark; `swb predict --json` prints the forecasts")
     from stock_workbench.lifecycle import fitted_models, forecast_with
     from stock_workbench.registry import load_champion, load_forecaster
     if args.model == "champion":     # its files missing: the previous champion, else the rule-based baseline (with a warning)
@@ -385,23 +388,28 @@ def build_parser()->argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="FILE.csv or FILE.parquet")
     p.add_argument("--start", help="first date written (windows still use earlier history)")
     p.add_argument("--end", help="last date written")
+    _engine_args(p)
     p.set_defaults(func=cmd_features)
     p = sub.add_parser("evaluate", help="walk-forward evaluation of a model against the random walk and the best volatility baseline")
     p.add_argument("--model", help="naive, drift, volq, ewma, garch, gbm, tft or lstm (default: settings default_model)")
     p.add_argument("--symbols", help="A,B,... (default: the universe, else every stored symbol)")
     p.add_argument("--start", help="first test date"); p.add_argument("--end", help="last test date")
     p.add_argument("--horizon", type=int, default=1, help="forecast horizon in sessions (default 1)")
+    _feature_set_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("train", help="fit on the latest window, log to MLflow, register a new version")
     p.add_argument("--model", help="naive, drift, volq, ewma, garch, gbm, tft or lstm (default: settings default_model)")
     p.add_argument("--symbols", help="A,B,... (default: the universe, else every stored symbol)")
+    _feature_set_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("predict", help="forecasts from the registered champion")
     p.add_argument("--date", help="forecast from the close of this stored date (default: the latest)")
     p.add_argument("--model", default="champion", help="alias or version (default: champion)")
     p.add_argument("--symbols", help="A,B,... (default: the universe, else every stored symbol)")
+    _engine_args(p)
+    p.add_argument("--output", help="with --engine spark: write the forecasts to this .parquet or .csv instead of the home's store")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("run", help="run a pipeline notebook (eod, retrain); report in reports/<job>/<date>/")
@@ -499,7 +507,50 @@ def build_parser()->argparse.ArgumentParser:
     q.add_argument("--date", help="positions, closes and forecasts as of this session YYYY-MM-DD (default: the latest stored)")
     q.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=lambda a, s: _delegate("portfolio", "cmd_portfolio", a, s), json=False, client=None, id=None, date=None)
+    p = sub.add_parser("news", help="news headlines: ingest files or crawl sites (personal data scrubbed before anything is stored), "
+                                    "their sentiment, replay them to the streaming job")
+    ns = p.add_subparsers(dest="news_cmd", required=True, metavar="ACTION")
+    q = ns.add_parser("ingest", help="RSS/Atom feeds, saved HTML pages or JSONL (time, source, title, body, symbols): scrubbed, scored, "
+                                     "checked and stored once per (source, headline)")
+    q.add_argument("--path", required=True, help="a file or a folder of .xml/.rss/.atom, .html/.htm and .jsonl files")
+    q.add_argument("--source", help="source name of items that give none (default: the feed's or page's site)")
+    q.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
+    q.set_defaults(func=lambda a, s: _delegate("news", "cmd_news", a, s))
+    q = ns.add_parser("crawl", help="crawl the sites of setting news_sites with Scrapy (robots.txt obeyed, rate-limited), then ingest")
+    q.add_argument("--site", action="append", help="a site name of news_sites (repeatable; default: every site)")
+    q.add_argument("--max-pages", type=int, help="stop after this many pages per site")
+    q.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
+    q.set_defaults(func=lambda a, s: _delegate("newsflow", "cmd_news_crawl", a, s))
+    q = ns.add_parser("info", help="headlines per source and day, personal data found per type, skipped items with reasons")
+    q.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    q.set_defaults(func=lambda a, s: _delegate("news", "cmd_news", a, s))
+    q = ns.add_parser("replay", help="publish stored (or given) headlines to Redis in time order for `swb stream`")
+    q.add_argument("--path", help="a JSONL/RSS/HTML file or folder to publish (scrubbed first) instead of the stored headlines")
+    q.add_argument("--start", help="first publication date of stored headlines (default: all)")
+    q.add_argument("--end", help="last publication date of stored headlines")
+    q.add_argument("--speed", type=float, default=0.0, help="1 = real time, 60 = a minute per second; 0 = as fast as possible")
+    q.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
+    q.set_defaults(func=lambda a, s: _delegate("newsflow", "cmd_news_replay", a, s))
+    p.set_defaults(json=False)
+    p = sub.add_parser("export", help="the store's OHLCV, the feature table or the forecasts to a warehouse table (idempotent per date)")
+    p.add_argument("--to", choices=["snowflake"], required=True, help="the warehouse (Snowflake through Snowpark)")
+    p.add_argument("--table", required=True, help="table name, T or DB.SCHEMA.T")
+    p.add_argument("--what", choices=["ohlcv", "features", "predictions"], required=True, help="which table to export")
+    p.add_argument("--symbols", help="A,B,... (default: the universe, else every stored symbol)")
+    p.add_argument("--start", help="first date exported"); p.add_argument("--end", help="last date exported")
+    p.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
+    p.set_defaults(func=lambda a, s: _delegate("snowflake", "cmd_export", a, s))
     return ap
+
+def _engine_args(p)->None:
+    "--engine and --master of the commands that can run on Spark"
+    p.add_argument("--engine", choices=["local", "spark"], default="local", help="local: in this process (default); spark: on Spark, grouped by symbol")
+    p.add_argument("--master", help="Spark master URL with --engine spark (default: setting spark_master)")
+
+def _feature_set_args(p)->None:
+    "--features of the commands that fit models"
+    p.add_argument("--features", choices=["base", "base+news"], default="base",
+                   help="base: price, volume and market-series features (default); base+news: also the news_ sentiment features")
 
 def _delegate(module:str, fn:str, args, settings:Settings)->int:
     "Run a command implemented by a delivery module, imported only when used"
@@ -536,6 +587,7 @@ def _writes(args, settings:Settings)->list[Path]:
     if c == "run" or (c == "schedule" and not args.dry_run): return [home, settings.store_path, home/settings.reports_dir]
     if c == "store" and args.store_command in ("restore", "drop", "maintain") and not getattr(args, "dry_run", False): return [home, settings.store_path]
     if c == "features": return [Path(args.output).absolute().parent]
+    if c == "news" and args.news_cmd in ("ingest", "crawl"): return [settings.store_path]
     return []
 
 _SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}

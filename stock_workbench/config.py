@@ -151,6 +151,22 @@ DEFAULTS = {
         portfolio_copula="t",         # dependence of the symbols' forecast bands: t or gaussian copula
         portfolio_t_df=5.0,           # degrees of freedom of the t copula
     ),
+    "news": dict(
+        news_sources="newswire,reuters,bloomberg,dowjones,wsj,ft,cnbc,marketwatch,benzinga,prnewswire,businesswire,globenewswire,seekingalpha,yahoo,local",  # known sources: a headline from another is refused by the news checks
+        news_symbol_map="",           # CSV company name -> symbol (columns name,symbol), relative to the home; empty: cashtags and tickers only
+        news_sites="news_sites.toml", # sites of `swb news crawl` (start URLs, CSS selectors, allowed domains, rate limit), relative to the home
+        news_crawl_delay_s=1.0,       # least wait between two requests to one site, seconds (robots.txt is obeyed too)
+        news_languages="en",          # languages kept; a headline in another is skipped with its reason
+        news_half_life_sessions=5.0,  # half-life of the exponentially decayed news score, sessions
+        news_latency_min=15.0,        # a headline counts for session t only if published this many minutes before t's close
+        news_hash_key="",             # HMAC key of pseudonyms (authors, handles); a secret: empty, read from news_hash_key_file
+        news_hash_key_file="~/.config/stock_workbench/news_hash.key", # file holding the HMAC key, outside the home (made once, mode 600, if missing)
+        news_workers=2,               # processes that scrub and score headlines in parallel
+    ),
+    "scale": dict(
+        spark_master="local[*]",      # Spark master URL of `--engine spark` (local[*], spark://host:7077, ...)
+        eod_snowflake_table="",       # Snowflake table the EOD job exports its forecasts to after each run; empty: no export
+    ),
 }
 
 # %% ../nbs/00_config.ipynb #5d0335c0
@@ -360,9 +376,24 @@ SETTING_RULES = {
     "portfolio_sims": _whole(100, 10_000_000, "of scenarios"),
     "portfolio_copula": _choice("t", "gaussian", fold=True),
     "portfolio_t_df": _rule(lambda v: math.isfinite(v) and v > 2, "a number of degrees of freedom above 2"),
+    "news_sources": _rule(lambda v: all(_name(s) for s in v.split(",")), "comma-separated source names (letters, digits, _ . -)"),
+    "news_symbol_map": _rule(lambda v: not v.strip() or not (Path(v.strip()).is_absolute() or v.strip().startswith("~") or os.path.normpath(v.strip()).startswith("..")),
+                             "empty or a CSV file relative to the home"),
+    "news_sites": _rule(lambda v: not v.strip() or not (Path(v.strip()).is_absolute() or v.strip().startswith("~") or os.path.normpath(v.strip()).startswith("..")),
+                        "empty or a TOML file relative to the home"),
+    "news_crawl_delay_s": _non_negative("of seconds"),
+    "news_languages": _rule(lambda v: all(re.fullmatch(r"[a-z]{2}", s.strip()) for s in v.split(",")), "comma-separated ISO 639-1 codes, e.g. en,de"),
+    "news_half_life_sessions": _positive("of sessions"),
+    "news_latency_min": _non_negative("of minutes"),
+    "news_hash_key": _rule(lambda v: not v or len(v) >= 16, "empty or at least 16 characters"),
+    "news_hash_key_file": _rule(lambda v: bool(v.strip()), "a file path"),
+    "news_workers": _whole(1, 64, "of processes"),
+    "spark_master": _rule(lambda v: re.fullmatch(r"local(\[(\*|\d+)(,\d+)?\])?|(spark|k8s|yarn)(://\S+)?", v.strip()), "a Spark master URL: local[*], local[N], spark://host:port, k8s://..., yarn"),
+    "eod_snowflake_table": _rule(lambda v: not v.strip() or re.fullmatch(r'(?:(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")\.){0,2}(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")', v.strip()),
+                                 "empty or a table name T or DB.SCHEMA.T"),
 }
 
-SECRET_SETTINGS = ("alert_webhook_url", "ab_hash_key")   # never shown; credentials in other URLs are masked
+SECRET_SETTINGS = ("alert_webhook_url", "ab_hash_key", "news_hash_key")   # never shown; credentials in other URLs are masked
 
 def _shown(key:str, v)->str:
     "The value as an error shows it: secrets hidden, URL credentials masked"
