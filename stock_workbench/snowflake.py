@@ -6,13 +6,14 @@ Docs: https://stock-workbench.github.io/stock_workbench/snowflake.html.md"""
 
 # %% ../nbs/13_snowflake.ipynb #1f0c29ea
 from __future__ import annotations
-import datetime as dt, os
+import datetime as dt, functools, json, os, re
 import pandas as pd
 from .config import Settings, SwbError
 from .sources import OHLCV_COLUMNS, check_symbol, to_canonical
 
 # %% auto #0
-__all__ = ['snowflake_session', 'load_snowflake']
+__all__ = ['EXPORT_KEYS', 'snowflake_session', 'load_snowflake', 'check_table_name', 'export_frame', 'merge_frame',
+           'export_snowflake', 'export_line', 'cmd_export', 'export_eod']
 
 # %% ../nbs/13_snowflake.ipynb #00dac8e6
 _ENV_KEYS = {"account": "SNOWFLAKE_ACCOUNT", "user": "SNOWFLAKE_USER", "password": "SNOWFLAKE_PASSWORD",
@@ -98,3 +99,149 @@ def load_snowflake(
     if absent: raise SwbError(f"snowflake: table {table} has no rows for {', '.join(absent)}{span}")
     if pdf.empty: raise SwbError(f"snowflake: table {table} has no rows{span}")
     return to_canonical(pdf.rename(columns=str.lower), where=f"snowflake table {table}", exchange=settings.exchange)
+
+# %% ../nbs/13_snowflake.ipynb #0e3b8877
+_TABLE_NAME = re.compile(r'(?:(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")\.){0,2}(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")')
+EXPORT_KEYS = {"ohlcv": ["SYMBOL", "DATE"], "features": ["SYMBOL", "DATE"],
+               "predictions": ["SYMBOL", "DATE", "HORIZON", "MODEL_VERSION", "MODEL_ID"]}
+
+def check_table_name(
+    table:str,  # `T`, `SCHEMA.T` or `DB.SCHEMA.T`; a part may be a "quoted" identifier
+)->str:         # the name, stripped
+    "`table` if it is a Snowflake table name, else a one-line `SwbError`"
+    name = str(table or "").strip()
+    if not _TABLE_NAME.fullmatch(name):
+        raise SwbError(f"snowflake: table name {name!r} is not T, SCHEMA.T or DB.SCHEMA.T (letters, digits, _ and $, or a \"quoted\" name)")
+    return name
+
+
+# %% ../nbs/13_snowflake.ipynb #36af7d47
+def _upper(df:pd.DataFrame)->pd.DataFrame:
+    "Columns upper case, DATE as a plain date (Snowflake DATE), rows sorted by key"
+    out = df.rename(columns=lambda c: str(c).upper())
+    out["DATE"] = pd.to_datetime(out["DATE"]).dt.date
+    return out.reset_index(drop=True)
+
+def export_frame(
+    what:str,                     # `ohlcv`, `features` or `predictions`
+    settings:Settings,
+    symbols:list[str]|None=None,  # default: every symbol in the home
+    start=None, end=None,         # inclusive date bounds; default: all
+)->pd.DataFrame:                  # upper-case columns, DATE a `datetime.date`; SwbError when there is nothing to send
+    "The rows `export_snowflake` sends for `what`"
+    if what not in EXPORT_KEYS: raise SwbError(f"snowflake: --what {what!r} is not one of {', '.join(EXPORT_KEYS)}")
+    syms = None if not symbols else list(dict.fromkeys(check_symbol(s) for s in symbols))
+    first, last = (None if v is None or v == "" else _day(v, k) for k, v in (("start", start), ("end", end)))
+    if first is not None and last is not None and last < first:
+        raise SwbError(f"snowflake: start {first:%Y-%m-%d} is after end {last:%Y-%m-%d}")
+    if what == "predictions":
+        from stock_workbench.ledger import PredictionLedger
+        led = PredictionLedger.from_settings(settings)
+        df = led.read(start=first, end=last, source="eod")
+        if syms is not None: df = df[df["symbol"].isin(syms)]
+        where = f"the prediction ledger {led.path}"
+    elif what == "ohlcv":
+        from stock_workbench.store import OhlcvStore
+        store = OhlcvStore.from_settings(settings)
+        if store.version is None: raise SwbError(f"store {store.path} is empty: run `swb ingest` first")
+        df, where = store.read(syms, first, last), f"the store {store.path}"
+    else:
+        from types import SimpleNamespace
+        from stock_workbench.cli import _features   # the path `swb features` takes, so both write the same table
+        df, _, _ = _features(SimpleNamespace(symbols=",".join(syms or [])), settings)
+        if first is not None: df = df[df["date"] >= first]
+        if last is not None: df = df[df["date"] <= last]
+        where = "the feature table"
+    span = (f" from {first:%Y-%m-%d}" if first is not None else "") + (f" to {last:%Y-%m-%d}" if last is not None else "")
+    if df.empty: raise SwbError(f"snowflake: nothing to export: {where} has no rows{' for ' + ','.join(syms) if syms else ''}{span}")
+    return _upper(df.sort_values(["symbol", "date"], kind="stable"))
+
+
+# %% ../nbs/13_snowflake.ipynb #63bf456a
+def _table_columns(session, table:str)->dict|None:
+    "Upper-case column name -> the table's own name; None when the table does not exist"
+    from snowflake.snowpark.exceptions import SnowparkClientException, SnowparkSQLException
+    try: return {f.name.strip('"').upper(): f.name for f in session.table(table).schema.fields}
+    except (SnowparkSQLException, SnowparkClientException) as e:
+        if "does not exist" in str(e) or getattr(e, "sql_error_code", None) == 2003: return None
+        raise SwbError(f"snowflake: cannot read table {table} ({_first_line(e)})") from None
+
+def merge_frame(
+    session,              # a Snowpark session
+    table:str,            # checked name
+    df:pd.DataFrame,      # upper-case columns holding every column of `keys`
+    keys:list[str],       # the columns a row is replaced by
+)->dict:                  # rows, inserted, updated, dates, dates_replaced
+    "Upsert `df` into `table` on `keys` in one MERGE; the table is created if missing"
+    from snowflake.snowpark import functions as F
+    from snowflake.snowpark.exceptions import SnowparkClientException, SnowparkSQLException
+    cols = _table_columns(session, table)
+    dates = sorted(set(df["DATE"]))
+    try:
+        src = session.create_dataframe(df)
+        if cols is None:
+            src.write.save_as_table(table, mode="append")
+            return dict(rows=len(df), inserted=len(df), updated=0, dates=len(dates), dates_replaced=0)
+        missing = [c for c in df.columns if c not in cols]
+        if missing: raise SwbError(f"snowflake: table {table} has no column(s) {', '.join(missing)}: export to a new table, or add them")
+        tgt = session.table(table)
+        had = {r[0] for r in tgt.filter(tgt[cols["DATE"]].isin(dates)).select(tgt[cols["DATE"]]).distinct().collect()}
+        on = functools.reduce(lambda a, b: a & b, [tgt[cols[k]] == src[k] for k in keys])
+        r = tgt.merge(src, on, [F.when_matched().update({cols[c]: src[c] for c in df.columns if c not in keys}),
+                                F.when_not_matched().insert({cols[c]: src[c] for c in df.columns})])
+    except (SnowparkSQLException, SnowparkClientException) as e:
+        raise SwbError(f"snowflake: cannot write table {table} ({_first_line(e)})") from None
+    return dict(rows=len(df), inserted=int(r.rows_inserted), updated=int(r.rows_updated), dates=len(dates), dates_replaced=len(had))
+
+
+# %% ../nbs/13_snowflake.ipynb #44ed861d
+def export_snowflake(
+    what:str,                     # `ohlcv`, `features` or `predictions`
+    table:str,                    # `T` or `DB.SCHEMA.T`
+    settings:Settings|None=None,  # default `Settings()`; the session as `snowflake_session` finds it
+    symbols:list[str]|None=None,  # default: every symbol in the home
+    start=None, end=None,         # inclusive date bounds; default: all
+)->dict:                          # table, what, rows, inserted, updated, dates, dates_replaced, first, last, symbols
+    "Upsert the home's `what` rows into a Snowflake table, replacing rows of the same key: idempotent per date"
+    settings = settings or Settings()
+    table = check_table_name(table)
+    df = export_frame(what, settings, symbols, start, end)
+    session = snowflake_session(settings)
+    out = merge_frame(session, table, df, EXPORT_KEYS[what])
+    return dict(table=table, what=what, **out, first=str(min(df["DATE"])), last=str(max(df["DATE"])), symbols=int(df["SYMBOL"].nunique()))
+
+def export_line(r:dict)->str:
+    "One line saying what `export_snowflake` did"
+    span = r["first"] if r["first"] == r["last"] else f"{r['first']} to {r['last']}"
+    return (f"exported {r['rows']:,} {r['what']} rows of {r['symbols']} symbol(s), {r['dates']} date(s) {span}, to snowflake table {r['table']}: "
+            f"{r['inserted']:,} new, {r['updated']:,} replaced")
+
+
+# %% ../nbs/13_snowflake.ipynb #a0e70a9d
+def cmd_export(args, settings:Settings)->int:
+    "`swb export --to snowflake`: the store's OHLCV, the feature table or the EOD forecasts, upserted into a Snowflake table"
+    if args.to != "snowflake": raise SwbError(f"export --to {args.to}: only snowflake is supported")
+    syms = [check_symbol(s) for s in (args.symbols or "").split(",") if s.strip()] or settings.universe or None
+    r = export_snowflake(args.what, args.table, settings, syms, args.start, args.end)
+    print(json.dumps(r, indent=2) if args.json else export_line(r))
+    return 0
+
+def export_eod(
+    settings:Settings,
+    day,                   # the session whose forecasts are sent
+    show=print,            # how the outcome line is shown (the EOD report passes `show_md`)
+)->dict|None:              # `export_snowflake`'s summary; None when `eod_snowflake_table` is empty
+    "The EOD job's export of the session's forecasts to `eod_snowflake_table`; a failure is shown, then raised as one line"
+    table = str(settings.eod_snowflake_table or "").strip()
+    if not table:
+        show("No warehouse export: `eod_snowflake_table` is empty."); return None
+    d = _day(day, "day")
+    try: r = export_snowflake("predictions", table, settings, None, d, d)
+    except SwbError as e:
+        again = f"swb export --to snowflake --what predictions --table {table} --start {d:%Y-%m-%d} --end {d:%Y-%m-%d}"
+        show(f"**The export to Snowflake failed: {e}.** The run's local results stand (store, ledger, this report); "
+             f"send the rows again with `{again}`.")
+        raise SwbError(f"{e}; the run's local results stand: re-send with `{again}`") from None
+    show(export_line(r).replace("exported", "Exported", 1) + ".")
+    return r
+
