@@ -173,12 +173,15 @@ def _features(args, settings:Settings, targets:bool=False):
         for s, d in ends[ends < last - pd.Timedelta(days=7)].items():   # as of a date, a series that stopped repeats its last value
             note(f"warning: market series {s} ends {d.date()}, before the prices' last date {last.date()}: its features repeat its last value")
     feats = build_features(panel, market=market)
+    if getattr(args, "features", "base") == "base+news":   # --features of evaluate and train
+        from stock_workbench.newsfeatures import add_news_features
+        feats = add_news_features(feats, settings)
     if targets:
         from stock_workbench.config import settings_horizons
         h = getattr(args, "horizon", None)
         if h is not None and (isinstance(h, bool) or h < 1): raise SwbError(f"--horizon must be a whole number of sessions >= 1, not {h}")
         feats = add_targets(feats, sorted(set(settings_horizons(settings)) | ({h} if h else set())))
-    lineage = {"store_version": store.version, "symbols": panel["symbol"].nunique(), "rows": len(panel),
+    lineage = {"store_version": store.version, "symbols": panel["symbol"].nunique(), "rows": len(panel), "feature_set": getattr(args, "features", "base"),
                "first": str(panel["date"].min().date()), "last": str(panel["date"].max().date())}
     return feats, panel, lineage
 
@@ -211,12 +214,16 @@ def cmd_evaluate(args, settings:Settings)->int:
     res, long = evaluate_models(data, [name], horizon=args.horizon, train_days=settings.train_days, refit_days=settings.refit_days,
                                 start=_date_arg(args.start, "--start"), end=_date_arg(args.end, "--end"), progress=True,
                                 return_predictions=True, settings=settings)
+    res["feature_set"] = lineage["feature_set"]   # the news features' value is measured here, never assumed
+    from stock_workbench.features import model_features
+    res["news_features"] = [c for c in model_features(data.columns) if str(c).startswith("news_")]   # what the models read
     first = long["symbol"].min()
     figures = {"pinball_vs_random_walk.png": loss_figure(long, args.horizon),
                f"fan_{first}.png": fan_figure(long[long["model"] == name], first, title=f"{name}: {first}, walk-forward forecasts")}
     log_evaluation(settings, res, name=name, horizon=args.horizon, params={"train_days": settings.train_days, "refit_days": settings.refit_days},
                    lineage=lineage, report=format_report(res), figures=figures)
-    _print_json(res) if args.json else print(format_report(res))
+    if args.json: _print_json(res)
+    else: print(format_report(res) + (f"\nfeatures: {res['feature_set']} ({', '.join(res['news_features'])})" if res["news_features"] else ""))
     return 0
 
 def cmd_train(args, settings:Settings)->int:
@@ -262,7 +269,7 @@ def cmd_predict(args, settings:Settings)->int:
     else: (model, version), level = load_forecaster(settings, args.model), 0
     feats, panel, lineage = _features(args, settings)
     day = _date_arg(args.date, "--date") or feats["date"].max()
-    fc = forecast_with(model, feats, panel, day)
+    fc = forecast_with(model, feats, panel, day, settings=settings)   # a model trained with news features gets them from the news store
     fitted = fitted_models(model)
     hs = list(fitted)
     rows = [{"symbol": r["symbol"], "date": str(day.date()), "close": float(r["close"]),
@@ -449,7 +456,7 @@ def build_parser()->argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     q = ss.add_parser("restore", help="make an earlier version of a table the latest")
     q.add_argument("--version", type=int, required=True, help="the version to restore (see `swb info`)")
-    q.add_argument("--table", choices=["ohlcv", "ledger", "candles", "market"], default="ohlcv", help="the table (default: %(default)s)")
+    q.add_argument("--table", choices=["ohlcv", "ledger", "candles", "market", "news"], default="ohlcv", help="the table (default: %(default)s)")
     q = ss.add_parser("drop", help="remove symbols from a table (one commit), e.g. to re-ingest them")
     q.add_argument("--symbols", required=True, help="A,B,...")
     q.add_argument("--table", choices=["ohlcv", "market"], default="ohlcv", help="the table (default: %(default)s)")
@@ -587,7 +594,7 @@ def _writes(args, settings:Settings)->list[Path]:
     if c == "run" or (c == "schedule" and not args.dry_run): return [home, settings.store_path, home/settings.reports_dir]
     if c == "store" and args.store_command in ("restore", "drop", "maintain") and not getattr(args, "dry_run", False): return [home, settings.store_path]
     if c == "features": return [Path(args.output).absolute().parent]
-    if c == "news" and args.news_cmd in ("ingest", "crawl"): return [settings.store_path]
+    if c == "news" and args.news_cmd in ("ingest", "crawl"): return [home]   # the news store, $SWB_HOME/news (outside the price store's folder)
     return []
 
 _SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}

@@ -227,10 +227,11 @@ def market_feature_columns(
 
 def model_features(
     columns,  # a feature table's columns
-)->list[str]: # `MODEL_FEATURES`, then the market-series columns among `columns` by prefix, then level, chg_1d, chg_5d, pct_1y
-    "The scale-free features a model reads from a table: `MODEL_FEATURES` plus its market-series features"
+)->list[str]: # `MODEL_FEATURES`, the market-series columns among `columns` by prefix, then level, chg_1d, chg_5d, pct_1y; then its `news_` columns in table order
+    "The scale-free features a model reads from a table: `MODEL_FEATURES` plus its market-series and news features (`newsfeatures.add_news_features`)"
     found = {c: m for c in columns if c not in FEATURE_COLUMNS and (m := _MARKET_COLUMN_RE.match(str(c)))}
-    return [*MODEL_FEATURES, *sorted(found, key=lambda c: (found[c].group(1), _MARKET_SUFFIXES.index(found[c].group(2))))]
+    news = [c for c in columns if str(c).startswith("news_") and c not in found]
+    return [*MODEL_FEATURES, *sorted(found, key=lambda c: (found[c].group(1), _MARKET_SUFFIXES.index(found[c].group(2)))), *news]
 
 # %% ../nbs/40_features.ipynb #123a12f9
 def _series_features(

@@ -14,9 +14,10 @@ from .leases import StreamKeys, connect_redis, error_line, float_text, stream_no
 from .replay import SAMPLE_SYMBOL
 
 # %% auto #0
-__all__ = ['STREAM_DRIFT_S', 'IntradayPredictor']
+__all__ = ['NEWS_REREAD_S', 'STREAM_DRIFT_S', 'IntradayPredictor']
 
 # %% ../nbs/95_intraday.ipynb #63a793f3
+NEWS_REREAD_S = 300.0   # a champion trained with news_ features: the news store is read again at most this often, seconds
 STREAM_DRIFT_S = 60.0   # the session's drift is computed at most this often, seconds (and once more at a new session and at exit)
 _ALERT_ONCE = "if redis.call('set', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then redis.call('lpush', KEYS[2], ARGV[1]); return 1 else return 0 end"
 
@@ -38,7 +39,8 @@ class IntradayPredictor:
         self._tails = (None, None, None)   # (symbols and sessions, their daily history tails, market series) of the last prediction
         self.reference = self._ref_reason = None   # the champion's drift reference (training bins), or why there is none
         self.drift_rows = None                     # `drift.DriftRowBuffer` of the session's predicted rows, once a champion is loaded
-        self.drift_every_s, self._drift_t, self._drift_day, self._drift_errors = STREAM_DRIFT_S, None, None, set()   # _drift_t: monotonic time of the last write
+        self.drift_every_s, self._drift_t, self._drift_day, self._drift_errors = STREAM_DRIFT_S, None, None, set()
+        self._news = None   # (symbols and sessions, monotonic time read, stored headlines): for a champion trained with news_ features   # _drift_t: monotonic time of the last write
 
 # %% ../nbs/95_intraday.ipynb #3a068e01
 @patch
@@ -117,6 +119,11 @@ def predict(self:IntradayPredictor, todo:dict, bars:dict):
                               "close": bars[s]["close"], "adj_close": bars[s]["close"], "volume": bars[s]["volume"]} for s, d in key])
         panel = pd.concat([self._tails[1], rows.astype({"symbol": str})], ignore_index=True)
         f = build_features(panel, market=self._tails[2])
+        if any(c.startswith("news_") for c in self.cols):   # a base+news champion: its daily news features, point in time, as the EOD job gives them
+            from stock_workbench.newsfeatures import add_news_features, read_news
+            if self._news is None or self._news[0] != key or time.monotonic() - self._news[1] > NEWS_REREAD_S:
+                self._news = (key, time.monotonic(), read_news(self.s))
+            f = add_news_features(f, self._news[2], self.s)
         back = f.groupby("symbol", sort=False).cumcount(ascending=False)   # 0: today's row
         f = f[(back <= self.context_days) & f["symbol"].isin(todo)].reset_index(drop=True)  # today's rows, after the sessions a model runs through
         x = f[self.cols].copy(); x[self.cols[2:]] = x[self.cols[2:]].astype("float64")

@@ -76,12 +76,16 @@ def forecast_with(
     feats:pd.DataFrame,    # `build_features(panel)` up to at least `day`
     panel:pd.DataFrame,    # the canonical rows of `feats` (for the close)
     day:pd.Timestamp,      # forecast from this session's close
+    settings:Settings|None=None, # the home whose news store gives a model trained with news features its `news_` columns, when `feats` lacks them; None: `Settings()`
 )->pd.DataFrame:           # symbol, date, close, p10/p50/p90_{h}d and price_p10/p50/p90_{h}d per horizon
     "Forecasts of every symbol stored on `day`, from `day`'s close"
     day = pd.Timestamp(day)
     if not (feats["date"] == day).any():
         raise SwbError(f"no stored data on {day.date()} (the store covers {feats['date'].min().date()} .. {feats['date'].max().date()})")
     cols = model.metadata.get_input_schema().input_names()
+    if any(str(c).startswith("news_") and c not in feats.columns for c in cols):   # trained with --features base+news
+        from stock_workbench.newsfeatures import news_features_for
+        feats = news_features_for(feats, cols, settings)   # no news store: a one-line SwbError
     fitted = fitted_models(model)
     ctx = max(getattr(m, "context_days", 0) or 0 for m in fitted.values())
     days = np.sort(feats.loc[feats["date"] <= day, "date"].unique())

@@ -344,7 +344,7 @@ def score_symbols(
     on = panel.loc[panel["date"] == day, "symbol"].unique()
     if not len(on): raise SwbError(f"no stored data on {day.date()} for {', '.join(syms) if syms else 'any symbol'}")
     panel = panel[panel["symbol"].isin(on)].reset_index(drop=True)   # a symbol with no bar that day gets no forecast from an older close
-    return forecast_with(loaded.model, _forecast_features(settings, panel, day, ctx), panel, day)
+    return forecast_with(loaded.model, _forecast_features(settings, panel, day, ctx), panel, day, settings=settings)
 
 # %% ../nbs/92_pipeline.ipynb #7018507a
 @patch
@@ -364,8 +364,12 @@ def forecast(self:EodJob)->EodForecast:
         panel = self._panel(max(WARMUP_SESSIONS + ctx, int(self.settings.backtest_days) + 10, int(self.settings.drift_perf_days) + 10))
     with self.timed("features"):
         feats = _forecast_features(self.settings, panel, self.day, ctx)
+        cols = model.metadata.get_input_schema().input_names()
+        if any(str(c).startswith("news_") for c in cols):   # a champion trained with --features base+news: its news features, for drift too
+            from stock_workbench.newsfeatures import news_features_for
+            feats = news_features_for(feats, cols, self.settings)
     with self.timed("predict"):
-        fc = forecast_with(model, feats, panel, self.day)
+        fc = forecast_with(model, feats, panel, self.day, settings=self.settings)
         rows = forecasts_long(fc, version, kind, "eod", fc["close"], model_id=model_id)
         led = PredictionLedger.from_settings(self.settings)
         before = led.version
@@ -393,7 +397,7 @@ def shadow_forecasts(self:EodJob, fc:EodForecast)->pd.DataFrame:
                 ctx = _context_days(lm.model)
                 have = fc.features is not None and fc.features["date"].nunique() > ctx   # the shared features hold its context
                 feats = fc.features if have else _forecast_features(self.settings, fc.panel, self.day, ctx)
-                w = forecast_with(lm.model, feats, fc.panel, self.day)
+                w = forecast_with(lm.model, feats, fc.panel, self.day, settings=self.settings)
                 kind = next(iter(fitted_models(lm.model).values())).name
                 parts.append(forecasts_long(w, lm.version, kind, "eod", w["close"], model_id=lm.model_id))
                 rows.append(dict(role=role, version=lm.version, model_id=lm.model_id, forecasts=len(w), note="recorded"))

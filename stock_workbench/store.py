@@ -48,7 +48,7 @@ def from_arrow(t:pa.Table)->pd.DataFrame:
 _COMMIT = re.compile(r"^(\d{20})\.json$")
 _CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(\.\d+\.\d+)?\.parquet$")
 MARK = ".swb-version"   # the newest version committed through `delta_upsert`, beside `_delta_log`
-TABLE_ARG = {"store": "ohlcv", "ledger": "ledger", "candle store": "candles", "market store": "market"}  # `what` -> `--table`
+TABLE_ARG = {"store": "ohlcv", "ledger": "ledger", "candle store": "candles", "market store": "market", "news store": "news"}  # `what` -> `--table`
 
 def commit_file(path:str|Path, v:int)->Path:
     "The log file of version `v` of the table at `path`"

@@ -22,13 +22,15 @@ __all__ = ['home_tables', 'maintained_tables', 'Problem', 'check_table', 'check_
 # %% ../nbs/36_storecare.ipynb #f2bab175
 def home_tables(
     settings:Settings,   # the home
-)->dict[str, DeltaStore]: # `{ohlcv, ledger, candles, market}` -> the store object (path, `what`)
+)->dict[str, DeltaStore]: # `{ohlcv, ledger, candles, market, news}` -> the store object (path, `what`)
     "Every Delta table of the home, by its `--table` name"
     from stock_workbench.candles import CandleStore
     from stock_workbench.ledger import PredictionLedger
     from stock_workbench.market import MarketSeriesStore
+    from stock_workbench.news import NewsStore
     return {"ohlcv": OhlcvStore.from_settings(settings), "ledger": PredictionLedger.from_settings(settings),
-            "candles": CandleStore.from_settings(settings), "market": MarketSeriesStore.from_settings(settings)}
+            "candles": CandleStore.from_settings(settings), "market": MarketSeriesStore.from_settings(settings),
+            "news": NewsStore.from_settings(settings)}
 
 def maintained_tables(
     settings:Settings,   # the home
@@ -310,7 +312,7 @@ def cmd_store(
             print("healthy" if not probs else f"{len(probs)} problem(s)")
         return 1 if probs else 0
     table = getattr(args, "table", None) or "ohlcv"
-    if table not in tables: raise SwbError(f"swb store: unknown --table {table} (ohlcv, ledger, candles, market)")
+    if table not in tables: raise SwbError(f"swb store: unknown --table {table} (ohlcv, ledger, candles, market, news)")
     if cmd == "restore":
         r = restore_table(table, tables[table], int(args.version))
         if r["moved"]: print(f"moved {len(r['moved'])} damaged log file(s) into {r['moved_to']}: {', '.join(r['moved'])}")

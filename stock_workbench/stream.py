@@ -17,9 +17,10 @@ from .leases import StreamKeys, ShardLeases, create_groups, connect_redis, float
 from .intraday import IntradayPredictor
 from .candles import export_candles_every, flush_candles
 from .alerts import price_move_alert, outbox_sender
+from .newsflow import NewsMinutes, news_key, news1m_key, read_news_stream
 
 # %% auto #0
-__all__ = ['StreamJob']
+__all__ = ['NEWS_POLL_S', 'StreamJob']
 
 # %% ../nbs/96_stream.ipynb #5bc8575e
 _MIN = -2**62   # "no event time yet"
@@ -58,6 +59,7 @@ class StreamJob:
         self.registry = self._server = None         # Prometheus registry and server, by `_metrics`
         self._m_ticks = self._m_rate = self._m_candles = self._m_lag = self._m_pending = self._m_pred = self._m_shards = None
         self._rate_t, self._rate_n = time.monotonic(), 0
+        self.news, self._news_t, self._news_owned, self._m_news = NewsMinutes(), 0.0, frozenset(), None   # headlines of `<prefix>:news` (`_news`)
         self._reset()
 
     def _reset(self):
@@ -292,6 +294,7 @@ def _add_candles(self:StreamJob, p:_Payload, closed:list, acks:dict, now:str):
         p.latest.setdefault(sym, {}).update({"minute": f"{stamp[i][:10]} {stamp[i][11:16]}", **dict(zip(CANDLE_COLUMNS[2:-1], map(repr, Vl[i][:6]))),
                                              "trades": str(int(Vl[i][6])), **dict(zip(INTRADAY_FEATURES, map(repr, Fl[i]))),
                                              "move_alert_since": "" if since is None else str(since), "updated_ms": now})
+        if self.news.items: p.latest[sym].update(self.news.fields(sym, int(mins[i].astype("int64"))))   # the minute's news sentiment, as known now
     p.hset += [[K.candles(sym, d), kv] for (sym, d), kv in store.items()]
     ttl = max(1, int(self.s.candle_redis_hours * 3600))   # the offline store keeps them; Redis only for the rolling windows
     p.expire += [[K.candles(sym, d), ttl] for sym, d in store]
@@ -342,6 +345,35 @@ def _predict(self:StreamJob, force:bool=False):
     self._pred_thread.start()
     if force: self._pred_thread.join()
 
+# %% ../nbs/96_stream.ipynb #cedce6b4
+NEWS_POLL_S = 0.25   # the news stream is read at most this often, seconds
+
+@patch
+def _news(self:StreamJob, force:bool=False):
+    "Fold the news stream's new headlines; write the `news1m` hash of each changed symbol whose shard this consumer holds (every known symbol of a newly taken shard)"
+    if self.r is None or (not force and time.monotonic() - self._news_t < NEWS_POLL_S): return
+    self._news_t, nm = time.monotonic(), self.news
+    read, dup, bad = nm.read, nm.duplicates, nm.bad
+    changed = read_news_stream(self.r, news_key(self.s), nm)
+    if self._m_news is not None and (nm.read > read or nm.bad > bad):
+        self._m_news.labels("new").inc(nm.read - read - (nm.duplicates - dup)); self._m_news.labels("duplicate").inc(nm.duplicates - dup)
+        self._m_news.labels("malformed").inc(nm.bad - bad)
+    owned = frozenset(self.shards)
+    if owned != self._news_owned:
+        changed |= {s for s in nm.items if shard_of(s, self.n) in owned - self._news_owned}; self._news_owned = owned
+    mine = [s for s in changed if shard_of(s, self.n) in owned]
+    if not mine: return
+    p, now = self.r.pipeline(transaction=False), str(int(time.time() * 1000))
+    for s in mine: p.hset(news1m_key(self.s, s), mapping={**nm.latest(s), "updated_ms": now})
+    p.execute()
+
+@patch
+def news_summary(self:StreamJob)->str:
+    "One line on the headlines this consumer read"
+    nm = self.news
+    return (f"news: {nm.read - nm.duplicates:,} headline(s) read from {news_key(self.s)} ({nm.duplicates:,} duplicate, {nm.bad:,} malformed); "
+            f"per-minute sentiment of {len(nm.items):,} symbol(s) in {news1m_key(self.s, '<SYM>')}")
+
 # %% ../nbs/96_stream.ipynb #6b4eb847
 @patch
 def _metrics(self:StreamJob):
@@ -356,6 +388,7 @@ def _metrics(self:StreamJob):
     self._m_pred = Histogram("swb_stream_tick_to_prediction_seconds", "arrival of the tick that closed a candle to its prediction in Redis",
                              buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10), registry=reg)
     self._m_shards = Gauge("swb_stream_shards", "shards this consumer owns", registry=reg)
+    self._m_news = Counter("swb_stream_news_headlines", "entries read from the news stream: new, duplicate (an id seen before) or malformed", ["outcome"], registry=reg)
     self.predictor.latency = self._m_pred
     self._server, self._rate_t, self._rate_n = None, time.monotonic(), 0
     port = int(self.s.metrics_port)
@@ -406,6 +439,7 @@ def run(self:StreamJob,
                 if attempt: stream_note(f"Redis at {where} is back after {attempt} retr{'y' if attempt == 1 else 'ies'}: resuming from the pending ticks"); attempt = 0
                 while not stop.is_set():
                     if time.monotonic() - self._lease_t >= renew_s: self._leases()
+                    self._news()   # headlines first: the candles this read closes see the news published before it
                     got = 0
                     if self.shards:
                         resp = self.r.xreadgroup(self.s.stream_group, self.me, {self.keys.ticks(k): ">" for k in self.shards},
@@ -429,6 +463,9 @@ def run(self:StreamJob,
         try: self._predict(force=True)
         except Exception: pass
         if self.predictor.model is not None: self.predictor.write_drift()   # the session's drift with every row predicted (errors: one line)
+        try: self._news(force=True)   # the headlines published so far, before the shards are handed back
+        except Exception: pass
+        if self.news.read or self.news.bad: stream_note(self.news_summary())
         try: self.leases.leave(list(self.shards))
         except Exception: pass
         if self._server is not None: self._server.shutdown(); self._server.server_close()
