@@ -44,7 +44,7 @@ test-notebooks: $(STAMP)
 	$(BIN)/nbdev-test --n-workers 2 --flags slow
 
 test-pytest: $(STAMP) $(AIRFLOW_STAMP)
-	$(BIN)/pytest -q -n 2 --durations=25 tests
+	$(BIN)/pytest -q -n 2 --dist loadgroup --durations=25 tests
 
 # The package must be exactly what the notebooks export.
 sync-check: $(STAMP)
@@ -81,3 +81,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_concurrent_ingest.py
 	$(BIN)/python benchmarks/bench_maintain.py
 	$(BIN)/python benchmarks/bench_serve.py
+	$(BIN)/python benchmarks/bench_privacy.py
+	$(BIN)/python benchmarks/bench_news.py
+	$(BIN)/python benchmarks/bench_news_signal.py
+	$(BIN)/python benchmarks/bench_scale.py

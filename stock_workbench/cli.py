@@ -193,6 +193,7 @@ def _date_arg(text:str|None, flag:str)->pd.Timestamp|None:
 def cmd_features(args, settings:Settings)->int:
     "Write the feature table for stored symbols to a csv or parquet file"
     if getattr(args, "engine", "local") == "spark": return _delegate("spark", "cmd_features_spark", args, settings)
+    if not args.output: raise SwbError("--output FILE.csv|FILE.parquet is required (only --engine spark writes to the home's store)")
     out = Path(args.output)
     if out.suffix.lower() not in (".csv", ".parquet"): raise SwbError(f"--output {out}: must end in .csv or .parquet")
     start, end = _date_arg(args.start, "--start"), _date_arg(args.end, "--end")
@@ -392,7 +393,7 @@ def build_parser()->argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("features", help="write the point-in-time feature table of stored symbols")
     p.add_argument("--symbols", help="A,B,... (default: the universe, else every stored symbol)")
-    p.add_argument("--output", required=True, help="FILE.csv or FILE.parquet")
+    p.add_argument("--output", help="FILE.csv or FILE.parquet (with --engine spark, omit it to write the home's Delta table spark/features)")
     p.add_argument("--start", help="first date written (windows still use earlier history)")
     p.add_argument("--end", help="last date written")
     _engine_args(p)
@@ -593,7 +594,8 @@ def _writes(args, settings:Settings)->list[Path]:
     if c == "keys" and args.keys_cmd in ("create", "revoke"): return [home]       # serving/keys.json
     if c == "run" or (c == "schedule" and not args.dry_run): return [home, settings.store_path, home/settings.reports_dir]
     if c == "store" and args.store_command in ("restore", "drop", "maintain") and not getattr(args, "dry_run", False): return [home, settings.store_path]
-    if c == "features": return [Path(args.output).absolute().parent]
+    if c == "features": return [Path(args.output).absolute().parent] if args.output else [home] if args.engine == "spark" else []
+    if c == "predict" and getattr(args, "engine", "local") == "spark": return [Path(args.output).absolute().parent] if args.output else [home]
     if c == "news" and args.news_cmd in ("ingest", "crawl"): return [home]   # the news store, $SWB_HOME/news (outside the price store's folder)
     return []
 
