@@ -18,8 +18,8 @@ from . import registry as reg
 from .util import committed, note
 
 # %% auto #0
-__all__ = ['PROMOTION_RULE', 'fit_latest', 'training_reference', 'fitted_models', 'forecast_with', 'model_spec', 'head_to_head',
-           'beats_best_baseline', 'promotion_decision', 'retrain', 'cmd_promote']
+__all__ = ['PROMOTION_RULE', 'FEATURE_SETS', 'fit_latest', 'training_reference', 'fitted_models', 'forecast_with', 'model_spec',
+           'head_to_head', 'beats_best_baseline', 'promotion_decision', 'feature_set_of', 'retrain', 'cmd_promote']
 
 # %% ../nbs/75_lifecycle.ipynb #564006e6
 def _too_short(data:pd.DataFrame, name:str, need:int, train_days:int, h:int)->str:
@@ -210,18 +210,47 @@ def _model_factory(m):
     "A factory of unfitted copies of the fitted model `m` (fit replaces every learned attribute)"
     return lambda: copy.deepcopy(m)
 
+# %% ../nbs/75_lifecycle.ipynb #7f3e1a02
+FEATURE_SETS = ("base", "base+news")   # what `swb train --features` and the retrain job's `features` parameter name
+
+def feature_set_of(
+    columns,   # a model's input columns (`model.metadata.get_input_schema().input_names()`) or a feature table's columns
+)->str:        # `base+news` when any column is a `news_` feature, else `base`
+    "The feature set a model reads, or a table offers: `base+news` or `base`"
+    return "base+news" if any(str(c).startswith("news_") for c in columns) else "base"
+
+def _without_news(data:pd.DataFrame)->pd.DataFrame:
+    "`data` without its `news_` columns (the base feature set's table)"
+    news = [c for c in data.columns if str(c).startswith("news_")]
+    return data.drop(columns=news) if news else data
+
+def _arm_factory(
+    factory,            # `factory()` -> an unfitted model
+    feature_set:str,    # the arm's feature set, one of `FEATURE_SETS`
+    columns,            # the columns of the table the arm is evaluated on
+):                      # a factory of models that read only `feature_set` from that table
+    "Keep a `base` arm off the `news_` columns of a shared table: pin the feature list its default rule would give without them"
+    if feature_set != "base" or feature_set_of(columns) == "base": return factory
+    base = model_features([c for c in columns if not str(c).startswith("news_")])
+    def make():
+        m = factory()
+        if getattr(m, "features", ()) is None: m.features = list(base)   # models without a feature list (naive, volq, ...) read no columns
+        return m
+    return make
+
+
 # %% ../nbs/75_lifecycle.ipynb #5421cb20
 def _champion(settings:Settings, h:int)->tuple:
-    "(version, fitted `h`-session model, model id, fallback reason) of the champion or the previous champion standing in; Nones when there is none loadable"
-    if reg.alias_version(settings, "champion") is None: return None, None, None, None
+    "(version, fitted `h`-session model, model id, fallback reason, feature set) of the champion or the previous champion standing in; Nones when there is none loadable"
+    if reg.alias_version(settings, "champion") is None: return None, None, None, None, None
     lm = reg.load_champion(settings)
     if lm.fallback_level:
         warnings.warn(f"retrain: {lm.reason}" if lm.fallback_level == 1 else
                       f"retrain: {lm.reason.split(': forecasting with')[0]}: the challenger is judged as the first champion", SwbWarning)
-    if lm.fallback_level == 2: return None, None, None, lm.reason
+    if lm.fallback_level == 2: return None, None, None, lm.reason, None
     champ = fitted_models(lm.model).get(h)
     if champ is None: raise SwbError(f"champion version {lm.version} has no {h}-session model to compare with")
-    return lm.version, champ, lm.model_id, lm.reason
+    return lm.version, champ, lm.model_id, lm.reason, feature_set_of(lm.model.metadata.get_input_schema().input_names())
 
 # %% ../nbs/75_lifecycle.ipynb #ca02ce08
 def _retrain_metrics(scores:dict, evidence:dict|None)->dict:
@@ -268,6 +297,24 @@ def _ledger_walk_forward(
         r = led.record(forecasts_long(p, ver, kind, source="walk_forward", model_id=model_id), note=f"retrain walk-forward {label}")
         committed(f"ledger {led.path} version {r['version']}")
 
+# %% ../nbs/75_lifecycle.ipynb #7f3e1a04
+def _retrain_table(
+    settings:Settings,
+    data:pd.DataFrame,      # `add_targets(build_features(panel))`, with or without `news_` columns
+    champ_set:str|None,     # the champion's feature set; None: no champion
+    chall_set:str,          # the challenger's feature set
+    champ_ver:str|None,     # the champion's version (for the error)
+    features:str,           # the `features` asked for (for the error)
+)->pd.DataFrame:            # `data` with the `news_` columns exactly when an arm reads them
+    "The one table both arms are evaluated on: the news features added when either arm reads them (from the home's news store), dropped otherwise"
+    if "base+news" not in (champ_set, chall_set): return _without_news(data)   # a base retrain sees the table it always saw
+    if feature_set_of(data.columns) == "base+news": return data
+    who = f"champion version {champ_ver} reads" if champ_set == "base+news" and features == "champion" else "features=base+news asks for"
+    from stock_workbench.newsfeatures import add_news_features
+    try: return add_news_features(data, settings)
+    except SwbError as e: raise SwbError(f"retrain: {who} the news features: {e}") from None
+
+
 # %% ../nbs/75_lifecycle.ipynb #f064d6f4
 def retrain(
     settings:Settings,
@@ -275,23 +322,29 @@ def retrain(
     lineage:dict,          # store version, symbols, dates of `data`
     model:str|None=None,   # challenger's model name; default `settings.default_model`
     progress:bool=True,    # walk-forward progress bars on stderr
+    features:str="champion", # the challenger's feature set: `champion` (the champion's; `base` with no champion), `base` or `base+news`
 )->dict:                   # the decision record (JSON-able)
     "Train a challenger, compare it with the champion walk-forward, promote by the rule, record everything"
     name = model or settings.default_model
+    if features not in ("champion", *FEATURE_SETS):
+        raise SwbError(f"features {features!r}: expected champion, {' or '.join(FEATURE_SETS)}")
     hs = settings_horizons(settings); h = hs[0]
     _check_ledger(settings)
-    champ_ver, champ, champ_id, fallback = _champion(settings, h)
+    champ_ver, champ, champ_id, fallback, champ_set = _champion(settings, h)
+    chall_set = (champ_set or "base") if features == "champion" else features
+    data = _retrain_table(settings, data, champ_set, chall_set, champ_ver, features)
     fresh = make_model(name, h)
-    same = champ is not None and model_spec(champ) == model_spec(fresh)
+    same = champ is not None and champ_set == chall_set and model_spec(champ) == model_spec(fresh)
     days = np.sort(data["date"].unique())
     eval_days = int(settings.promote_eval_days)
     if len(days) < settings.train_days + eval_days + 2 * h:
         raise SwbError(f"too little history to retrain: need {settings.train_days + eval_days + 2 * h} sessions "
                        f"({settings.train_days} training + {eval_days} evaluation + purge), the store has {len(days)}")
     start = days[-eval_days - h]   # the last `eval_days` sessions whose target is realized
-    facs = {"challenger": lambda: make_model(name, h)}
-    if champ is not None and not same: facs = {"champion": _model_factory(champ), **facs}
-    note(f"walk-forward over the last {eval_days} sessions: {', '.join(facs)} against the random walk ...")
+    facs = {"challenger": _arm_factory(lambda: make_model(name, h), chall_set, data.columns)}
+    if champ is not None and not same: facs = {"champion": _arm_factory(_model_factory(champ), champ_set, data.columns), **facs}
+    note(f"walk-forward over the last {eval_days} sessions: {', '.join(facs)} against the random walk (features: challenger {chall_set}"
+         + ("" if champ is None else f", champion {champ_set}") + ") ...")
     scores, long = evaluate_models(data, facs, horizon=h, train_days=settings.train_days, refit_days=settings.refit_days,
                                    start=start, progress=progress, return_predictions=True, settings=settings)
     if same:  # one specification: its evidence stands for both
@@ -302,16 +355,20 @@ def retrain(
     baseline = {k: ch[k] for k in ("best_baseline", "skill_vs_best", "skill_vs_best_ci95", "dm_pvalue_vs_best")}
     dec = promotion_decision(evidence, same, settings.promote_alpha, baseline, settings.verdict_alpha)
     baseline |= {"alpha": settings.verdict_alpha, "beats": dec["beats_best_baseline"]}
-    models, spans = fit_latest(data, name, hs, settings.train_days)
-    example = data[data["date"] == days[-1]].head(5)
-    feats = model_features(data.columns)
+    fit_data = _without_news(data) if chall_set == "base" else data   # the challenger's own columns: its input schema names its feature set
+    models, spans = fit_latest(fit_data, name, hs, settings.train_days)
+    example = fit_data[fit_data["date"] == days[-1]].head(5)
+    feats = model_features(fit_data.columns)
+    lineage = {**lineage, "feature_set": chall_set}
     r = reg.log_forecaster(settings, models, example, feats, {**lineage, **spans},
                            metrics=_retrain_metrics(scores, evidence), figures=_retrain_figures(long, name, h, same), job="retrain",
-                           drift_reference=training_reference(data, feats, spans))
+                           drift_reference=training_reference(fit_data, feats, spans))
     new = r["version"]
     _move_aliases(settings, new, champ_ver, dec["promote"], stood_in=fallback is not None)
     record = dict(job="retrain", model=name, challenger_version=new, previous_champion=champ_ver,
                   champion_version=new if dec["promote"] else champ_ver, same_spec=same, rule=PROMOTION_RULE,
+                  features=features, feature_sets={"challenger": chall_set, "champion": champ_set},
+                  news_features=[c for c in feats if str(c).startswith("news_")],
                   alpha=settings.promote_alpha, eval_start=str(pd.Timestamp(start).date()), eval_end=str(pd.Timestamp(days[-1 - h]).date()),
                   evidence=evidence, baseline=baseline, run_id=r["run_id"], champion_fallback=fallback, **dec, **spans, lineage=lineage,
                   method=scores.get("method"), verdict_rule=scores.get("verdict_rule"),

@@ -737,6 +737,7 @@ class RetrainJob(_Timed):
         model_name:str="",           # the challenger's model; empty: `default_model`
         settings:Settings|None=None,
         store_version:int|None=None, # the store version to read; default the latest when the job starts (pinned)
+        features:str="champion",     # the challenger's feature set: `champion` (the champion's), `base` or `base+news`
     ):
         super().__init__()
         from stock_workbench.models import MODEL_NAMES
@@ -744,6 +745,9 @@ class RetrainJob(_Timed):
         self.settings = s = settings or Settings()
         self.model_name = (model_name or s.default_model).strip()
         if self.model_name not in MODEL_NAMES: raise SwbError(f"unknown model {self.model_name!r}; known: {', '.join(MODEL_NAMES)}")
+        self.features = str(features or "champion").strip()
+        if self.features not in ("champion", "base", "base+news"):
+            raise SwbError(f"-p features={self.features!r}: expected champion (the champion's feature set), base or base+news")
         self.store = OhlcvStore.from_settings(s)
         self.pinned = self.store.version if store_version is None else int(store_version)
         if self.pinned is None: raise SwbError(f"store {self.store.path} is empty: run `swb ingest` or `swb run eod` first")
@@ -767,7 +771,7 @@ class RetrainJob(_Timed):
         lineage = {"store_version": self.pinned, "symbols": int(panel["symbol"].nunique()), "rows": len(panel),
                    "first": str(panel["date"].min().date()), "last": str(panel["date"].max().date())}
         with self.timed("retrain"):
-            self.record = retrain(self.settings, data, lineage, self.model_name, progress=progress)
+            self.record = retrain(self.settings, data, lineage, self.model_name, progress=progress, features=self.features)   # adds the news features an arm reads
         record_event("committed", f"model {self.settings.registered_model} version {self.record['challenger_version']} registered ({self.record['decision']})")
         return self.record
 
@@ -778,11 +782,22 @@ def decision_table(self:RetrainJob)->pd.DataFrame:
     r = self.record; ev = r.get("evidence") or {}
     rows = [("decision", r["decision"]), ("reason", r["reason"]), ("rule", r["rule"]),
             ("challenger", f"version {r['challenger_version']} ({r['model']})"), ("champion now", f"version {r['champion_version']}"),
+            *_feature_rows(r),
             ("champion before this run", r["previous_champion"] or "none"), ("evaluation period", f"{r['eval_start']} .. {r['eval_end']}"),
             ("rows / sessions compared", f"{ev.get('rows', '-')} / {ev.get('sessions', '-')}"),
             ("pinball champion", ev.get("pinball_champion")), ("pinball challenger", ev.get("pinball_challenger")),
             ("DM p-value", ev.get("dm_pvalue")), ("MLflow run", r["run_id"])]
     return pd.DataFrame(rows, columns=["item", "value"])
+
+def _feature_rows(r:dict)->list[tuple]:
+    "The report's rows naming each arm's feature set (none in a record from before feature sets were recorded)"
+    fs = r.get("feature_sets")
+    if not fs: return []
+    news = f" ({', '.join(r.get('news_features') or [])})" if fs.get("challenger") == "base+news" else ""
+    asked = r.get("features") or "champion"
+    how = (f"as asked (features={asked})" if asked != "champion" else "the champion's" if fs.get("champion") else "no champion yet: base")
+    return [("challenger features", f"{fs['challenger']}{news}, {how}"),
+            ("champion features", fs.get("champion") or "none (no champion before this run)")]
 
 @patch
 def scores_table(self:RetrainJob)->pd.DataFrame: return retrain_scores_table(self.record)
