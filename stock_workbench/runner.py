@@ -91,6 +91,8 @@ def _session_for(settings:Settings, job:str, date:str, params:dict)->str:
             if info["version"] is None: raise SwbError(f"store {store.path} is empty: run `swb ingest` or `swb run eod` first")
             d = pd.Timestamp(max(v["last"] for v in info["symbols"].values()))
         resolve_symbols(settings, params.get("symbols", ""), "none")
+        feats = str(params.get("features", "champion")).strip()
+        if feats not in ("champion", "base", "base+news"): raise SwbError(f"-p features={feats}: must be champion, base or base+news")
     return str(d.date())
 
 # the report loads nothing from the network: no require.js, MathJax or mermaid (a report has no widget, formula or diagram),
