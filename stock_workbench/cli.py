@@ -316,6 +316,7 @@ def cmd_run(args, settings:Settings)->int:
         r = run_job(settings, args.job, args.date or "", params, progress=not os.environ.get("SWB_QUIET"))
     out = dict(job=r.job, session=r.session, ok=r.ok, report=str(r.html), notebook=str(r.notebook), error=r.error, seconds=r.seconds)
     if r.job == "eod": out["portfolios"] = _eod_portfolios(r.notebook)
+    if r.job == "eod": out["warehouse_export"] = next((c for c in r.committed if c.startswith("snowflake table ")), None)   # setting eod_snowflake_table
     if args.json: _print_json(out)
     elif r.ok: print(f"{r.job} {r.session}: done. Report: {r.html}")
     if not r.ok: raise SwbError(f"{r.job} {r.session} failed: {r.error} (report: {r.html})")

@@ -122,18 +122,30 @@ def _upper(df:pd.DataFrame)->pd.DataFrame:
     out["DATE"] = pd.to_datetime(out["DATE"]).dt.date
     return out.reset_index(drop=True)
 
+def _check_symbols(settings:Settings, syms:list[str])->None:
+    "SwbError naming every symbol of `syms` the price store does not hold (as `swb ingest --source snowflake` refuses absent ones)"
+    from stock_workbench.store import OhlcvStore
+    store = OhlcvStore.from_settings(settings)
+    if store.version is None: raise SwbError(f"store {store.path} is empty: run `swb ingest` first")
+    known = set(store.symbols())
+    unknown = [s for s in syms if s not in known]
+    if unknown: raise SwbError(f"unknown symbol(s) {', '.join(unknown)} (the store has {len(known)}; `swb store info` lists them)")
+
 def export_frame(
     what:str,                     # `ohlcv`, `features` or `predictions`
     settings:Settings,
-    symbols:list[str]|None=None,  # default: every symbol in the home
+    symbols:list[str]|None=None,  # default: every symbol in the home; a symbol the store does not hold is refused
     start=None, end=None,         # inclusive date bounds; default: all
 )->pd.DataFrame:                  # upper-case columns, DATE a `datetime.date`; SwbError when there is nothing to send
-    "The rows `export_snowflake` sends for `what`"
+    """The rows `export_snowflake` sends for `what`. Features are computed over the universe `swb features` and the EOD job
+    use by default (settings `universe`, else every stored symbol), whatever `symbols` asks, so the market-wide `mkt_*`
+    columns of a (symbol, date) row are the same in every export; `symbols` only picks the rows sent."""
     if what not in EXPORT_KEYS: raise SwbError(f"snowflake: --what {what!r} is not one of {', '.join(EXPORT_KEYS)}")
     syms = None if not symbols else list(dict.fromkeys(check_symbol(s) for s in symbols))
     first, last = (None if v is None or v == "" else _day(v, k) for k, v in (("start", start), ("end", end)))
     if first is not None and last is not None and last < first:
         raise SwbError(f"snowflake: start {first:%Y-%m-%d} is after end {last:%Y-%m-%d}")
+    if syms is not None: _check_symbols(settings, syms)
     if what == "predictions":
         from stock_workbench.ledger import PredictionLedger
         led = PredictionLedger.from_settings(settings)
@@ -148,7 +160,12 @@ def export_frame(
     else:
         from types import SimpleNamespace
         from stock_workbench.cli import _features   # the path `swb features` takes, so both write the same table
-        df, _, _ = _features(SimpleNamespace(symbols=",".join(syms or [])), settings)
+        universe = [check_symbol(s) for s in settings.universe or []]
+        outside = [s for s in syms or [] if universe and s not in universe]
+        if outside: raise SwbError(f"snowflake: symbol(s) {', '.join(outside)} are outside the universe the market features (mkt_*) are "
+                                   f"computed over (settings universe, {len(universe)} symbols): add them to universe, or leave them out")
+        df, _, _ = _features(SimpleNamespace(symbols=""), settings)   # the default universe: mkt_* never depend on --symbols
+        if syms is not None: df = df[df["symbol"].isin(syms)]
         if first is not None: df = df[df["date"] >= first]
         if last is not None: df = df[df["date"] <= last]
         where = "the feature table"
@@ -156,43 +173,67 @@ def export_frame(
     if df.empty: raise SwbError(f"snowflake: nothing to export: {where} has no rows{' for ' + ','.join(syms) if syms else ''}{span}")
     return _upper(df.sort_values(["symbol", "date"], kind="stable"))
 
-
 # %% ../nbs/13_snowflake.ipynb #63bf456a
 def _table_columns(session, table:str)->dict|None:
-    "Upper-case column name -> the table's own name; None when the table does not exist"
+    "Upper-case column name -> (the table's own name, its type); None when the table does not exist"
     from snowflake.snowpark.exceptions import SnowparkClientException, SnowparkSQLException
-    try: return {f.name.strip('"').upper(): f.name for f in session.table(table).schema.fields}
+    try: return {f.name.strip('"').upper(): (f.name, f.datatype) for f in session.table(table).schema.fields}
     except (SnowparkSQLException, SnowparkClientException) as e:
         if "does not exist" in str(e) or getattr(e, "sql_error_code", None) == 2003: return None
         raise SwbError(f"snowflake: cannot read table {table} ({_first_line(e)})") from None
+
+def _snow_frame(session, df:pd.DataFrame):
+    """`df` as a Snowpark DataFrame with an explicit schema; a missing or non-finite number (NaN, inf) goes as NULL,
+    never as Snowflake's NaN/inf (which AVG, SUM and comparisons would take as values). Returns (frame, NULLs written)"""
+    import math
+    from snowflake.snowpark.types import (BooleanType, DateType, DoubleType, LongType, StringType, StructField, StructType,
+                                          TimestampType)
+    def kind(c):
+        s = df[c]
+        if c == "DATE": return DateType()
+        if pd.api.types.is_bool_dtype(s): return BooleanType()
+        if pd.api.types.is_integer_dtype(s): return LongType()
+        if pd.api.types.is_float_dtype(s): return DoubleType()
+        if pd.api.types.is_datetime64_any_dtype(s): return TimestampType()
+        return StringType()
+    schema = StructType([StructField(c, kind(c), nullable=True) for c in df.columns])
+    num = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    nulls = int((~pd.DataFrame({c: pd.Series(df[c], dtype="float64").map(math.isfinite) for c in num})).to_numpy().sum()) if num else 0
+    clean = lambda v: None if v is None or (isinstance(v, float) and not math.isfinite(v)) or v is pd.NaT else v
+    rows = [tuple(clean(v) for v in r) for r in df.astype(object).itertuples(index=False, name=None)]
+    return session.create_dataframe(rows, schema=schema), nulls
 
 def merge_frame(
     session,              # a Snowpark session
     table:str,            # checked name
     df:pd.DataFrame,      # upper-case columns holding every column of `keys`
     keys:list[str],       # the columns a row is replaced by
-)->dict:                  # rows, inserted, updated, dates, dates_replaced
-    "Upsert `df` into `table` on `keys` in one MERGE; the table is created if missing"
+)->dict:                  # rows, inserted, updated, dates, dates_replaced, nulls, not_sent
+    """Upsert `df` into `table` on `keys` in one MERGE; the table is created if missing. A replaced row is replaced whole:
+    the table's columns `df` does not have (`not_sent`) are set NULL on it, so no value of an earlier export outlives its row.
+    Missing and non-finite numbers are written as NULL (`nulls` counts them)"""
     from snowflake.snowpark import functions as F
     from snowflake.snowpark.exceptions import SnowparkClientException, SnowparkSQLException
     cols = _table_columns(session, table)
     dates = sorted(set(df["DATE"]))
     try:
-        src = session.create_dataframe(df)
+        src, nulls = _snow_frame(session, df)
         if cols is None:
             src.write.save_as_table(table, mode="append")
-            return dict(rows=len(df), inserted=len(df), updated=0, dates=len(dates), dates_replaced=0)
+            return dict(rows=len(df), inserted=len(df), updated=0, dates=len(dates), dates_replaced=0, nulls=nulls, not_sent=[])
         missing = [c for c in df.columns if c not in cols]
         if missing: raise SwbError(f"snowflake: table {table} has no column(s) {', '.join(missing)}: export to a new table, or add them")
+        not_sent = [c for c in cols if c not in df.columns]
+        name = lambda c: cols[c][0]
         tgt = session.table(table)
-        had = {r[0] for r in tgt.filter(tgt[cols["DATE"]].isin(dates)).select(tgt[cols["DATE"]]).distinct().collect()}
-        on = functools.reduce(lambda a, b: a & b, [tgt[cols[k]] == src[k] for k in keys])
-        r = tgt.merge(src, on, [F.when_matched().update({cols[c]: src[c] for c in df.columns if c not in keys}),
-                                F.when_not_matched().insert({cols[c]: src[c] for c in df.columns})])
+        had = {r[0] for r in tgt.filter(tgt[name("DATE")].isin(dates)).select(tgt[name("DATE")]).distinct().collect()}
+        on = functools.reduce(lambda a, b: a & b, [tgt[name(k)] == src[k] for k in keys])
+        update = {name(c): src[c] for c in df.columns if c not in keys} | {name(c): F.lit(None).cast(cols[c][1]) for c in not_sent}
+        r = tgt.merge(src, on, [F.when_matched().update(update), F.when_not_matched().insert({name(c): src[c] for c in df.columns})])
     except (SnowparkSQLException, SnowparkClientException) as e:
         raise SwbError(f"snowflake: cannot write table {table} ({_first_line(e)})") from None
-    return dict(rows=len(df), inserted=int(r.rows_inserted), updated=int(r.rows_updated), dates=len(dates), dates_replaced=len(had))
-
+    return dict(rows=len(df), inserted=int(r.rows_inserted), updated=int(r.rows_updated), dates=len(dates), dates_replaced=len(had),
+                nulls=nulls, not_sent=not_sent)
 
 # %% ../nbs/13_snowflake.ipynb #44ed861d
 def export_snowflake(
@@ -201,8 +242,8 @@ def export_snowflake(
     settings:Settings|None=None,  # default `Settings()`; the session as `snowflake_session` finds it
     symbols:list[str]|None=None,  # default: every symbol in the home
     start=None, end=None,         # inclusive date bounds; default: all
-)->dict:                          # table, what, rows, inserted, updated, dates, dates_replaced, first, last, symbols
-    "Upsert the home's `what` rows into a Snowflake table, replacing rows of the same key: idempotent per date"
+)->dict:                          # table, what, rows, inserted, updated, dates, dates_replaced, nulls, not_sent, first, last, symbols
+    "Upsert the home's `what` rows into a Snowflake table, replacing rows of the same key whole: idempotent per date"
     settings = settings or Settings()
     table = check_table_name(table)
     df = export_frame(what, settings, symbols, start, end)
@@ -210,12 +251,17 @@ def export_snowflake(
     out = merge_frame(session, table, df, EXPORT_KEYS[what])
     return dict(table=table, what=what, **out, first=str(min(df["DATE"])), last=str(max(df["DATE"])), symbols=int(df["SYMBOL"].nunique()))
 
-def export_line(r:dict)->str:
+def export_line(
+    r:dict,                   # `export_snowflake`'s summary
+    code=lambda s: s,         # how a user-given name is shown: as is on a terminal; `md_code` in a Markdown report
+)->str:
     "One line saying what `export_snowflake` did"
     span = r["first"] if r["first"] == r["last"] else f"{r['first']} to {r['last']}"
-    return (f"exported {r['rows']:,} {r['what']} rows of {r['symbols']} symbol(s), {r['dates']} date(s) {span}, to snowflake table {r['table']}: "
+    line = (f"exported {r['rows']:,} {r['what']} rows of {r['symbols']} symbol(s), {r['dates']} date(s) {span}, to snowflake table {code(r['table'])}: "
             f"{r['inserted']:,} new, {r['updated']:,} replaced")
-
+    if r.get("not_sent"): line += f"; column(s) {', '.join(r['not_sent'])} not in this export: set empty on the replaced rows"
+    if r.get("nulls"): line += f"; {r['nulls']:,} missing or non-finite value(s) sent as NULL"
+    return line
 
 # %% ../nbs/13_snowflake.ipynb #a0e70a9d
 def cmd_export(args, settings:Settings)->int:
@@ -229,19 +275,23 @@ def cmd_export(args, settings:Settings)->int:
 def export_eod(
     settings:Settings,
     day,                   # the session whose forecasts are sent
-    show=print,            # how the outcome line is shown (the EOD report passes `show_md`)
+    show=print,            # how the outcome line is shown (the EOD report passes `show_md`): Markdown, names as code spans
 )->dict|None:              # `export_snowflake`'s summary; None when `eod_snowflake_table` is empty
-    "The EOD job's export of the session's forecasts to `eod_snowflake_table`; a failure is shown, then raised as one line"
+    """The EOD job's export of the session's forecasts to `eod_snowflake_table`; a failure is shown, then raised as one line.
+    A success is also recorded as a committed effect of the run (`runner.record_event`)"""
+    import shlex
+    from stock_workbench.portfolio import md_code
     table = str(settings.eod_snowflake_table or "").strip()
     if not table:
         show("No warehouse export: `eod_snowflake_table` is empty."); return None
     d = _day(day, "day")
     try: r = export_snowflake("predictions", table, settings, None, d, d)
     except SwbError as e:
-        again = f"swb export --to snowflake --what predictions --table {table} --start {d:%Y-%m-%d} --end {d:%Y-%m-%d}"
-        show(f"**The export to Snowflake failed: {e}.** The run's local results stand (store, ledger, this report); "
-             f"send the rows again with `{again}`.")
+        again = f"swb export --to snowflake --what predictions --table {shlex.quote(table)} --start {d:%Y-%m-%d} --end {d:%Y-%m-%d}"
+        show(f"**The export to Snowflake failed:** {md_code(str(e), None)}. The run's local results stand (store, ledger, this report); "
+             f"send the rows again with {md_code(again, None)}.")
         raise SwbError(f"{e}; the run's local results stand: re-send with `{again}`") from None
-    show(export_line(r).replace("exported", "Exported", 1) + ".")
+    show(export_line(r, lambda s: md_code(s, None)).replace("exported", "Exported", 1) + ".")
+    from stock_workbench.runner import record_event   # the run's record: `swb run` lists it (and says it on an interrupt)
+    record_event("committed", f"snowflake table {table}: {r['inserted']:,} new, {r['updated']:,} replaced predictions rows")
     return r
-

@@ -13,6 +13,7 @@ AIRFLOW_PY = REPO / ".venv-airflow" / "bin" / "python"
 DAGS = REPO / "pipelines" / "airflow"
 FAST = {"SWB_SYNTHETIC_SYMBOLS": "6", "SWB_SYNTHETIC_YEARS": "3", "SWB_TRAIN_DAYS": "252", "SWB_REFIT_DAYS": "126",
         "SWB_PROMOTE_EVAL_DAYS": "126", "SWB_BACKTEST_DAYS": "126"}
+pytestmark = pytest.mark.xdist_group("airflow")   # one migrated metadata database for the module: its tests share a worker
 LAST = str(market_sessions("2015-01-02", 756)[-1].date())   # the FAST sample market's last session: 2018-01-02
 
 RUN_DAG = """
@@ -90,3 +91,70 @@ def test_holiday_and_off_cadence_dates_run_nothing(dag_test, home):
     assert res == {"run": "success", "tasks": {"swb_run_retrain": "skipped"}}, out[-4000:]
     assert "retrain 2017-12-27: not a weekly retrain session of XNYS: nothing to run" in out
     assert not (home / "reports").exists() and not (home / "schedule" / "state.json").exists()
+
+
+PARSE_DAG = """
+import importlib.util, json, sys, pendulum
+spec = importlib.util.spec_from_file_location("stock_workbench_dag", sys.argv[1])
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+out = {"problems": m.PROBLEMS, "cron": m.eod_dag.timetable.serialize()["expression"]}
+try: out["returned"] = m.run_swb_task("eod", pendulum.parse(sys.argv[2]), sys.argv[3], sys.argv[4])
+except BaseException as e: out["raised"], out["message"] = type(e).__name__, str(e)
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _parse_dag(tmp_path, env: dict, logical: str, home, python):
+    "Exec the DAG file in Airflow's venv and call its task function once (no scheduler); the RESULT dict and the output"
+    (tmp_path / "parse_dag.py").write_text(PARSE_DAG)
+    r = subprocess.run([str(AIRFLOW_PY), str(tmp_path / "parse_dag.py"), str(DAGS / "stock_workbench_dag.py"), logical, str(home), str(python)],
+                       env={**os.environ, **FAST, "AIRFLOW_HOME": str(tmp_path / "af"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", **env},
+                       capture_output=True, text=True, timeout=600)
+    res = [l for l in r.stdout.splitlines() if l.startswith("RESULT ")]
+    assert r.returncode == 0 and res, (r.stdout + r.stderr)[-4000:]
+    return json.loads(res[-1][len("RESULT "):]), r.stdout + r.stderr
+
+
+def test_bad_settings_load_the_dag_and_fail_the_task(dag_test, home, tmp_path):
+    "A malformed settings.ini or a bad schedule value never breaks the DAG file: the task fails at once, without retries, naming it"
+    (home / "settings.ini").write_text("[jobs]\neod_time = 16:30\n[jobs]\nretrain_time = 18:00\n")
+    res, out = dag_test("eod", f"{LAST}T16:30:00-05:00")
+    assert res == {"run": "failed", "tasks": {"swb_run_eod": "failed"}}, out[-4000:]
+    assert "AirflowFailException" in out and "the schedule settings are wrong: cannot read" in out and "settings.ini" in out
+    assert not (home / "reports").exists()
+    (home / "settings.ini").unlink()
+    for env, want in [({"SWB_EOD_TIME": "25:99"}, "setting eod_time='25:99' (SWB_EOD_TIME) is not a time of day HH:MM (00:00 to 23:59)"),
+                      ({"SWB_EOD_TIME": "half past four"}, "setting eod_time='half past four' (SWB_EOD_TIME) is not a time of day"),
+                      ({"SWB_EOD_TIMEZONE": "Mars/Base"}, "setting eod_timezone='Mars/Base' (SWB_EOD_TIMEZONE) is not a time zone name")]:
+        got, out = _parse_dag(tmp_path, {"SWB_HOME": str(home), **env}, f"{LAST}T16:30:00-05:00", home, sys.executable)
+        assert got["cron"] == "30 16 * * 1-5" and got["raised"] == "AirflowFailException", out[-3000:]
+        assert got["message"].startswith("eod: the schedule settings are wrong: " + want), got
+
+
+def test_missing_python_and_failed_job_are_one_line(home, tmp_path):
+    "No workbench python: one line saying to set SWB_PYTHON; a refused date: the task error carries swb's cause, names no report"
+    got, out = _parse_dag(tmp_path, {"SWB_HOME": str(home)}, f"{LAST}T16:30:00-05:00", home, tmp_path / "no-venv" / "bin" / "python")
+    assert got["raised"] == "AirflowFailException" and "set SWB_PYTHON (the workbench venv's python" in got["message"], got
+    got, out = _parse_dag(tmp_path, {"SWB_HOME": str(home), "SWB_STREAM_PREFIX": f"swbtest-airflow-{uuid.uuid4().hex[:8]}"},
+                          "2014-06-02T16:30:00-04:00", home, sys.executable)   # before the sample market
+    assert got["raised"] == "AirflowFailException" and got["message"].startswith("eod failed (exit 98): eod 2014-06-02: the sample market"), got
+    assert "2014-06-02 is before it" in got["message"] and "Report" not in got["message"] and "report" not in got["message"], got
+    assert "Report:" not in out and not (home / "reports" / "eod" / "2014-06-02").exists()
+
+
+def _task(home, *args):
+    return subprocess.run([sys.executable, str(DAGS / "swb_task.py"), *args], env={**os.environ, **FAST, "SWB_HOME": str(home)},
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_earlier_date_after_a_later_one_is_a_skip(home):
+    import pandas as pd
+    from stock_workbench import schedule
+    from stock_workbench.config import Settings
+    now = pd.Timestamp.now(tz="UTC")
+    schedule.record_run(Settings(str(home)), "eod", "2017-12-29", 0, now, now)
+    r = _task(home, "eod", "2017-12-28T16:30:00-05:00")
+    assert r.returncode == 99, r.stdout + r.stderr
+    assert "eod 2017-12-28: a later session (2017-12-29) already ran" in r.stdout and "nothing to run" in r.stdout and "Report" not in r.stdout
+    r = _task(home, "eod", "not-a-date")   # Airflow always passes ISO; by hand: one line, a refusal (98: no retries)
+    assert r.returncode == 98 and r.stderr == "swb: error: logical date 'not-a-date' is not a date (an ISO timestamp or YYYY-MM-DD)\n", r.stderr

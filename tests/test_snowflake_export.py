@@ -76,9 +76,9 @@ def test_features_are_the_feature_table(local, capsys, tmp_path):
     start = str(sorted(bars["date"].unique())[-5].date())
     code, out, err = export(capsys, "--what", "features", "--table", "FEATURES", "--symbols", "SYN001", "--start", start, "--end", last)
     assert code == 0, err
-    csv = tmp_path / "f.csv"
-    assert main(["features", "--symbols", "SYN001", "--start", start, "--end", last, "--output", str(csv)]) == 0
-    want = pd.read_csv(csv, parse_dates=["date"])
+    csv = tmp_path / "f.csv"   # `swb features` over its default universe (every stored symbol), SYN001's rows
+    assert main(["features", "--start", start, "--end", last, "--output", str(csv)]) == 0
+    want = pd.read_csv(csv, parse_dates=["date"]).query("symbol == 'SYN001'").reset_index(drop=True)
     got = snowflake_session(Settings()).table("FEATURES").sort("DATE").to_pandas()
     assert list(got.columns) == [c.upper() for c in want.columns] and len(got) == len(want) == 5
     assert got["SYMBOL"].eq("SYN001").all() and pd.to_datetime(got["DATE"]).tolist() == want["date"].tolist()
@@ -86,6 +86,56 @@ def test_features_are_the_feature_table(local, capsys, tmp_path):
     np.testing.assert_allclose(got[[c.upper() for c in num]].to_numpy("float64"), want[num].to_numpy("float64"), rtol=1e-9, equal_nan=True)
     code, out, _ = export(capsys, "--what", "features", "--table", "FEATURES", "--symbols", "SYN001", "--start", start, "--end", last)
     assert "0 new, 5 replaced" in out and snowflake_session(Settings()).table("FEATURES").count() == 5
+
+
+def test_market_features_do_not_depend_on_symbols(local, capsys, monkeypatch):
+    "mkt_* are computed over the default universe whatever --symbols asks: one symbol, then two, give the same row values"
+    bars, _ = local
+    start = str(sorted(bars["date"].unique())[-3].date())
+    assert export(capsys, "--what", "features", "--table", "FE", "--start", start, "--symbols", "SYN000")[0] == 0
+    t = lambda: snowflake_session(Settings()).table("FE").to_pandas().sort_values(["SYMBOL", "DATE"], ignore_index=True)
+    one = t()
+    assert any(c.startswith("MKT_") for c in one.columns)
+    code, out, err = export(capsys, "--what", "features", "--table", "FE", "--start", start, "--symbols", "SYN000,SYN001")
+    assert code == 0 and "3 new, 3 replaced" in out, err
+    both = t()
+    pd.testing.assert_frame_equal(both[both["SYMBOL"] == "SYN000"].reset_index(drop=True), one)
+    # a universe in the settings is the one used; a symbol outside it is refused in one line
+    monkeypatch.setenv("SWB_SYMBOLS", "SYN001")
+    code, _, err = export(capsys, "--what", "features", "--table", "FE", "--start", start, "--symbols", "SYN000")
+    assert code == 1 and err.count("\n") == 1 and err.startswith("swb: error: snowflake: symbol(s) SYN000 are outside the universe"), err
+
+
+def test_replaced_rows_keep_no_stale_column(local, capsys, tmp_path):
+    "A market series dropped from the home: the re-export sets its columns empty on the replaced rows and says so"
+    bars, _ = local
+    days = sorted(bars["date"].unique())
+    start = str(days[-3].date())
+    v = pd.DataFrame({"DATE": [f"{d:%Y-%m-%d}" for d in days], "VIXCLS": np.round(np.linspace(14, 16, len(days)), 2)})
+    v.to_csv(tmp_path / "VIXCLS.csv", index=False)
+    capsys.readouterr()
+    assert main(["ingest", "--source", "csv", "--path", str(tmp_path / "VIXCLS.csv"), "--symbol", "^VIX", "--series", "market"]) == 0
+    assert export(capsys, "--what", "features", "--table", "FV", "--start", start)[0] == 0
+    fv = lambda: snowflake_session(Settings()).table("FV").to_pandas()
+    vix = [c for c in fv().columns if "VIX" in c]
+    assert "VIX_LEVEL" in vix and fv()["VIX_LEVEL"].notna().all()
+    assert main(["store", "drop", "--symbols", "^VIX", "--table", "market"]) == 0
+    code, out, err = export(capsys, "--what", "features", "--table", "FV", "--start", start)
+    assert code == 0, err
+    assert "0 new, 6 replaced" in out and f"; column(s) {', '.join(vix)} not in this export: set empty on the replaced rows" in out, out
+    assert fv()[vix].isna().all().all() and len(fv()) == 6
+
+
+def test_non_finite_forecasts_go_as_null(local, capsys):
+    _, rows = local
+    bad = rows.iloc[:1].assign(model_version="9", model_id="run-bad", p10=np.nan, p50=np.inf, p90=-np.inf)
+    PredictionLedger.from_settings(Settings()).record(bad)
+    code, out, err = export(capsys, "--what", "predictions", "--table", "NF", "--json")
+    r = json.loads(out)
+    assert code == 0 and r["nulls"] == 3 + int(pd.concat([rows, bad])["close"].isna().sum()) and r["rows"] == len(rows) + 1, err   # CLOSE is empty in the fixture
+    t = snowflake_session(Settings()).table("NF")
+    row = t.filter(t["MODEL_VERSION"] == "9").collect()[0].as_dict()
+    assert (row["P10"], row["P50"], row["P90"]) == (None, None, None)
 
 
 def test_predictions_keyed_by_model(local, capsys):
@@ -108,7 +158,9 @@ def test_bad_input_is_one_line(local, capsys):
                       (["--what", "ohlcv", "--table", "T;DROP"], "swb: error: snowflake: table name 'T;DROP' is not"),
                       (["--what", "ohlcv", "--table", "T", "--start", "2030-01-01"], "swb: error: snowflake: nothing to export: the store"),
                       (["--what", "ohlcv", "--table", "T", "--start", "nonsense"], "swb: error: snowflake: start='nonsense' is not a date"),
-                      (["--what", "ohlcv", "--table", "T", "--symbols", "ZZZ"], "swb: error: unknown symbol(s) ZZZ")]:
+                      (["--what", "ohlcv", "--table", "T", "--symbols", "ZZZ"], "swb: error: unknown symbol(s) ZZZ"),
+                      (["--what", "ohlcv", "--table", "T", "--symbols", "SYN000,NOPE", "--start", "2015-01-02"],
+                       "swb: error: unknown symbol(s) NOPE (the store has 2")]:
         code, out, err = export(capsys, *args)
         assert code == 1 and err.count("\n") == 1 and err.startswith(msg), (args, err)
     snowflake_session(Settings()).create_dataframe([("A", 1.0)], schema=["SYMBOL", "X"]).write.save_as_table("ODD")
@@ -130,17 +182,19 @@ def test_eod_exports_its_forecasts_and_a_failure_keeps_the_run(home, monkeypatch
     from stock_workbench.synthetic import market_sessions
     ses = market_sessions("2015-01-02", 756)
     d1, d2 = str(ses[-2].date()), str(ses[-1].date())
-    r = swb("run", "eod", "--date", d1, env={"SWB_SNOWFLAKE_LOCAL_TESTING": "true", "SWB_EOD_SNOWFLAKE_TABLE": "FORECASTS"})
+    evil = '"<img src=x onerror=alert(1)>"'   # a quoted identifier may hold any character but `"`: shown as code, never as HTML
+    r = swb("run", "eod", "--date", d1, env={"SWB_SNOWFLAKE_LOCAL_TESTING": "true", "SWB_EOD_SNOWFLAKE_TABLE": evil})
     assert r.returncode == 0, r.stderr
     n = len(PredictionLedger(home / "predictions").read(source="eod", start=d1, end=d1))
     html = (home / "reports" / "eod" / d1 / "eod.html").read_text()
-    assert "Warehouse export" in html and f"Exported {n} predictions rows of 6 symbol(s), 1 date(s) {d1}, to snowflake table FORECASTS" in html
+    assert "Warehouse export" in html and f"Exported {n} predictions rows of 6 symbol(s), 1 date(s) {d1}, to snowflake table " in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img src=x" not in html and "onerror=\"" not in html
     # the warehouse is unreachable on the next session: the run's local results stay, the report says so, the exit is 1
-    r = swb("run", "eod", "--date", d2, env={"SWB_EOD_SNOWFLAKE_TABLE": "FORECASTS", "SNOWFLAKE_PASSWORD": "hunter2-secret"})
+    r = swb("run", "eod", "--date", d2, env={"SWB_EOD_SNOWFLAKE_TABLE": evil, "SNOWFLAKE_PASSWORD": "hunter2-secret"})
     assert r.returncode == 1
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith(f"swb: error: eod {d2} failed: SwbError: snowflake: no connection configured"), line
-    assert f"--start {d2} --end {d2}" in line and "local results stand" in line
+    assert f"--table '{evil}' --start {d2} --end {d2}" in line and "local results stand" in line   # shell-quoted: pastes as the same table
     html = (home / "reports" / "eod" / d2 / "eod.html").read_text()
     assert "The export to Snowflake failed" in html and "Forecasts from the champion" in html
     assert len(PredictionLedger(home / "predictions").read(source="eod", start=d2, end=d2)) == n

@@ -12,19 +12,28 @@ LOGICAL_DATE is the run's logical date (an ISO timestamp, or a YYYY-MM-DD sessio
   session already run, is not run again (an Airflow retry after a success, a second trigger, a backfill behind the scheduler).
   A failed run is re-run by a retry: every step of a job is idempotent;
 - after a successful EOD the home's tables are maintained, as the scheduler does.
-The last line printed names the report. Exit: 0 ran or already done, 99 nothing to run, else the job's exit code.
+The last line printed names the report, when there is one. Exit: 0 ran or already done, 99 nothing to run (a date that
+is not a session, not due yet, or earlier than a session already run), 98 a refusal no retry can fix (bad settings, a
+logical date that is not a date, a session `swb run` refuses, e.g. one outside the sample market), else the job's exit code.
 """
 import datetime as dt, sys
 import pandas as pd
 from stock_workbench.config import Settings, SwbError
-from stock_workbench import schedule
+from stock_workbench import runner, schedule
 
-SKIP = 99   # Airflow's default skip_on_exit_code for shell tasks
+SKIP = 99      # Airflow's default skip_on_exit_code for shell tasks
+REFUSED = 98   # deterministic: the DAG fails the task without retries
+
+
+class Refused(SwbError):
+    "A refusal no retry can fix"
 
 
 def _session(settings:Settings, logical:str)->dt.date:
     "The session a logical date stands for: its calendar date in `eod_timezone`"
-    ts = pd.Timestamp(logical)
+    try: ts = pd.Timestamp(str(logical).strip())
+    except (ValueError, TypeError, OverflowError): ts = pd.NaT
+    if ts is pd.NaT: raise Refused(f"logical date {logical!r} is not a date (an ISO timestamp or YYYY-MM-DD)")
     if ts.tzinfo is None: return ts.date()
     return ts.tz_convert(str(settings.eod_timezone)).date()
 
@@ -37,14 +46,18 @@ def _fire(settings:Settings, job:str, day:dt.date)->schedule.Fire|None:
 
 
 def _report(settings:Settings, job:str, day:dt.date)->str:
-    return str(settings.home/settings.reports_dir/job/day.isoformat()/f"{job}.html")
+    "` Report: <path>` when the job's report of `day` exists, else nothing (a path is never named that is not there)"
+    p = settings.home/settings.reports_dir/job/day.isoformat()/f"{job}.html"
+    return f" Report: {p}" if p.is_file() else ""
 
 
 def run(job:str, logical:str, now:pd.Timestamp|None=None)->int:
     "Run `job` for the session of `logical` under the scheduler's rules; the exit code"
-    settings = Settings()
+    try: settings = Settings()
+    except SwbError as e: raise Refused(str(e)) from None
     day = _session(settings, logical)
-    fire = _fire(settings, job, day)
+    try: fire = _fire(settings, job, day)
+    except SwbError as e: raise Refused(str(e)) from None
     if fire is None:
         what = "a session of " + str(settings.exchange) if job == "eod" else f"a {settings.retrain_cadence} retrain session of {settings.exchange}"
         print(f"{job} {day}: not {what}: nothing to run", flush=True); return SKIP
@@ -53,17 +66,22 @@ def run(job:str, logical:str, now:pd.Timestamp|None=None)->int:
         print(f"{job} {day}: its run is due at {fire.at:%Y-%m-%d %H:%M %Z}, not yet: nothing to run", flush=True); return SKIP
     with schedule.job_lock(settings, job):
         rec = schedule.load_state(settings).get(job)
-        if rec and (rec["session"] > day.isoformat() or (rec["session"] == day.isoformat() and rec.get("ok"))):
-            why = "already done" if rec["session"] == day.isoformat() else f"a later session ({rec['session']}) already ran"
-            print(f"{job} {day}: {why} (finished {rec.get('finished', '?')}): nothing to run. Report: {_report(settings, job, day)}", flush=True)
+        if rec and rec["session"] > day.isoformat():   # the job's state moves forward only: an earlier session is never run after a later one
+            print(f"{job} {day}: a later session ({rec['session']}) already ran (finished {rec.get('finished', '?')}); an earlier session "
+                  f"is not run after a later one: nothing to run", flush=True)
+            return SKIP
+        if rec and rec["session"] == day.isoformat() and rec.get("ok"):
+            print(f"{job} {day}: already done (finished {rec.get('finished', '?')}): nothing to run.{_report(settings, job, day)}", flush=True)
             return 0
+        try: runner._session_for(settings, job, day.isoformat(), {})   # `swb run`'s own check of date and parameters, before any work
+        except SwbError as e: raise Refused(f"{job} {day}: {e}") from None   # e.g. a date outside the sample market: a retry cannot help
         started = pd.Timestamp.now(tz="UTC")
         print(f"{job} {day}: start `swb run {job} --date {day}` in {settings.home}", flush=True)
         code = int(schedule.run_job_subprocess(job, day.isoformat()))   # the child inherits the held lock
         schedule.record_run(settings, job, day, code, started, pd.Timestamp.now(tz="UTC"))
         if code == 0 and job == "eod":
             schedule._maintain(settings, lambda line: print(line, flush=True), lambda: f"{pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M:%S %Z}")
-    print(f"{job} {day}: exit {code}. Report: {_report(settings, job, day)}", flush=True)
+    print(f"{job} {day}: exit {code}.{_report(settings, job, day)}", flush=True)
     return code
 
 
@@ -72,4 +90,4 @@ if __name__ == "__main__":
         sys.exit("usage: swb_task.py eod|retrain LOGICAL_DATE")
     try: sys.exit(run(sys.argv[1], sys.argv[2]))
     except SwbError as e:
-        print(f"swb: error: {e}", file=sys.stderr, flush=True); sys.exit(1)
+        print(f"swb: error: {e}", file=sys.stderr, flush=True); sys.exit(REFUSED if isinstance(e, Refused) else 1)
