@@ -193,6 +193,7 @@ def _date_arg(text:str|None, flag:str)->pd.Timestamp|None:
 def cmd_features(args, settings:Settings)->int:
     "Write the feature table for stored symbols to a csv or parquet file"
     if getattr(args, "engine", "local") == "spark": return _delegate("spark", "cmd_features_spark", args, settings)
+    if args.master: raise SwbError("--master is for --engine spark")
     if not args.output: raise SwbError("--output FILE.csv|FILE.parquet is required (only --engine spark writes to the home's store)")
     out = Path(args.output)
     if out.suffix.lower() not in (".csv", ".parquet"): raise SwbError(f"--output {out}: must end in .csv or .parquet")
@@ -261,6 +262,7 @@ def cmd_predict(args, settings:Settings)->int:
     "Next-session (and h-session) forecasts for the universe from a registered model"
     if getattr(args, "engine", "local") == "spark": return _delegate("spark", "cmd_predict_spark", args, settings)
     if getattr(args, "output", None): raise SwbError("--output is for --engine spark; `swb predict --json` prints the forecasts")
+    if getattr(args, "master", None): raise SwbError("--master is for --engine spark")
     from stock_workbench.lifecycle import fitted_models, forecast_with
     from stock_workbench.registry import load_champion, load_forecaster
     if args.model == "champion":     # its files missing: the previous champion, else the rule-based baseline (with a warning)
