@@ -101,7 +101,7 @@ def main():
           f"{len(texts) / cpu1:9,.0f} per CPU-second ({cpu1:.1f} s CPU)")
     st = Settings()
     c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter(); par = scrub_parallel(texts, st, allow=ALLOW); dtn = time.perf_counter() - t0
+    t0 = time.perf_counter(); par = scrub_parallel(texts, st, allow=ALLOW, min_parallel=0); dtn = time.perf_counter() - t0
     c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpun = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
     print(f"  scrub_parallel, {st.news_workers} processes: {len(texts) / dtn:9,.0f} headlines/s wall ({dtn:.1f} s, worker start-up included); "

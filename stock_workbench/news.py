@@ -18,11 +18,12 @@ from .validate import ValidationFailed, ValidationReport, gx_batch_definition, l
 from .store import DeltaStore, OhlcvStore, delta_read, delta_upsert
 
 # %% auto #0
-__all__ = ['NEWS_COLUMNS', 'SCORE_COLUMNS', 'RAW_COLUMNS', 'NEWS_SCHEMA', 'SKIP_REASONS', 'NEWS_SUFFIXES', 'empty_news',
-           'normalize_title', 'news_id', 'parse_news_time', 'match_symbols', 'load_symbol_map', 'detect_languages',
-           'Scorer', 'LoughranMcDonaldScorer', 'VaderScorer', 'default_scorers', 'sentiment_score', 'score_texts',
-           'source_from_url', 'read_feed', 'decode_page', 'read_page', 'read_jsonl', 'read_news_path', 'known_sources',
-           'validate_news', 'NewsStore', 'process_items', 'ingest_news', 'news_info', 'cmd_news']
+__all__ = ['NEWS_COLUMNS', 'SCORE_COLUMNS', 'RAW_COLUMNS', 'NEWS_SCHEMA', 'SKIP_REASONS', 'TITLE_MAX', 'BODY_MAX', 'CLOCK_SKEW',
+           'NEWS_SUFFIXES', 'empty_news', 'normalize_title', 'news_id', 'parse_news_time', 'match_symbols',
+           'load_symbol_map', 'detect_languages', 'Scorer', 'LoughranMcDonaldScorer', 'VaderScorer', 'default_scorers',
+           'sentiment_score', 'score_texts', 'source_from_url', 'read_feed', 'decode_page', 'read_page', 'read_jsonl',
+           'read_news_path', 'known_sources', 'validate_news', 'NewsStore', 'scrub_names', 'prepare_items',
+           'process_items', 'ingest_news', 'news_info', 'cmd_news']
 
 # %% ../nbs/43_news.ipynb #5961cb53
 NEWS_COLUMNS = ["id", "published_at", "fetched_at", "source", "url", "title", "body", "author", "symbols", "language",
@@ -62,7 +63,12 @@ def news_id(
 def parse_news_time(
     v,          # ISO 8601 text (with or without offset), an RFC 822 date, or epoch seconds/milliseconds
 )->pd.Timestamp: # tz-aware UTC, microseconds
-    "A publication time as a UTC instant; ValueError if it is none"
+    "A publication time as a UTC instant (a time without a UTC offset is read as UTC); ValueError if it is none"
+    return _parse_time(v)[0]
+
+def _parse_time(v)->tuple[pd.Timestamp, bool]:
+    "`parse_news_time`, and whether the text gave no UTC offset (read as UTC)"
+    naive = False
     if v is None or isinstance(v, bool): raise ValueError("no time")
     if isinstance(v, (int, float)):
         if not math.isfinite(v): raise ValueError("not a finite number")
@@ -75,9 +81,10 @@ def parse_news_time(
             try: ts = pd.Timestamp(email.utils.parsedate_to_datetime(s))
             except (TypeError, ValueError, IndexError): raise ValueError("not a time") from None
         if pd.isna(ts): raise ValueError("not a time")
-        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        naive = ts.tzinfo is None
+        ts = ts.tz_localize("UTC") if naive else ts.tz_convert("UTC")
     if ts.year < 1900: raise ValueError("before 1900")
-    return ts.as_unit("us")
+    return ts.as_unit("us"), naive
 
 # %% ../nbs/43_news.ipynb #4349edc9
 _TICKER = r"[A-Z][A-Z0-9]{0,9}(?:[.\-][A-Z0-9]{1,4})?"
@@ -248,7 +255,10 @@ def score_texts(
 
 # %% ../nbs/43_news.ipynb #350f6c2e
 SKIP_REASONS = ("malformed feed", "malformed JSON", "undecodable bytes", "no headline", "no publication time", "bad publication time",
-                "bad symbols", "unknown format", "unreadable file", "language")   # `language` is decided later, by `process_items`
+                "bad symbols", "unknown format", "unreadable file", "wrong type",
+                "unknown source", "published after fetched", "language")   # the last three are decided later, by `prepare_items`
+TITLE_MAX, BODY_MAX = 1_000, 20_000   # characters kept of a title and a body (longer ones are cut, and counted)
+CLOCK_SKEW = pd.Timedelta(minutes=5)  # a publication time may be this much after the fetch time (clocks differ); later: skipped
 NEWS_SUFFIXES = {".xml": "feed", ".rss": "feed", ".atom": "feed", ".html": "html", ".htm": "html", ".jsonl": "jsonl"}
 
 def _skip(where:str, reason:str, detail:str="")->dict:
@@ -272,11 +282,16 @@ def _text(html:str|None)->str:
     from bs4 import BeautifulSoup
     return " ".join(BeautifulSoup(html, "lxml").get_text(" ").split())
 
+def _json_type(v)->str:
+    return {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "an object"}.get(type(v), type(v).__name__)
+
 def _item(where, time, source, url, title, body, author, symbols)->dict:
     "A raw item, or a skip saying why it cannot be one"
-    if not isinstance(title, str) or not title.strip(): return _skip(where, "no headline", "no title" if title is None else "empty title" if isinstance(title, str) else "title is not text")
+    for name, v in (("source", source), ("title", title), ("body", body), ("author", author), ("url", url)):
+        if v is not None and not isinstance(v, str): return _skip(where, "wrong type", f"{name} is {_json_type(v)}, not text")
+    if title is None or not title.strip(): return _skip(where, "no headline", "no title" if title is None else "empty title")
     if time is None or (isinstance(time, str) and not time.strip()): return _skip(where, "no publication time")
-    try: ts = parse_news_time(time)
+    try: ts, naive = _parse_time(time)
     except ValueError as e: return _skip(where, "bad publication time", str(e))
     if symbols is not None:
         if isinstance(symbols, str): symbols = [s for s in symbols.split(",") if s.strip()]
@@ -286,7 +301,7 @@ def _item(where, time, source, url, title, body, author, symbols)->dict:
         symbols = sorted({check_symbol(s) for s in symbols})
     return {"published_at": ts, "source": (source or "").strip().lower(), "url": url if isinstance(url, str) else "",
             "title": " ".join(title.split()), "body": body if isinstance(body, str) else "", "author": author if isinstance(author, str) else "",
-            "symbols": symbols, "where": where}
+            "symbols": symbols, "where": where, "naive_time": naive}
 
 # %% ../nbs/43_news.ipynb #f9baef1c
 def read_feed(
@@ -412,7 +427,7 @@ def read_news_path(
         if kind is None: skips.append(_skip(where, "unknown format", "not a feed, an HTML page or JSONL")); continue
         got, bad = {"feed": read_feed, "html": read_page, "jsonl": read_jsonl}[kind](raw, where, source)
         items += got; skips += bad
-    df = pd.DataFrame(items, columns=RAW_COLUMNS)
+    df = pd.DataFrame(items, columns=RAW_COLUMNS + ["naive_time"])   # naive_time: the time gave no UTC offset (counted by `prepare_items`)
     df["published_at"] = pd.to_datetime(df["published_at"], utc=True).astype("datetime64[us, UTC]")
     return df, skips
 
@@ -543,14 +558,34 @@ def _log_ingest(settings:Settings, rec:dict):
     with file_lock(p.with_suffix(".lock")), open(p, "a", encoding="utf-8") as f:
         f.write(json.dumps(jsonable(rec), sort_keys=True) + "\n")
 
-def process_items(
-    raw:pd.DataFrame,             # `RAW_COLUMNS` (a `fetched_at` column, if any, is kept per item)
+@functools.lru_cache(maxsize=1)
+def _name_scrubber():
+    from stock_workbench.privacy import Scrubber
+    return Scrubber()
+
+def scrub_names(names:Sequence[str])->list[str]:
+    "File and folder names, skip places and details with their personal data replaced (`privacy.Scrubber`, one per process)"
+    names = [str(n or "") for n in names]
+    uniq = {n: None for n in names}
+    if not any(uniq): return names
+    s = _name_scrubber()
+    done = {n: s.scrub(n).text for n in uniq}
+    return [done[n] for n in names]
+
+def _scrub_skips(skipped:list[dict])->list[dict]:
+    "Skips with `where` and `detail` scrubbed"
+    w = scrub_names([s.get("where", "") for s in skipped] + [s.get("detail", "") for s in skipped])
+    n = len(skipped)
+    return [{**s, "where": w[i], **({"detail": w[n + i]} if "detail" in s else {})} for i, s in enumerate(skipped)]
+
+def prepare_items(
+    raw:pd.DataFrame,             # `RAW_COLUMNS` (a `fetched_at` column, if any, is kept per item; `naive_time` counted)
     settings:Settings,            # languages, sources, symbol map, workers, the home
     fetched_at=None,              # when the items were fetched (UTC); default: now
     skipped:list[dict]|None=None, # skips of the readers, reported with this batch's
-    where:str="",                 # the input's name: reports and the commit's lineage
-)->dict:                          # {read, stored, duplicates, skipped, skipped_by_reason, pii, version, seconds}
-    "Language filter, scrub, match, score, check (fail closed: `ValidationFailed`), store"
+    where:str="",                 # the input's name
+)->tuple[pd.DataFrame, dict]:     # (batch: `NEWS_COLUMNS`, unique ids; {read, skipped, items, duplicates, pii, notes, seconds})
+    "The item checks (known source, publication not after the fetch, length caps, language, symbols of the universe), scrub, match and score; nothing stored"
     from stock_workbench import privacy
     t0, stages = time.perf_counter(), {}
     def lap(name):
@@ -558,21 +593,42 @@ def process_items(
         t1 = time.perf_counter(); stages[name] = round(t1 - t0, 3); t0 = t1
     skipped = list(skipped or [])
     n_read = len(raw) + len(skipped)
-    raw = raw.reset_index(drop=True)
+    raw = raw.reset_index(drop=True).copy()
     for c in RAW_COLUMNS:
         if c not in raw.columns: raw[c] = None if c == "symbols" else ""
     now = pd.Timestamp.now(tz="UTC") if fetched_at is None else _utc(fetched_at)
-    fetched = (pd.to_datetime(raw["fetched_at"], utc=True).fillna(now) if "fetched_at" in raw.columns else pd.Series(now, index=raw.index))
-    kept = {s.strip() for s in settings.news_languages.split(",") if s.strip()}
+    raw["_fetched"] = (pd.to_datetime(raw["fetched_at"], utc=True).fillna(now) if "fetched_at" in raw.columns else pd.Series(now, index=raw.index))
     text = lambda c: raw[c].fillna("").astype(str).tolist()
+    # caps: a title and a body are cut to TITLE_MAX and BODY_MAX characters
+    capped = {}
+    for c, m in (("title", TITLE_MAX), ("body", BODY_MAX)):
+        v = raw[c].fillna("").astype(str)
+        long = v.str.len() > m
+        if long.any(): raw[c] = v.where(~long, v.str.slice(0, m)); capped[c] = int(long.sum())
+    kept = {s.strip() for s in settings.news_languages.split(",") if s.strip()}
     titles, bodies = text("title"), text("body")
-    langs = detect_languages([f"{t} {b[:1000]}" for t, b in zip(titles, bodies)])
+    langs = detect_languages([unicodedata.normalize("NFKC", f"{t} {b[:1000]}") for t, b in zip(titles, bodies)])
     keep = np.array([l in kept or l == "und" for l in langs], bool)
     skipped += [_skip(str(raw.at[i, "where"] or where), "language", f"{langs[i]}; kept: {', '.join(sorted(kept))}") for i in np.flatnonzero(~keep)]
-    raw, fetched = raw[keep].reset_index(drop=True), fetched[keep].reset_index(drop=True)
+    raw = raw[keep].reset_index(drop=True)
     langs = [l for l, k in zip(langs, keep) if k]
-    lap("language")
+    # item checks: a source of news_sources, published no later than fetched (beyond clock skew)
+    known = set(known_sources(settings))
+    raw["source"] = raw["source"].fillna("").astype(str).str.strip().str.lower()
+    pub = pd.to_datetime(raw["published_at"], utc=True)
+    bad = []
+    for i, (s, p, f) in enumerate(zip(raw["source"], pub, raw["_fetched"])):
+        w = str(raw.at[i, "where"] or where)
+        if s not in known:
+            bad.append(i); skipped.append(_skip(w, "unknown source", f"not in news_sources ({len(s)} characters)" if s else "no source: name it with --source"))
+        elif p > f + CLOCK_SKEW:
+            bad.append(i); skipped.append(_skip(w, "published after fetched", f"by more than {int(CLOCK_SKEW.total_seconds() // 60)} minutes"))
+    raw = raw.drop(index=bad).reset_index(drop=True)
+    langs = [l for k, l in enumerate(langs) if k not in set(bad)]
+    naive = int(raw["naive_time"].fillna(False).astype(bool).sum()) if "naive_time" in raw.columns else 0
+    lap("checks")
     n = len(raw)
+    note(f"swb: news: {n:,} item(s) to scrub and score, {len(skipped):,} skipped so far")
     titles, bodies, authors = text("title"), text("body"), text("author")
     urls = [_strip_url(u) for u in text("url")]
     name_map = load_symbol_map(settings)
@@ -589,33 +645,53 @@ def process_items(
         _count(pii, found); rows_pii.append(json.dumps(found, sort_keys=True))
     s_titles = [r.text for r in res[:n]]; s_bodies = [r.text for r in res[n:2 * n]]
     universe = set(stored_syms) | set(settings.universe)
-    given = raw["symbols"].tolist()
-    matched = match_symbols([f"{t} {b}" for t, b, g in zip(s_titles, s_bodies, given)], universe, name_map) if n else []
+    given, dropped = [], 0
+    for g in raw["symbols"].tolist():   # given symbols: only those of the universe (others are metadata that may be anything)
+        if isinstance(g, list):
+            k = [s for s in g if s in universe]; dropped += len(g) - len(k); g = k
+        given.append(g)
+    matched = match_symbols([f"{t} {b}" for t, b in zip(s_titles, s_bodies)], universe, name_map) if n else []
     symbols = [",".join(g if isinstance(g, list) else m) for g, m in zip(given, matched)]
     lap("match")
     scores = score_texts(s_titles)
     lap("score")
-    sources = raw["source"].fillna("").astype(str).str.strip().str.lower()
     batch = pd.DataFrame({
-        "id": [news_id(s, t) for s, t in zip(sources, s_titles)],
+        "id": [news_id(s, t) for s, t in zip(raw["source"], s_titles)],
         "published_at": pd.to_datetime(raw["published_at"], utc=True).astype("datetime64[us, UTC]"),
-        "fetched_at": fetched.astype("datetime64[us, UTC]"),
-        "source": sources, "url": [r.text for r in res[2 * n:]], "title": s_titles, "body": s_bodies,
+        "fetched_at": pd.to_datetime(raw["_fetched"], utc=True).astype("datetime64[us, UTC]"),
+        "source": raw["source"], "url": [r.text for r in res[2 * n:]], "title": s_titles, "body": s_bodies,
         "author": [privacy.pseudonym(a, key, "author") if a.strip() else "" for a in authors],
-        "symbols": symbols, "language": langs, **{c: scores[c].to_numpy() for c in SCORE_COLUMNS}, "pii": rows_pii})
+        "symbols": symbols, "language": langs, **{c: scores[c].to_numpy() for c in SCORE_COLUMNS}, "pii": rows_pii}, columns=NEWS_COLUMNS)
     dup = batch["id"].duplicated().to_numpy()
     batch = batch[~dup].reset_index(drop=True)
+    items = scrub_names([str(w or where) for w in raw["where"][~dup]])
     lap("assemble")
-    rep = validate_news(batch, settings, where, items=[str(w or where) for w in raw["where"][~dup]])
+    notes = {"symbols_dropped": dropped, "naive_times": naive, "capped": capped}
+    return batch, {"read": n_read, "skipped": _scrub_skips(skipped), "items": items, "duplicates": int(dup.sum()), "pii": dict(sorted(pii.items())),
+                   "notes": notes, "seconds": stages}
+
+def process_items(
+    raw:pd.DataFrame,             # `RAW_COLUMNS` (a `fetched_at` column, if any, is kept per item)
+    settings:Settings,            # languages, sources, symbol map, workers, the home
+    fetched_at=None,              # when the items were fetched (UTC); default: now
+    skipped:list[dict]|None=None, # skips of the readers, reported with this batch's
+    where:str="",                 # the input's name: reports and the commit's lineage
+)->dict:                          # {read, stored, duplicates, skipped, skipped_by_reason, pii, notes, version, seconds}
+    "`prepare_items` (item checks, scrub, match, score), then the suite (fail closed: `ValidationFailed`), then store"
+    where = scrub_names([where])[0]
+    batch, info = prepare_items(raw, settings, fetched_at, skipped, where)
+    skipped, stages = info["skipped"], dict(info["seconds"])
+    t0 = time.perf_counter()
+    rep = validate_news(batch, settings, where, items=info["items"])
     if not rep.success: raise ValidationFailed(rep)
-    lap("check")
+    stages["check"] = round(time.perf_counter() - t0, 3); t0 = time.perf_counter()
     store = NewsStore.from_settings(settings)
     added, dups = store.append(batch, where) if len(batch) else (0, 0)
-    lap("store")
+    stages["store"] = round(time.perf_counter() - t0, 3)
     by_reason = {}
     for s in skipped: by_reason[s["reason"]] = by_reason.get(s["reason"], 0) + 1
-    out = {"read": n_read, "stored": added, "duplicates": int(dup.sum()) + dups, "skipped": skipped,
-           "skipped_by_reason": dict(sorted(by_reason.items())), "pii": dict(sorted(pii.items())), "version": store.version,
+    out = {"read": info["read"], "stored": added, "duplicates": info["duplicates"] + dups, "skipped": skipped,
+           "skipped_by_reason": dict(sorted(by_reason.items())), "pii": info["pii"], "notes": info["notes"], "version": store.version,
            "store": str(store.path), "seconds": stages}
     _log_ingest(settings, {"at": pd.Timestamp.now(tz="UTC"), "input": where, **{k: v for k, v in out.items() if k != "skipped"},
                            "skipped": skipped[:200]})
@@ -628,9 +704,10 @@ def ingest_news(
     source:str|None=None,   # source name of items that give none
 )->dict:                    # `process_items`' summary
     "Read, scrub, score, check and store the news of a file or folder"
-    note(f"swb: news: reading {path} ...")
+    note(f"swb: news: reading {'/'.join(scrub_names(str(path).split('/')))} ...")   # each folder name scrubbed on its own
     raw, skipped = read_news_path(path, source)
-    note(f"swb: news: {len(raw):,} item(s) read, {len(skipped):,} skipped; scrubbing, scoring and checking ...")
+    note(f"swb: news: {len(raw):,} item(s) read, {len(skipped):,} skipped; checking items ...")
+    if not len(raw) and not skipped: note("swb: news: no items in the input (an empty file or a feed without entries)")
     return process_items(raw, settings, skipped=skipped, where=Path(path).name)
 
 # %% ../nbs/43_news.ipynb #9aae2b8a
@@ -653,7 +730,7 @@ def news_info(
             except json.JSONDecodeError: continue   # a line cut short by a killed process
     by_reason = {}
     for r in log: _count(by_reason, r.get("skipped_by_reason"))
-    rec = [dict(s, at=r.get("at")) for r in reversed(log) for s in r.get("skipped", [])][:recent]
+    rec = _scrub_skips([dict(s, at=r.get("at")) for r in reversed(log) for s in r.get("skipped", [])][:recent])   # also logs written before names were scrubbed
     return {"store": str(st.path), "version": None if t is None else t.version(), "headlines": len(a),
             "first": str(a["published_at"].min()) if len(a) else None, "last": str(a["published_at"].max()) if len(a) else None,
             "sources": {k: int(v) for k, v in a["source"].value_counts().sort_index().items()},
@@ -670,6 +747,11 @@ def _print_summary(s:dict):
     print(f"news: {s['read']:,} read, {s['stored']:,} stored, {s['duplicates']:,} duplicate(s), {len(s['skipped']):,} skipped"
           + (f" ({skipped})" if skipped else ""))
     print(f"personal data removed: {pii}")
+    nt = s.get("notes") or {}
+    if nt.get("symbols_dropped"): print(f"symbols not in the store: {nt['symbols_dropped']:,} (given symbols outside the universe, dropped)")
+    if nt.get("naive_times"): print(f"{nt['naive_times']:,} item(s) had no UTC offset: read as UTC")
+    for c, m in (("title", TITLE_MAX), ("body", BODY_MAX)):
+        if (nt.get("capped") or {}).get(c): print(f"{nt['capped'][c]:,} {c}(s) longer than {m:,} characters: cut to {m:,}")
     for k in s["skipped"][:20]: print(f"  skipped {k['where']}: {k['reason']}" + (f" ({k['detail']})" if k.get("detail") else ""))
     if len(s["skipped"]) > 20: print(f"  ... and {len(s['skipped']) - 20:,} more (swb news info)")
     print(f"news store version {s['version']} ({s['store']})" if s["version"] is not None else f"news store empty ({s['store']})")

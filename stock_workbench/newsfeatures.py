@@ -9,10 +9,12 @@ from __future__ import annotations
 import functools, json, math
 import numpy as np, pandas as pd
 from .config import Settings, SwbError
+from .util import note
 
 # %% auto #0
 __all__ = ['NEWS_SINCE_CAP', 'NEWS_SYMBOL_FEATURES', 'NEWS_MARKET_FEATURES', 'NEWS_FEATURES', 'news_cutoffs', 'news_features',
-           'read_news', 'add_news_features', 'news_features_for', 'synthetic_news', 'write_news_jsonl']
+           'read_news', 'add_news_features', 'news_coverage', 'coverage_line', 'news_features_for', 'synthetic_news',
+           'write_news_jsonl']
 
 # %% ../nbs/44_newsfeatures.ipynb #3676aad9
 NEWS_SINCE_CAP = 60     # sessions: `news_since` when a symbol had no headline for this long, or never
@@ -133,7 +135,28 @@ def add_news_features(
     elif isinstance(source, pd.DataFrame): news = source
     else: raise SwbError(f"add_news_features takes settings or a headline frame, not {type(source).__name__}")
     nf = news_features(news, feats, settings)
+    if isinstance(source, Settings): note(coverage_line(news_coverage(news, nf)))   # what the news_ features rest on (`--features base+news`)
     return feats.drop(columns=[c for c in NEWS_FEATURES if c in feats.columns]).assign(**{c: nf[c].to_numpy() for c in NEWS_FEATURES})
+
+def news_coverage(
+    news:pd.DataFrame,   # headlines: published_at, symbols
+    nf:pd.DataFrame,     # `news_features` of the panel: symbol, date, news_count
+)->dict:                 # {headlines, in_range, outside, symbols, with_news, without_news, sessions_with_news}
+    "How much news the features rest on: headlines within the panel's dates (from a week before the first) and outside them, symbols with and without a headline, share of (symbol, session) rows with one"
+    t = pd.to_datetime(news["published_at"], utc=True).dt.tz_localize(None) if len(news) else pd.Series([], dtype="datetime64[ns]")
+    d = pd.to_datetime(nf["date"]) if len(nf) else pd.Series([], dtype="datetime64[ns]")
+    inside = ((t >= d.min() - pd.Timedelta(days=7)) & (t < d.max() + pd.Timedelta(days=1))) if len(d) else pd.Series(False, index=t.index)
+    syms = sorted(set(nf["symbol"].astype(str)))
+    have = nf.loc[nf["news_count"].fillna(0) > 0, "symbol"].astype(str).unique() if len(nf) else []
+    return {"headlines": int(len(news)), "in_range": int(inside.sum()), "outside": int(len(news) - inside.sum()), "symbols": len(syms),
+            "with_news": int(len(have)), "without_news": len(syms) - int(len(have)),
+            "sessions_with_news": float((nf["news_count"].fillna(0) > 0).mean()) if len(nf) else 0.0}
+
+def coverage_line(c:dict)->str:
+    "`news_coverage` as one stderr line"
+    return (f"swb: news coverage: {c['in_range']:,} of {c['headlines']:,} headline(s) within the price dates ({c['outside']:,} outside), "
+            f"{c['with_news']} of {c['symbols']} symbol(s) with news ({c['without_news']} without), "
+            f"{c['sessions_with_news']:.1%} of symbol-sessions with at least one headline")
 
 def news_features_for(
     feats:pd.DataFrame,       # a feature table with symbol and date

@@ -314,7 +314,9 @@ def _path_news(path:str, settings:Settings)->tuple[pd.DataFrame, list]:
     if not p.exists(): raise SwbError(f"--path {path}: no such file or folder")
     raw, skipped = news.read_news_path(p)
     if raw.empty: return raw.assign(id=[], sentiment=[]), skipped
-    if hasattr(news, "prepare_items"): return news.prepare_items(raw, settings), skipped   # the ingest path without its store
+    if hasattr(news, "prepare_items"):   # the ingest path without its suite and store: the same item checks (known source, symbols of the universe)
+        batch, info = news.prepare_items(raw, settings, skipped=skipped, where=p.name)
+        return batch, info["skipped"]
     # as `news.process_items` does up to its store: language filter, scrub, match, score, id
     from stock_workbench import privacy
     from stock_workbench.store import OhlcvStore

@@ -52,15 +52,30 @@ _LOCAL_PHONE_RX = r"\b(?:call|phone|tel|telephone|mobile|cell|fax|text|dial|sms|
 # +country code and 8 to 15 digits in phone grouping: a phone even where phonenumbers finds the number unassigned (+44 7700 900123)
 _PLUS_PHONE_RX = r"(?<![\w+])(?P<v>\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){2,6})(?![\w.,]\d)"
 def _digit_count_ok(text:str, m:re.Match)->bool: return 8 <= sum(c.isdigit() for c in m.group("v")) <= 15
+# a Reddit user written as text: `u/name`, `/u/name` (not inside a URL: the URL rule covers `reddit.com/u/name`)
+_REDDIT_RX = r"(?<![\w.:/-])(?P<v>/?u/[A-Za-z0-9_-]{3,20})(?![\w/-])"
+# a fediverse handle, `@jane@mastodon.social`: one handle (not `@` + an e-mail)
+_FEDI_RX = r"(?<![\w.+\-@])(?P<v>@\w[\w.]{0,29}@[a-z0-9-]+(?:\.[a-z0-9-]+)+)"
+# a user key of JSON text and its value: `{"user_id": 12345678}`, `"userId":"u_8812345"`, `"username": "jane"`
+_JSON_ID_RX = r"""["'](?:user|user[_-]?(?:id|name)|uid|screen[_-]?name|login|author(?:[_-]?id)?|member[_-]?id|customer[_-]?id|account[_-]?id|profile(?:[_-]?id)?)["']\s*:\s*["']?(?P<v>[^"',}\]\s<][^"',}\]]{0,99})"""   # not a placeholder
+# an e-mail at an address literal: `jane@[192.168.1.1]`, `jane@[IPv6:2001:db8::1]`
+_EMAIL_IP_RX = r"(?<![\w.+-])(?P<v>[\w.+-]+@\[(?:IPv6:)?[0-9a-f:.]+\])"
+# a dotted quad with zero-padded octets (`192.168.001.010`), which Presidio's IP pattern does not take
+_IP0_RX = r"(?<![\w.])(?P<v>\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(?![\w.]*\d)"
+def _octets_ok(text:str, m:re.Match)->bool: return all(int(o) <= 255 for o in m.group("v").split("."))
 
 # %% ../nbs/42_privacy.ipynb #p011
-_URL_RX = r"""(?P<v>(?:https?://[^\s/<>"']+|www\.[^\s/<>"']+|(?<![@\w.-])(?:[a-z0-9-]+\.)+[a-z]{2,}(?=[/?]))[^\s<>"']*)"""
+_URL_RX = r"""(?P<v>(?:https?://[^\s/<>"']+|www\.[^\s/<>"']+|(?<![@\w.-])(?:[a-z0-9-]+\.)+[a-z]{2,}(?=[/?#])
+                      |(?<![@\w.-])[a-z0-9-]+\.(?:substack|medium|tumblr|blogspot|wordpress)\.com\b)[^\s<>"']*)"""
 _SOCIAL = {"twitter.com", "x.com", "facebook.com", "fb.com", "instagram.com", "tiktok.com", "threads.net", "github.com", "t.me",
            "mastodon.social", "bsky.app", "pinterest.com", "snapchat.com", "vk.com", "weibo.com", "linktr.ee"}
 _NOT_A_NAME = {"", "home", "search", "explore", "hashtag", "i", "about", "login", "signup", "share", "intent", "hashtags", "topics",
                "settings", "help", "privacy", "tos", "watch", "events", "groups", "pages", "marketplace", "notifications", "p", "reel", "reels", "tv"}
-_USER_PATH = re.compile(r"/(?:~[^/\s?#]+|@[^/\s?#]+|u/[^/\s?#]+|users?/[^/\s?#]+|profiles?(?:/|\b|\.)|people/[^/\s?#]+|members?/[^/\s?#]+"
-                        r"|authors?/[^/\s?#]+|in/[^/\s?#]+|pub/[^/\s?#]+)|[?&](?:user|uid|userid|user_id|username|u|email|profile_id)=", re.I)
+_USER_PATH = re.compile(r"/(?:~[^/\s?#]+|@[^/\s?#]+|u/[^/\s?#]+|users?/[^/\s?#]+|users?(?=[?#]|$)|profiles?(?:/|\b|\.)|people/[^/\s?#]+|members?/[^/\s?#]+"
+                        r"|authors?/[^/\s?#]+|in/[^/\s?#]+|pub/[^/\s?#]+|channel/[^/\s?#]+|c/[^/\s?#]+)"
+                        r"|[?&#](?:user|uid|userid|user_id|username|u|id|author|author_id|profile|profile_id|email|e|recipient|mail)=", re.I)
+_PROFILE_HOSTS = {"stocktwits.com", "reddit.com", "youtube.com", "tumblr.com", "quora.com", "soundcloud.com", "twitch.tv", "patreon.com"}
+_PERSONAL_SUBDOMAINS = ("substack.com", "medium.com", "tumblr.com", "blogspot.com", "wordpress.com", "github.io", "carrd.co")
 
 def _url_is_personal(text:str, m:re.Match)->bool:
     "A URL is personal data when it points at a person: a user path (/users/x, /~x, /@x ...) or a profile on a social site"
@@ -70,12 +85,20 @@ def _url_is_personal(text:str, m:re.Match)->bool:
     if _USER_PATH.search(tail): return True
     host = re.sub(r"^(?:www|m|mobile)\.", "", hostport.split(":")[0].lower())
     first = re.split(r"[/?#]", tail[1:], maxsplit=1)[0].lower() if tail.startswith("/") else ""
-    return host in _SOCIAL and first not in _NOT_A_NAME
+    if host.endswith(_PERSONAL_SUBDOMAINS) and host.count(".") >= 2 and not host.startswith(("www.", "blog.", "news.", "help.", "support.")):
+        return True                                               # jane.substack.com: a person's own site
+    return host in (_SOCIAL | _PROFILE_HOSTS) and first not in _NOT_A_NAME
 
 # %% ../nbs/42_privacy.ipynb #p014
 _ID_WORDS = re.compile(r"(?:cusip|isin|sedol|figi|cik|lei|wkn|valor|ric|ticker|code|symbol)\W{0,3}$", re.I)
-_QUANTITY_AFTER = re.compile(r"\s?(?:%|percent|shares|units|contracts|barrels|bbl|tons|tonnes|oz|employees|usd|eur|gbp|dollars|bps|x\b)", re.I)
-_VERSION_BEFORE = re.compile(r"\b(?:version|ver|release|build|firmware|update|patch|rev|revision|ios|android|sdk|kernel|python|v)\.?\s*$", re.I)
+_QUANTITY_AFTER = re.compile(r"\s?(?:%|percent|shares|units|contracts|barrels|bbl|tons|tonnes|oz|employees|usd|eur|gbp|jpy|cny|chf|inr|dollars|euros|pounds"
+                             r"|yen|yuan|won|rupees?|francs?|bps|x\b|m\b|mn\b|bn\b|million|billion)", re.I)
+# a money or quantity word right before a bare number (a few filler words between): `Net income 2125550143`, `Revenue rose to 2125550143`
+_MONEY_BEFORE = re.compile(r"\b(?:worth|income|revenues?|profits?|loss(?:es)?|sales|earnings|ebitda|ebit|turnover|value[ds]?|valuation|costs?|price[ds]?|proceeds"
+                           r"|capex|cash|debt|assets|liabilities|dividends?|volume|market\s+cap|usd|eur|gbp|jpy|yen|yuan|shares|units|contracts|barrels)\b"
+                           r"(?:\s+(?:rose|fell|grew|jumped|dropped|declined|increased|decreased|climbed|was|were|is|of|to|at|by|reached|totall?ed|hit|up|down"
+                           r"|about|around|nearly|almost|over|some|approximately|roughly|and|in|for))*\s*[:=]?\s*(?:[$€£¥]|usd|eur|gbp|jpy)?\s*$", re.I)
+_VERSION_BEFORE = re.compile(r"\b(?:version|ver|release|build|firmware|update|patch|rev|revision|protocol|ios|android|sdk|kernel|python|v)\.?\s*$", re.I)
 _DATE_RX = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
 
 def _cusip_ok(s:str)->bool:
@@ -113,17 +136,19 @@ def _is_finance(text:str, etype:str, start:int, end:int)->bool:
         if word != span or _ID_WORDS.search(before): return True        # inside a longer code (ISIN) or after CUSIP/ISIN/...
         if span.isdigit() and (_cusip_ok(span) or _sedol_ok(span)) and not span.startswith("+"): return True
         if before.endswith(("$", "€", "£", "¥")) or _QUANTITY_AFTER.match(after) or _DATE_RX.fullmatch(span.strip()): return True
+        if not re.search(r"[+(]", span) and _MONEY_BEFORE.search(text[max(0, start - 60):start]): return True   # `Net income 2125550143`
     if etype == "IP_ADDRESS" and _VERSION_BEFORE.search(before): return True
     return False
 
 # %% ../nbs/42_privacy.ipynb #p019
 # cheap pre-checks: which types a text could hold at all; a text with none skips the analyzer
 _MAY = {"EMAIL_ADDRESS": re.compile(r"@"),
-        "HANDLE": re.compile(r"@"),
+        "HANDLE": re.compile(r"@|(?<![\w.:/-])/?u/\w"),
         "URL": re.compile(r"://|www\.|\.[a-z]{2,}[/?]", re.I),
         "IP_ADDRESS": re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d|::|(?:[0-9a-f]{1,4}:){7}", re.I),
+        "URL_SUB": re.compile(r"\.(?:substack|medium|tumblr|blogspot|wordpress)\.com", re.I),
         "PHONE_NUMBER": re.compile(r"\+\s?\d|\(\d{2,5}\)|\d{2,5}[ .-]\d{2,5}[ .-]\d{3,5}|\d{2,5}[ .-]\d{4,8}|\d{2}(?:[ .]\d{2}){4}|\d{7,}"),
-        "USER_ID": re.compile(_USER_ID_RX, re.I | re.X)}   # its own recognizer's regex: cheap, and "accounting" is no candidate
+        "USER_ID": re.compile(f"(?:{_USER_ID_RX})|(?:{_JSON_ID_RX.replace('?P<v>', '')})", re.I | re.X)}   # its own recognizers' regexes: cheap, and "accounting" is no candidate
 _REGIONS = ("US", "GB", "DE", "FR", "IN")   # national formats tried; any number written with +country code is found anyway
 
 def _analyzer()->AnalyzerEngine:
@@ -152,7 +177,9 @@ def _analyzer()->AnalyzerEngine:
     for r in (_EmailRecognizer(), PhoneRecognizer(supported_regions=_REGIONS), IpRecognizer(),
               _GroupRecognizer("PHONE_NUMBER", _LOCAL_PHONE_RX),
               _GroupRecognizer("PHONE_NUMBER", _PLUS_PHONE_RX, keep=_digit_count_ok, score=0.5), _GroupRecognizer("HANDLE", _HANDLE_RX),
-              _GroupRecognizer("USER_ID", _USER_ID_RX), _GroupRecognizer("URL", _URL_RX, keep=_url_is_personal, trim=".,;:!?)]}'\"")):
+              _GroupRecognizer("USER_ID", _USER_ID_RX), _GroupRecognizer("URL", _URL_RX, keep=_url_is_personal, trim=".,;:!?)]}'\""),
+              _GroupRecognizer("HANDLE", _REDDIT_RX), _GroupRecognizer("HANDLE", _FEDI_RX, score=0.9), _GroupRecognizer("USER_ID", _JSON_ID_RX), _GroupRecognizer("EMAIL_ADDRESS", _EMAIL_IP_RX),
+              _GroupRecognizer("IP_ADDRESS", _IP0_RX, keep=_octets_ok)):
         reg.add_recognizer(r)
     return AnalyzerEngine(registry=reg, nlp_engine=NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "noop"}]),
                           supported_languages=["en"], context_aware_enhancer=_NoContext())
@@ -164,6 +191,16 @@ def _tidy(text:str, start:int, end:int)->tuple[int, int]:
     if span.startswith("(") and ")" not in span: start += 1
     if span.endswith(")") and "(" not in span: end -= 1
     return start, end
+
+def _normalize(text:str)->tuple[str, list[int]|None]:
+    "The form personal data is looked for in, each character NFKC-normalized (`＠` -> `@`) and `%40` read as `@`; and where each of its characters starts in `text` (None: the same text)"
+    if text.isascii() and "%40" not in text: return text, None
+    out, at, i = [], [], 0
+    while i < len(text):
+        if text[i] == "%" and text[i + 1:i + 3] == "40": out.append("@"); at.append(i); i += 3; continue
+        n = unicodedata.normalize("NFKC", text[i])
+        out.append(n); at.extend([i] * len(n)); i += 1
+    return "".join(out), at + [len(text)]
 
 class Scrubber:
     "Finds and replaces personal data (`PII_TYPES`) in text with Presidio's pattern recognizers plus a finance filter"
@@ -179,8 +216,15 @@ class Scrubber:
         self.operators = {t: OperatorConfig("replace", {"new_value": p}) for t, p in PLACEHOLDERS.items()}
 
     def find(self, text:str)->list[tuple[int, int, str]]:
-        "The personal-data spans of `text` as (start, end, type), sorted, not overlapping (the longer span wins)"
-        kinds = [t for t, rx in _MAY.items() if rx.search(text)]
+        "The personal-data spans of `text` as (start, end, type), sorted, not overlapping (the longer span wins); looked for in its NFKC form with `%40` as `@`"
+        norm, at = _normalize(text)
+        spans = self._find(norm)
+        if at is None: return spans
+        end = lambda b: next((at[k] for k in range(b, len(at)) if at[k] > at[b - 1]), len(text))   # the first original character after the span
+        return [(at[a], end(b), t) for a, b, t in spans]
+
+    def _find(self, text:str)->list[tuple[int, int, str]]:
+        kinds = list(dict.fromkeys("URL" if t == "URL_SUB" else t for t, rx in _MAY.items() if rx.search(text)))
         if not kinds: return []
         res = self.analyzer.analyze(text, language="en", entities=kinds, score_threshold=0.3)
         spans = sorted({(*_tidy(text, r.start, r.end), r.entity_type) for r in res
@@ -198,7 +242,7 @@ class Scrubber:
     def _allowed(self, span:str, etype:str)->bool:
         "A name of the universe: `@AAPL`, or a URL whose last path part is one (`https://twitter.com/AAPL`)"
         if etype == "URL": span = re.split(r"[?#]", span)[0].rstrip("/").rsplit("/", 1)[-1]
-        return span.strip().lstrip("@$#").casefold() in self.allow
+        return re.sub(r"^/?u/", "", span.strip()).lstrip("@$#").casefold() in self.allow
 
     def scrub(self, text:str)->ScrubResult:
         "`text` with each personal-data entity replaced by its placeholder (`PLACEHOLDERS`), and the count per type"
@@ -263,10 +307,11 @@ def scrub_parallel(
     allow:Iterable[str]=(),  # never masked, as in `Scrubber`
     workers:int|None=None,   # processes; 1 (or a batch of one chunk) runs in this process
     chunk:int=2000,          # texts per task
+    min_parallel:int=20_000, # fewer texts run in this process: spawning workers (each imports Presidio, seconds) costs more than it saves
 )->list[ScrubResult]:        # one result per text, in order
     "`Scrubber.scrub_many` across processes (spawned, each builds its `Scrubber` once), same results in the same order"
     allow, workers = tuple(allow), max(1, workers or settings.news_workers)
-    if workers == 1 or len(texts) <= chunk: return Scrubber(settings, allow).scrub_many(texts)
+    if workers == 1 or len(texts) <= max(chunk, min_parallel): return Scrubber(settings, allow).scrub_many(texts)
     import stock_workbench.privacy as mod   # the installed module's functions: a spawned worker imports them by name
     parts = [list(texts[i:i + chunk]) for i in range(0, len(texts), chunk)]
     with ProcessPoolExecutor(min(workers, len(parts)), mp_context=mp.get_context("spawn"),

@@ -37,7 +37,8 @@ def sites_toml(home, base, extra="", **over):
     (home / "news_sites.toml").write_text("[sites.wire]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items() if v is not None) + extra)
 
 
-def test_crawl_obeys_robots_keeps_the_delay_and_stores_scrubbed_items(home, site):
+def test_crawl_obeys_robots_keeps_the_delay_and_stores_scrubbed_items(home, site, monkeypatch):
+    monkeypatch.setenv("SWB_SYMBOLS", "SYN000,SYN001")   # given symbols are kept only if in the universe
     base, log = site
     sites_toml(home, base)
     r = swb("news", "crawl", "--json")

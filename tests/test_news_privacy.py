@@ -158,6 +158,23 @@ def test_no_network_on_first_use(tmp_path):
 def test_scrub_parallel_equals_scrub_many(tmp_path, scrubber):
     home = tmp_path / "home"; home.mkdir()
     texts = [c["text"] for c in CASES] * 3
-    par = scrub_parallel(texts, Settings(home, env={"SWB_NEWS_WORKERS": "2"}), allow=ALLOW, chunk=100)
+    par = scrub_parallel(texts, Settings(home, env={"SWB_NEWS_WORKERS": "2"}), allow=ALLOW, chunk=100, min_parallel=0)
     assert par == scrubber.scrub_many(texts)
     assert scrub_parallel(texts[:5], Settings(home), allow=ALLOW, workers=1) == scrubber.scrub_many(texts[:5])
+
+
+@pytest.mark.parametrize("text,value", [
+    ('{"user_id": 12345678}', "12345678"), ('{"userId":"u_8812345"}', "u_8812345"), ('{"uid": "abc12345"}', "abc12345"),
+    ("See u/janedoe", "janedoe"), ("See /u/janedoe", "janedoe"), ("https://example.com/unsub?e=jane%40example.com", "jane"),
+    ("?recipient=jane%40example.com", "jane"), ("jane＠example.com", "jane"), ("news.ycombinator.com/user?id=janedoe", "janedoe"),
+    ("stocktwits.com/janedoe", "janedoe"), ("janedoe.substack.com/", "janedoe"), ("youtube.com/channel/UCxyz123", "UCxyz123"),
+    ("https://example.com/p#user=jdoe", "jdoe"), ("jane@[192.168.1.1]", "jane"), ("host 192.168.001.010", "192.168.001.010")])
+def test_breaker_misses_are_caught(scrubber, text, value):
+    r = scrubber.scrub(text)
+    assert value not in r.text and r.found, r
+
+
+@pytest.mark.parametrize("text", ["Net income 2125550143", "Revenue rose to 2125550143 in 2023", "Deal worth 1 800 555 0199 yen",
+                                  "Protocol 1.2.3.4", "Release 1.2.3.4", "Firmware 1.2.3.4", "Build 1.2.3.4", "Rev 1.2.3.4"])
+def test_finance_numbers_are_not_phones_or_ips(scrubber, text):
+    assert scrubber.scrub(text).found == {}

@@ -136,7 +136,8 @@ def all_values(r, prefix):
     return "\n".join(out)
 
 
-def test_replay_stored_headlines_to_the_stream_without_their_text(home, rkeys, news_file):
+def test_replay_stored_headlines_to_the_stream_without_their_text(home, rkeys, news_file, monkeypatch):
+    monkeypatch.setenv("SWB_SYMBOLS", "SYN000,SYN001")   # given symbols are kept only if in the universe
     from stock_workbench.news import NewsStore
     r, keys = rkeys
     s = Settings(home)
@@ -165,7 +166,8 @@ def test_replay_stored_headlines_to_the_stream_without_their_text(home, rkeys, n
         assert x not in text, x
 
 
-def test_replay_path_is_scrubbed_and_scored_like_ingest(home, rkeys, news_file):
+def test_replay_path_is_scrubbed_and_scored_like_ingest(home, rkeys, news_file, monkeypatch):
+    monkeypatch.setenv("SWB_SYMBOLS", "SYN000,SYN001")   # given symbols are kept only if in the universe
     from stock_workbench.news import NewsStore
     r, keys = rkeys
     s = Settings(home)
