@@ -675,4 +675,6 @@ def console()->None:
     "Entry point of the console scripts"
     # jsonschema (under Great Expectations) compiles 38 grammars of its optional IRI format checker at import (~2.5 s); no command uses it
     sys.modules.setdefault("rfc3987_syntax", None)
+    # Great Expectations imports pyspark when it is installed (~1 s, and a pandas-3 FutureWarning); only --engine spark uses it
+    if not any(a.startswith("--engine") for a in sys.argv[1:]): sys.modules.setdefault("pyspark", None)
     _exit_now(main())
