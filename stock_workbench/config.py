@@ -388,7 +388,9 @@ SETTING_RULES = {
     "news_hash_key": _rule(lambda v: not v or len(v) >= 16, "empty or at least 16 characters"),
     "news_hash_key_file": _rule(lambda v: bool(v.strip()), "a file path"),
     "news_workers": _whole(1, 64, "of processes"),
-    "spark_master": _rule(lambda v: re.fullmatch(r"local(\[(\*|\d+)(,\d+)?\])?|(spark|k8s|yarn)(://\S+)?", v.strip()), "a Spark master URL: local[*], local[N], spark://host:port, k8s://..., yarn"),
+    "spark_master": _rule(lambda v: re.fullmatch(r"local(\[(\*|[1-9]\d*)(,\d+)?\])?|local-cluster\[[1-9]\d*,[1-9]\d*,[1-9]\d*\]"
+                                                 r"|spark://(\[[0-9A-Fa-f:]+\]|[^\s:/,\[\]]+):\d+(,(\[[0-9A-Fa-f:]+\]|[^\s:/,\[\]]+):\d+)*|k8s://\S+|yarn", v.strip()),
+                          "a Spark master URL: local, local[N] (N >= 1), local[*], local-cluster[N,C,MB], spark://host:port, k8s://https://host:port, yarn"),
     "eod_snowflake_table": _rule(lambda v: not v.strip() or re.fullmatch(r'(?:(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")\.){0,2}(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")', v.strip()),
                                  "empty or a table name T or DB.SCHEMA.T"),
 }

@@ -6,7 +6,7 @@ Docs: https://stock-workbench.github.io/stock_workbench/spark.html.md"""
 
 # %% ../nbs/89_spark.ipynb #66a561c9
 from __future__ import annotations
-import argparse, os, shutil, sys, tempfile, time
+import argparse, logging, os, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from .config import SETTING_RULES, Settings, SwbError
@@ -43,16 +43,51 @@ def _java()->str:
     return java
 
 def _check_master(master:str)->str:
-    "`master` stripped, or a one-line SwbError when it is not a Spark master URL"
+    "`master` stripped, or a one-line SwbError when it is not a Spark master URL (or yarn without its configuration)"
     m = str(master or "").strip()
-    if why := SETTING_RULES["spark_master"](m): raise SwbError(f"--master {m!r}: not {why}")
+    if why := SETTING_RULES["spark_master"](m): raise SwbError(f"--master {m!r}: {why}")
+    if m == "yarn" and not (os.environ.get("HADOOP_CONF_DIR") or os.environ.get("YARN_CONF_DIR")):
+        raise SwbError("--master yarn needs HADOOP_CONF_DIR or YARN_CONF_DIR set to the cluster's Hadoop configuration folder")
     return m
 
+def _check_reachable(master:str, timeout_s:float=5.0)->None:
+    "For spark://host:port[,host:port]: a one-line SwbError before the JVM starts when no listed master accepts a TCP connection"
+    if not master.startswith("spark://"): return
+    import socket
+    why = []
+    for hp in master[len("spark://"):].split(","):
+        host, port = hp.rsplit(":", 1)
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s): return
+        except OSError as e: why.append(f"{hp}: {e.strerror or e}")
+    raise SwbError(f"--master {master!r}: cannot reach the Spark master ({'; '.join(why)}); start it or fix host:port")
+
 def _local_cores(master:str)->int|None:
-    "Cores of a local master (local -> 1, local[*] -> this machine's), None for a cluster"
+    "Cores of a local master (local -> 1, local[*] -> this machine's, local-cluster[N,C,M] -> N*C), None for a cluster"
+    if master.startswith("local-cluster["):
+        n, c, _ = master[len("local-cluster["):-1].split(",")
+        return int(n) * int(c)
     if not master.startswith("local"): return None
     n = master[6:-1].split(",")[0] if "[" in master else "1"
     return (os.cpu_count() or 1) if n == "*" else int(n)
+
+class _NoPy4jLog(logging.Filter):
+    "Drops py4j's records (e.g. 'KeyboardInterrupt while sending command.' with a traceback, logged on the root logger)"
+    def filter(self, record): return "py4j" not in Path(record.pathname).parts
+
+def _quiet_py4j()->None:
+    "py4j logs nothing on stderr (its errors reach the caller as exceptions); SWB_DEBUG=1 keeps its log"
+    if os.environ.get("SWB_DEBUG"): return
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
+    if not any(isinstance(f, _NoPy4jLog) for f in logging.root.filters): logging.root.addFilter(_NoPy4jLog())
+
+def _interrupted(e:BaseException|None=None)->bool:
+    "Whether SIGINT/SIGTERM reached `swb` (`cli.main` records it) or `e` was caused by a KeyboardInterrupt"
+    from .config import INTERRUPT_STATE
+    while e is not None:
+        if isinstance(e, KeyboardInterrupt): return True
+        e = e.__cause__ or e.__context__
+    return INTERRUPT_STATE.get("signal") is not None
 
 # %% ../nbs/89_spark.ipynb #b0c719b9
 def spark_session(
@@ -60,19 +95,24 @@ def spark_session(
     master:str|None=None,       # a Spark master URL (local[*], local[N], spark://host:7077, k8s://..., yarn); default the setting
     conf:dict|None=None,        # extra Spark settings, e.g. {"spark.driver.memory": "6g"} (read only when a session starts)
 )->"pyspark.sql.SparkSession":  # the process's session for `master`, started once (~9 s on 2 cores)
-    "A Spark session for `master`: workers on this interpreter, loopback only, no UI, Arrow on, quiet log; SwbError for a bad master or no Java"
+    """A Spark session for `master`: workers on this interpreter, loopback only, no UI, Arrow on, quiet log. SwbError (one line, with
+    Spark's own reason) for a bad or unreachable master, no Java or a failed start; KeyboardInterrupt when interrupted, the JVM ended.
+    The JVM's stderr goes to a temporary file (SWB_DEBUG=1: the terminal), and it runs in its own session so Ctrl-C reaches only Python."""
     master = _check_master(master or settings.spark_master)
     if (s := _SESSION.get(master)) is not None and s._jsc is not None and not s._jsc.sc().isStopped(): return s
     _java()
+    _check_reachable(master)
     for k in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"): os.environ[k] = sys.executable
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")   # not the machine's outward address
     log4j = Path(tempfile.gettempdir())/"swb_spark_log4j2.properties"
     if not log4j.exists() or log4j.read_text() != _LOG4J: write_atomic(log4j, _LOG4J)
     for other in list(_SESSION):   # one SparkContext per process: a new master replaces the old session
         _SESSION.pop(other).stop()
-    import warnings
+    import signal, threading, warnings
     for msg in ("PySpark does not yet fully support pandas", "The copy keyword is deprecated"):   # pyspark 4.3 on pandas 3: checked by our tests
         warnings.filterwarnings("ignore", message=msg)
+    _quiet_py4j()
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
     cores = _local_cores(master)
     opts = {"spark.ui.enabled": "false", "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
@@ -84,19 +124,110 @@ def spark_session(
             "spark.python.worker.reuse": "true", "spark.ui.showConsoleProgress": "false"}
     if cores: opts["spark.sql.shuffle.partitions"] = str(4 * cores)   # not 200 tiny tasks on a laptop; a cluster keeps Spark's default (AQE)
     opts.update(conf or {})
-    b = SparkSession.builder.master(master).appName("stock_workbench")
-    for k, v in opts.items(): b = b.config(k, v)
-    try: s = b.getOrCreate()
+    sconf = SparkConf().setMaster(master).setAppName("stock_workbench").setAll(list(opts.items()))
+    main = threading.current_thread() is threading.main_thread()
+    sigint = signal.getsignal(signal.SIGINT) if main else None
+    gw, started = SparkContext._gateway, []   # a gateway of an earlier session in this process is reused, as pyspark does
+    try:
+        if gw is None: gw = _launch(sconf, started)
+        SparkContext(conf=sconf, gateway=gw)   # pyspark sets its own SIGINT handler here: ours is put back below
+        s = SparkSession.builder.getOrCreate()
+    except KeyboardInterrupt:
+        _end_jvm(gw, started); raise
     except Exception as e:
-        raise SwbError(f"cannot start Spark on master {master!r}: {_first_line(e)}") from None
+        cause = None if _interrupted(e) else _start_cause(e)   # before the JVM ends: a Java exception's text comes from it
+        _end_jvm(gw, started)
+        if cause is None: raise KeyboardInterrupt from None
+        raise SwbError(f"cannot start Spark on master {master!r}: {cause}") from None
+    finally:
+        if main and signal.getsignal(signal.SIGINT) is not sigint: signal.signal(signal.SIGINT, sigint)
     s.sparkContext.setLogLevel("ERROR")
     _SESSION[master] = s
     return s
 
+_JVM_LOG = {}   # "file": the open file the JVM's stderr goes to, for the cause of a failed start
+
+def _jvm_log():
+    "An open temporary file for the JVM's stderr, removed when this process exits"
+    import atexit
+    f = tempfile.NamedTemporaryFile(prefix="swb_spark_", suffix=".log", delete=False)
+    def drop(p=f.name):
+        try: os.unlink(p)
+        except OSError: pass
+    atexit.register(drop)
+    _JVM_LOG["file"] = f
+    return f
+
+def _launch(sconf, started:list)->"py4j.java_gateway.JavaGateway":
+    """pyspark's `launch_gateway` with the JVM's stderr in a temporary file (SWB_DEBUG=1: the terminal) and the JVM in a session of its own
+    (a Ctrl-C or SIGTERM to the terminal's process group reaches Python only); the JVM's process is appended to `started` as soon as it
+    exists, so that an interrupt while it starts can still end it (pyspark's own handle comes only once the gateway answers)"""
+    import pyspark.java_gateway as jg
+    class Recorded(subprocess.Popen):
+        def __init__(self, *a, **kw): super().__init__(*a, **kw); started.append(self)
+    popen = {} if os.environ.get("SWB_DEBUG") else {"stdout": subprocess.DEVNULL, "stderr": _jvm_log(), "start_new_session": True}
+    orig, jg.Popen = jg.Popen, Recorded
+    try: return jg.launch_gateway(sconf, popen_kwargs=popen)
+    finally: jg.Popen = orig
+
+def _end_jvm(gw, started:list=())->None:
+    "End a started (or half-started) gateway JVM and forget it, so that a later session starts afresh and no JVM outlives us"
+    from pyspark import SparkContext
+    acc = getattr(SparkContext._active_spark_context, "_accumulatorServer", None)
+    if acc is not None: acc.handle_error = lambda *a: None   # its connection from the JVM ends with the JVM: not worth a stack on stderr
+    for proc in {id(p): p for p in [getattr(gw, "proc", None), *started] if p is not None}.values():
+        if proc.poll() is None:
+            proc.terminate()   # SIGTERM: the JVM's shutdown hooks stop Spark and its Python workers
+            try: proc.wait(15)
+            except subprocess.TimeoutExpired: proc.kill()
+    if gw is not None:
+        try: gw.close()
+        except Exception: pass
+    SparkContext._gateway = SparkContext._jvm = SparkContext._active_spark_context = None
+
+_CLASS = re.compile(r"^(?:Exception in thread \"[^\"]*\"\s+)?(?:[a-z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error)(?::\s*|$)")
+
+def _cause_of(line:str)->str|None:
+    "The message of a Java exception or Spark error line, without its class name and log prefix; None for stack and noise lines"
+    line = line.strip()
+    if line.startswith("spark: "): line = line.split(": ", 2)[-1]   # our log4j pattern: 'spark: LEVEL Logger: message'
+    if "Reason: " in line: return line.split("Reason: ", 1)[1].strip()
+    if line.startswith(": "): line = line[2:]
+    if line.startswith("Caused by: "): line = line[len("Caused by: "):]
+    if line.startswith("Error: "): return line[len("Error: "):].strip() or None
+    if not _CLASS.match(line): return None
+    return _CLASS.sub("", line).strip() or None
+
+def _start_cause(e:BaseException)->str:
+    "Spark's own reason a start failed: from the JVM's log (e.g. 'All masters are unresponsive! Giving up.') or the Java exception"
+    f = _JVM_LOG.get("file")
+    text = ""
+    if f is not None:
+        try: f.flush(); text = Path(f.name).read_text(errors="replace")
+        except OSError: pass
+    lines = text.splitlines()
+    for line in lines:   # a scheduler's stated reason first: the exception that follows is only 'stopped SparkContext'
+        if "Reason: " in line: return _cause_of(line)[:300]
+    exc = _text(e).splitlines()[1:]
+    roots = [c for line in exc if line.strip().startswith("Caused by: ") and (c := _cause_of(line))]
+    for line in exc + lines:
+        if (c := _cause_of(line)) and "stopped SparkContext" not in c:   # the top message, and the root cause when it differs
+            return (c if not roots or roots[-1] == c else f"{c} ({roots[-1]})")[:300]
+    return _first_line(e)
+
+def _text(e:BaseException)->str:
+    "`str(e)`, or '' when that fails (a py4j error's text is fetched from a JVM that may be gone)"
+    try: return str(e)
+    except Exception: return ""
+
 def _first_line(e:BaseException)->str:
-    "The first meaningful line of an exception (a Java one's message without its stack)"
-    text = str(e).strip() or type(e).__name__
-    for line in text.splitlines():
+    "The first meaningful line of an exception (a Java one's message without its class and stack)"
+    text = _text(e).strip() or type(e).__name__
+    lines = text.splitlines()
+    if lines[0].startswith("An error occurred while calling"):   # py4j's wrapper: the Java exception's own line follows
+        for line in lines[1:]:
+            if c := _cause_of(line): return c[:300]
+    for line in lines:
         line = line.strip()
         if line and not line.startswith(("at ", "JVM stacktrace", "Traceback")): return line[:300]
     return type(e).__name__
@@ -113,6 +244,20 @@ def _to_spark(spark, df:pd.DataFrame):
     df = df.assign(symbol=df["symbol"].astype(object).astype(str), date=pd.to_datetime(df["date"]).astype("datetime64[us]"))
     df.attrs = {}   # a frame's metadata (e.g. the synthetic market's crash dates) is not Spark's to carry
     return spark.createDataFrame(df)
+
+def _run_job(spark, what:str, job):
+    "`job()` on `spark`: KeyboardInterrupt (its jobs cancelled) when interrupted, even when py4j or Spark turned the interrupt into their own error; else SwbError with Spark's reason"
+    try: return job()
+    except KeyboardInterrupt:
+        _cancel_jobs(spark); raise
+    except Exception as e:
+        if _interrupted(e): _cancel_jobs(spark); raise KeyboardInterrupt from None
+        raise SwbError(f"{what} failed: {_first_line(e)}") from None
+
+def _cancel_jobs(spark)->None:
+    "Cancel `spark`'s running jobs, quietly (the JVM may be gone)"
+    try: spark.sparkContext.cancelAllJobs()
+    except Exception: pass
 
 def _session_market(feats:pd.DataFrame)->pd.DataFrame:
     "`feats` with the cross-sectional market features recomputed over all its rows, as `build_features` does over a panel"
@@ -156,9 +301,7 @@ def features_spark(
     if symbols_per_group > 1:   # whole symbols per group: each symbol's features are its own rows', the cross-section is redone below
         codes = pd.factorize(data["symbol"], sort=True)[0] // int(symbols_per_group)
         data, key = data.assign(_group=codes), "_group"
-    sdf = _to_spark(spark, data)
-    try: out = sdf.groupBy(key).applyInPandas(per_symbol, schema).toPandas()
-    except Exception as e: raise SwbError(f"Spark features failed: {_first_line(e)}") from None
+    out = _run_job(spark, "Spark features", lambda: _to_spark(spark, data).groupBy(key).applyInPandas(per_symbol, schema).toPandas())
     out = out.sort_values(["symbol", "date"], kind="stable", ignore_index=True)
     out = _session_market(out)
     return out.astype(local_empty.dtypes.to_dict())[cols]
@@ -181,8 +324,7 @@ class _SparkPredict:
             p = model.predict(g[order].assign(date=pd.to_datetime(g["date"])).reset_index(drop=True))
             return p.assign(date=pd.to_datetime(p["date"]).astype("datetime64[us]"))[cols]
 
-        try: out = _to_spark(self.spark, data).groupBy("symbol").applyInPandas(per_symbol, schema).toPandas()
-        except Exception as e: raise SwbError(f"Spark predict failed: {_first_line(e)}") from None
+        out = _run_job(self.spark, "Spark predict", lambda: _to_spark(self.spark, data).groupBy("symbol").applyInPandas(per_symbol, schema).toPandas())
         key = pd.DataFrame({"symbol": data["symbol"].astype(str).to_numpy(), "date": pd.to_datetime(data["date"]).to_numpy()})
         out = out.assign(symbol=out["symbol"].astype(str), date=pd.to_datetime(out["date"]).astype(key["date"].dtype))
         return key.merge(out, on=["symbol", "date"], how="left", validate="one_to_one")
@@ -220,6 +362,7 @@ def write_spark_table(
     from deltalake import DeltaTable, write_deltalake
     path = spark_table_path(settings, name)
     path.parent.mkdir(parents=True, exist_ok=True)
+    df = df.reset_index(drop=True)   # a filtered frame's row labels would become a stray __index_level_0__ column
     df = df.assign(symbol=df["symbol"].astype(object).astype(str), date=pd.to_datetime(df["date"]).astype("datetime64[us]"))
     first, last = df["date"].min(), df["date"].max()
     if not DeltaTable.is_deltatable(str(path)):
@@ -231,20 +374,37 @@ def write_spark_table(
     return DeltaTable(str(path)).version()
 
 # %% ../nbs/89_spark.ipynb #d219b754
+def _symbols(args)->list[str]:
+    "The checked symbols of `--symbols`, in order, without repeats; empty when not given"
+    from stock_workbench.sources import check_symbol
+    return list(dict.fromkeys(check_symbol(s) for s in (getattr(args, "symbols", None) or "").split(",") if s.strip()))
+
 def _inputs(args, settings:Settings)->tuple[pd.DataFrame, pd.DataFrame|None, int|None]:
     "The stored panel `args` asks for, the market series up to its last date, and the store version"
     from stock_workbench.market import MarketSeriesStore
-    from stock_workbench.sources import check_symbol
     from stock_workbench.store import OhlcvStore
     store = OhlcvStore.from_settings(settings)
     if store.version is None: raise SwbError(f"store {store.path} is empty: run `swb ingest` first")
-    syms = [check_symbol(s) for s in (getattr(args, "symbols", None) or "").split(",") if s.strip()] or settings.universe or None
+    syms = _symbols(args) or settings.universe or None
     mstore = MarketSeriesStore.from_settings(settings)
     if syms and (clash := sorted(set(syms) & set(mstore.symbols()))):
         raise SwbError(f"{clash[0]} is a market series: a feature of every symbol, never forecast or traded; leave it out of --symbols")
     panel = store.read(syms)
     market = mstore.read(end=panel["date"].max()) if len(panel) else None
     return panel, market, store.version
+
+def _home_inputs(args, settings:Settings)->tuple[pd.DataFrame, pd.DataFrame|None, list[str]]:
+    """The inputs of a write to the home's shared table: the default universe's panel (settings universe, else every stored symbol),
+    so that the market-wide `mkt_*` columns never depend on `--symbols` (as in `snowflake.export_frame`), and the symbols to keep"""
+    from types import SimpleNamespace
+    keep = _symbols(args)
+    universe = list(settings.universe or [])
+    if outside := [s for s in keep if universe and s not in universe]:
+        raise SwbError(f"symbol(s) {', '.join(outside)} are outside the universe the market features (mkt_*) of spark/features are computed over "
+                       f"(settings universe, {len(universe)} symbols): add them to universe, or write to a file with --output")
+    if keep: _inputs(SimpleNamespace(symbols=",".join(keep)), settings)   # the local path's refusals: a market series, an unknown symbol
+    panel, market, _ = _inputs(SimpleNamespace(symbols=""), settings)
+    return panel, market, keep
 
 def _write_output(out:Path, df:pd.DataFrame)->None:
     "`df` to a .csv or .parquet file, atomically"
@@ -257,18 +417,46 @@ def _check_output(output)->Path|None:
     if out.suffix.lower() not in (".csv", ".parquet"): raise SwbError(f"--output {out}: must end in .csv or .parquet")
     return out
 
+def _end_session()->None:
+    "End this process's Spark JVM after an interrupt, so that none outlives `swb` (its stderr goes to the JVM's log file, not the terminal)"
+    from pyspark import SparkContext
+    for m in list(_SESSION): _SESSION.pop(m)
+    _end_jvm(SparkContext._gateway)
+
+def _interruptible(fn):
+    "`fn` as a command that, when interrupted, ends the JVM and re-raises KeyboardInterrupt (`cli.main` prints its one line)"
+    import functools
+    @functools.wraps(fn)
+    def run(args, settings:Settings)->int:
+        try: return fn(args, settings)
+        except KeyboardInterrupt:
+            if "pyspark" in sys.modules: _end_session()
+            raise
+    return run
+
+@_interruptible
 def cmd_features_spark(args, settings:Settings)->int:
-    "`swb features --engine spark`: the feature table on Spark, to `--output` or (without it) the home's Delta table spark/features"
+    """`swb features --engine spark`: the feature table on Spark, to `--output` (the rows `swb features` writes for the same arguments)
+    or, without it, to the home's Delta table spark/features (computed over the default universe, then the rows of `--symbols` kept)"""
     from stock_workbench.parse import parse_day
     out = _check_output(getattr(args, "output", None))
     start = parse_day(args.start, "--start") if getattr(args, "start", None) else None
     end = parse_day(args.end, "--end") if getattr(args, "end", None) else None
+    if start is not None and end is not None and start > end: raise SwbError(f"--start {start.date()} is after --end {end.date()}")
     master = _check_master(getattr(args, "master", None) or settings.spark_master)
-    panel, market, _ = _inputs(args, settings)
+    if out is None: panel, market, keep = _home_inputs(args, settings)
+    else: (panel, market, _), keep = _inputs(args, settings), []
+    dates = panel["date"]
+    wanted = ((dates >= start) if start is not None else True) & ((dates <= end) if end is not None else True)
+    if out is None and len(panel) and not np.any(wanted):
+        raise SwbError(f"no stored prices between --start and --end (the store covers {dates.min().date()} .. {dates.max().date()}): nothing written")
+    if not np.any(wanted): panel = panel.iloc[:0]   # an empty file, as the local path writes, without starting Spark
     note(f"features on Spark ({master}) for {panel['symbol'].nunique()} symbol(s), {len(panel):,} rows ...")
     feats = features_spark(panel, market, settings, master)
+    if keep: feats = feats[feats["symbol"].isin(keep)]
     if start is not None: feats = feats[feats["date"] >= start]
     if end is not None: feats = feats[feats["date"] <= end]
+    feats = feats.reset_index(drop=True)
     if out is not None: _write_output(out, feats); where = str(out)
     else:
         if not len(feats): raise SwbError("no feature rows between --start and --end: nothing written")
@@ -276,6 +464,7 @@ def cmd_features_spark(args, settings:Settings)->int:
     print(f"wrote {len(feats):,} rows x {feats.shape[1] - 3} features for {feats['symbol'].nunique()} symbol(s) to {where} (Spark {master})")
     return 0
 
+@_interruptible
 def cmd_predict_spark(args, settings:Settings)->int:
     "`swb predict --engine spark`: the champion's forecasts on Spark, to `--output` or (without it) the home's Delta table spark/predictions"
     import json, warnings
@@ -292,6 +481,8 @@ def cmd_predict_spark(args, settings:Settings)->int:
     else: (model, version), level = load_forecaster(settings, args.model), 0
     panel, market, _ = _inputs(args, settings)
     day = parse_day(args.date, "--date") if getattr(args, "date", None) else None
+    if day is not None and len(panel) and not (panel["date"] == day).any():   # before Spark starts: the message `forecast_with` gives
+        raise SwbError(f"no stored data on {day.date()} (the store covers {panel['date'].min().date()} .. {panel['date'].max().date()})")
     spark = spark_session(settings, master)
     note(f"features and forecasts on Spark ({master}) for {panel['symbol'].nunique()} symbol(s) ...")
     feats = features_spark(panel, market, spark=spark)

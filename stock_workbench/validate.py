@@ -6,7 +6,7 @@ Docs: https://stock-workbench.github.io/stock_workbench/validate.html.md"""
 
 # %% ../nbs/20_validate.ipynb #9967ff39
 from __future__ import annotations
-import functools, json, logging, os
+import functools, json, logging, os, warnings
 from datetime import date
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +86,8 @@ def add_check_columns(
 
 # %% ../nbs/20_validate.ipynb #6b8edaa0
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # never phone home
+# GX imports pyspark when it is installed (the spark extra): its pandas-3 notice is not about validation
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning, module=r"pyspark\.")
 
 @functools.lru_cache(maxsize=1)
 def gx_batch_definition():
