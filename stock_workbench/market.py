@@ -105,7 +105,8 @@ def validate_market(
     suite_name:str="market_series",
 )->ValidationReport:              # `.success`; failures name the check and a few offending rows (1-based rows of `df`)
     "Run the market-series suite on `df`"
-    import great_expectations as gx
+    from stock_workbench.validate import import_gx
+    gx = import_gx()   # without pyspark: see `validate.import_gx`
     from stock_workbench.validate import gx_batch_definition   # one in-memory GX context per process, shared with the prices
     settings = settings or Settings()
     spec = load_suite_json(suite_name, settings)

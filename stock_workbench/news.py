@@ -446,7 +446,8 @@ def validate_news(
     "Run the news suite on a batch"
     import warnings
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)  # GX imports pyspark when installed
-    import great_expectations as gx
+    from stock_workbench.validate import import_gx
+    gx = import_gx()   # without pyspark: see `validate.import_gx`
     settings = settings or Settings()
     spec = load_suite_json(suite_name, settings)
     data = df.reset_index(drop=True)

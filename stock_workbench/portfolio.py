@@ -325,7 +325,8 @@ def validate_positions(
     where:str="",           # the file's name, so rows read `row 3 of positions.csv`
 ):                          # a `validate.ValidationReport`
     "Run the positions suite; every failed check with its count and first offending rows"
-    import great_expectations as gx
+    from stock_workbench.validate import import_gx
+    gx = import_gx()   # without pyspark: see `validate.import_gx`
     from stock_workbench.validate import ValidationReport, _fmt, gx_batch_definition, load_suite_json
     spec = load_suite_json("positions", settings)
     data = position_check_columns(df.reset_index(drop=True))

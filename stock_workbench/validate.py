@@ -17,9 +17,9 @@ from .sessions import exchange_sessions
 
 # %% auto #0
 __all__ = ['SPLIT_RATIOS', 'SPLIT_TOL', 'SPLIT_CHECK', 'CONTEXT_CHECKS', 'expectations_dir', 'load_suite_json',
-           'parse_allowed_jumps', 'add_check_columns', 'gx_batch_definition', 'ValidationReport', 'ValidationFailed',
-           'match_split', 'split_sized', 'validate_ohlcv', 'require_valid', 'boundary_failures', 'decimals',
-           'same_at_precision', 'restatement_failures', 'write_quality', 'read_quality']
+           'parse_allowed_jumps', 'add_check_columns', 'import_gx', 'gx_batch_definition', 'ValidationReport',
+           'ValidationFailed', 'match_split', 'split_sized', 'validate_ohlcv', 'require_valid', 'boundary_failures',
+           'decimals', 'same_at_precision', 'restatement_failures', 'write_quality', 'read_quality']
 
 # %% ../nbs/20_validate.ipynb #c7f33d91
 import stock_workbench
@@ -89,10 +89,25 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # never phone home
 # GX imports pyspark when it is installed (the spark extra): its pandas-3 notice is not about validation
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning, module=r"pyspark\.")
 
+def import_gx():
+    "The `great_expectations` module, imported (the first time) without pyspark, which validation never uses"
+    # GX imports pyspark and pyspark.sql.connect when installed (the spark extra); the latter calls sys.exit(0) in a process whose
+    # __main__ has neither __spec__ nor __file__ (a pytest-xdist worker, `python -c`), and costs ~1 s anyway. Hidden only while GX loads.
+    import sys
+    if "great_expectations" not in sys.modules:
+        hidden = [m for m in ("pyspark", "pyspark.sql.connect") if m not in sys.modules][:1]   # Spark already loaded: only its connect part
+        for m in hidden: sys.modules[m] = None
+        try: import great_expectations
+        finally:
+            for m in hidden:
+                if sys.modules.get(m, 0) is None: del sys.modules[m]
+    import great_expectations
+    return great_expectations
+
 @functools.lru_cache(maxsize=1)
 def gx_batch_definition():
     "An in-memory GX context with one pandas dataframe asset"
-    import great_expectations as gx
+    gx = import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     ctx = gx.get_context(mode="ephemeral")
@@ -229,7 +244,7 @@ def validate_ohlcv(
     unadjusted:set|None=None,     # symbols with unadjusted prices (default: `df.attrs["unadjusted"]`); shapes the jump notes
 )->ValidationReport:
     "Run the suite on `df` and report every failed check with a few offending rows"
-    import great_expectations as gx
+    gx = import_gx()
     settings = settings or Settings()
     unadjusted = set(df.attrs.get("unadjusted", []) if unadjusted is None else unadjusted)
     spec = load_suite_json(suite_name, settings)
