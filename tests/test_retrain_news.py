@@ -101,4 +101,4 @@ def test_retrain_without_the_news_store_is_one_line(home):
     from stock_workbench import registry as reg
     assert reg.alias_version(Settings(home=home, env={}), "challenger") is None   # nothing registered
     r = swb("run", "retrain", "-p", "model=gbm", "-p", "features=news", env=_env(home))
-    assert r.returncode == 1 and "-p features='news': expected champion" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.returncode == 1 and "-p features=news: must be champion, base or base+news" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
