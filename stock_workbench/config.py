@@ -12,8 +12,9 @@ from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'CHOICES', 'SETTING_RULES', 'SECRET_SETTINGS', 'INTERRUPT_STATE', 'SwbError', 'SwbWarning', 'swb_home',
-           'Settings', 'settings_horizons', 'environment_fault', 'check_writable', 'interrupts_held']
+__all__ = ['DEFAULTS', 'CHOICES', 'SNOWFLAKE_TABLE_NAME', 'SETTING_RULES', 'SECRET_SETTINGS', 'INTERRUPT_STATE', 'SwbError',
+           'SwbWarning', 'swb_home', 'Settings', 'settings_horizons', 'environment_fault', 'check_writable',
+           'interrupts_held']
 
 # %% ../nbs/00_config.ipynb #14aa6f92
 class SwbError(Exception):
@@ -285,6 +286,13 @@ CHOICES = dict(
     retrain_cadence=("daily", "weekly", "monthly"),
 )
 
+SNOWFLAKE_TABLE_NAME = re.compile(r'(?:(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")\.){0,2}(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")')   # T or DB.SCHEMA.T, each part a plain or "quoted" identifier
+
+def _file_in_home(v:str)->bool:
+    "Empty, or a file path relative to the home (not absolute, no ~, not above the home)"
+    v = v.strip()
+    return not v or not (Path(v).is_absolute() or v.startswith("~") or os.path.normpath(v).startswith(".."))
+
 SETTING_RULES = {
     "symbols": _symbols,
     "synthetic_symbols": _whole(1, 100_000, "of symbols"),
@@ -294,8 +302,7 @@ SETTING_RULES = {
     "exchange": _exchange,
     "yahoo_start": _rule(_day, "a date YYYY-MM-DD"),
     "yahoo_base_url": _url("http", "https"),
-    "snowflake_table": _rule(lambda v: re.fullmatch(r'(?:(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")\.){0,2}(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")', v.strip()),
-                             "a table name T or DB.SCHEMA.T"),
+    "snowflake_table": _rule(lambda v: SNOWFLAKE_TABLE_NAME.fullmatch(v.strip()), "a table name T or DB.SCHEMA.T"),
     "snowflake_connection": _rule(lambda v: not v.strip() or _name(v), "empty or a connection name of connections.toml"),
     "snowflake_local_testing": _rule(lambda v: isinstance(v, bool), "true or false"),
     "store_dir": _folder_in_home(),
@@ -377,10 +384,8 @@ SETTING_RULES = {
     "portfolio_copula": _choice("t", "gaussian", fold=True),
     "portfolio_t_df": _rule(lambda v: math.isfinite(v) and v > 2, "a number of degrees of freedom above 2"),
     "news_sources": _rule(lambda v: all(_name(s) for s in v.split(",")), "comma-separated source names (letters, digits, _ . -)"),
-    "news_symbol_map": _rule(lambda v: not v.strip() or not (Path(v.strip()).is_absolute() or v.strip().startswith("~") or os.path.normpath(v.strip()).startswith("..")),
-                             "empty or a CSV file relative to the home"),
-    "news_sites": _rule(lambda v: not v.strip() or not (Path(v.strip()).is_absolute() or v.strip().startswith("~") or os.path.normpath(v.strip()).startswith("..")),
-                        "empty or a TOML file relative to the home"),
+    "news_symbol_map": _rule(_file_in_home, "empty or a CSV file relative to the home"),
+    "news_sites": _rule(_file_in_home, "empty or a TOML file relative to the home"),
     "news_crawl_delay_s": _non_negative("of seconds"),
     "news_languages": _rule(lambda v: all(re.fullmatch(r"[a-z]{2}", s.strip()) for s in v.split(",")), "comma-separated ISO 639-1 codes, e.g. en,de"),
     "news_half_life_sessions": _positive("of sessions"),
@@ -391,8 +396,7 @@ SETTING_RULES = {
     "spark_master": _rule(lambda v: re.fullmatch(r"local(\[(\*|[1-9]\d*)(,\d+)?\])?|local-cluster\[[1-9]\d*,[1-9]\d*,[1-9]\d*\]"
                                                  r"|spark://(\[[0-9A-Fa-f:]+\]|[^\s:/,\[\]]+):\d+(,(\[[0-9A-Fa-f:]+\]|[^\s:/,\[\]]+):\d+)*|k8s://\S+|yarn", v.strip()),
                           "a Spark master URL: local, local[N] (N >= 1), local[*], local-cluster[N,C,MB], spark://host:port, k8s://https://host:port, yarn"),
-    "eod_snowflake_table": _rule(lambda v: not v.strip() or re.fullmatch(r'(?:(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")\.){0,2}(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")', v.strip()),
-                                 "empty or a table name T or DB.SCHEMA.T"),
+    "eod_snowflake_table": _rule(lambda v: not v.strip() or SNOWFLAKE_TABLE_NAME.fullmatch(v.strip()), "empty or a table name T or DB.SCHEMA.T"),
 }
 
 SECRET_SETTINGS = ("alert_webhook_url", "ab_hash_key", "news_hash_key")   # never shown; credentials in other URLs are masked

@@ -8,7 +8,7 @@ Docs: https://stock-workbench.github.io/stock_workbench/snowflake.html.md"""
 from __future__ import annotations
 import datetime as dt, functools, json, os, re
 import pandas as pd
-from .config import Settings, SwbError
+from .config import SNOWFLAKE_TABLE_NAME, Settings, SwbError
 from .sources import OHLCV_COLUMNS, check_symbol, to_canonical
 
 # %% auto #0
@@ -101,7 +101,7 @@ def load_snowflake(
     return to_canonical(pdf.rename(columns=str.lower), where=f"snowflake table {table}", exchange=settings.exchange)
 
 # %% ../nbs/13_snowflake.ipynb #0e3b8877
-_TABLE_NAME = re.compile(r'(?:(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")\.){0,2}(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")')
+_TABLE_NAME = SNOWFLAKE_TABLE_NAME   # the settings check's rule: one definition
 EXPORT_KEYS = {"ohlcv": ["SYMBOL", "DATE"], "features": ["SYMBOL", "DATE"],
                "predictions": ["SYMBOL", "DATE", "HORIZON", "MODEL_VERSION", "MODEL_ID"]}
 
